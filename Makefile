@@ -1,0 +1,32 @@
+# datasync -- PGXS build
+#
+#   make && make install          build and install into the server found by pg_config
+#   make installcheck             pg_regress (own temporary server) and the TAP tests
+#
+MODULE_big = datasync
+EXTENSION = datasync
+OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
+DATA = $(wildcard sql/datasync--*.sql)
+PGFILEDESC = "datasync - keep a target in sync with tables of this database"
+
+PG_CPPFLAGS = -I$(libpq_srcdir) -Isrc
+SHLIB_LINK_INTERNAL = $(libpq)
+
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(filter-out sql/datasync--%,$(wildcard sql/*.sql))))
+REGRESS_OPTS = --inputdir=. --temp-config=test/regress.conf --temp-instance=tmp_regress --load-extension=datasync
+
+TAP_TESTS = 1
+PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
+PROVE_FLAGS = -I ./test/perl
+
+EXTRA_CLEAN = tmp_check tmp_regress results regression.diffs regression.out log
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# Warnings are errors in CI (make WERROR=1)
+ifdef WERROR
+override CFLAGS += -Werror
+endif
+override CFLAGS += -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
