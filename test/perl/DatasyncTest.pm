@@ -1,0 +1,287 @@
+# Helpers for datasync's TAP tests (test/t/*.pl); documentation below (perldoc).
+
+=pod
+
+=head1 NAME
+
+DatasyncTest - helpers for datasync's TAP tests
+
+=head1 SYNOPSIS
+
+  use strict;
+  use warnings;
+  use PostgreSQL::Test::Cluster;
+  use PostgreSQL::Test::Utils;
+  use Test::More;
+  use DatasyncTest;    # exports everything below
+
+  my $src = source_node('src');          # datasync preloaded, extension created
+  my $tgt = target_node('tgt');          # plain server
+  my $dsn = target_dsn($tgt);
+
+  $src->safe_psql('postgres', "SELECT datasync.create_target('t', '$dsn')");
+  ...
+  wait_for_sync($src, 'p1', 30);         # dies with datasync.status on timeout
+  compare_tables($src, $tgt, 'public.items', 'id');
+  compare_hash($src, $tgt, 'public.big');
+
+  done_testing();
+
+The Makefile runs the tests with C<prove -I ./test/perl>, so C<use DatasyncTest>
+just works.  All SQL runs in database C<postgres> (C<$DatasyncTest::DBNAME>).
+
+=head1 FUNCTIONS
+
+All are exported by default.
+
+=cut
+
+package DatasyncTest;
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+our @EXPORT = qw(source_node target_node target_dsn wait_for_sync
+  compare_tables table_hash compare_hash);
+
+# Database that the helpers use on every node.
+our $DBNAME = 'postgres';
+
+# compare_tables() shows both results in full (is()) only up to this many rows.
+our $MAX_IS_ROWS = 50;
+
+# Quote a value for postgresql.conf, unless it is quoted already.
+sub _conf_value
+{
+	my ($v) = @_;
+	return $v if $v =~ /^'.*'$/s;
+	$v =~ s/'/''/g;
+	return "'$v'";
+}
+
+# Quote a value for a libpq conninfo string if it needs it.
+sub _conninfo_value
+{
+	my ($v) = @_;
+	return $v if $v =~ /^[^\s'\\]+$/;
+	$v =~ s/([\\'])/\\$1/g;
+	return "'$v'";
+}
+
+# Quote a string as an SQL literal.
+sub _sql_literal
+{
+	my ($v) = @_;
+	$v =~ s/'/''/g;
+	return "'$v'";
+}
+
+=pod
+
+=over
+
+=item source_node($name, %extra_conf)
+
+A new node set up for logical decoding with datasync preloaded
+(C<shared_preload_libraries>, C<wal_level = logical>, 20 slots, WAL senders and
+worker processes, C<datasync.database = 'postgres'>, C<log_min_messages = info>),
+plus any C<< key => value >> from C<%extra_conf> (values are quoted for you
+unless already in single quotes; they come last, so they override).  The node
+is started and C<CREATE EXTENSION datasync> has run in database C<postgres>.
+Note that C<< init(allows_streaming => 'logical') >> sets C<max_connections = 10>
+and C<shared_buffers = 1MB>; pass e.g. C<< max_connections => 50 >> to change that.
+Returns the node.
+
+=cut
+
+sub source_node
+{
+	my ($name, %extra_conf) = @_;
+
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(allows_streaming => 'logical');
+
+	my @conf = (
+		"shared_preload_libraries = 'datasync'",
+		"wal_level = logical",
+		"max_replication_slots = 20",
+		"max_wal_senders = 20",
+		"max_worker_processes = 20",
+		"datasync.database = " . _conf_value($DBNAME),
+		"log_min_messages = info");
+	push @conf, "$_ = " . _conf_value($extra_conf{$_})
+	  for sort keys %extra_conf;
+	$node->append_conf('postgresql.conf', join("\n", @conf));
+
+	$node->start;
+	$node->safe_psql($DBNAME, 'CREATE EXTENSION datasync');
+	return $node;
+}
+
+=pod
+
+=item target_node($name)
+
+A new plain node (no datasync), initialised and started.  Returns the node.
+
+=cut
+
+sub target_node
+{
+	my ($name) = @_;
+
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->start;
+	return $node;
+}
+
+=pod
+
+=item target_dsn($node)
+
+A libpq conninfo string for C<$node>:
+C<host=E<lt>socket dirE<gt> port=E<lt>portE<gt> dbname=postgres>.
+
+=cut
+
+sub target_dsn
+{
+	my ($node) = @_;
+	return join(' ',
+		'host=' . _conninfo_value($node->host),
+		'port=' . _conninfo_value($node->port),
+		'dbname=' . _conninfo_value($DBNAME));
+}
+
+=pod
+
+=item wait_for_sync($src, $pipeline, $timeout_s)
+
+Runs C<SELECT datasync.wait_for_sync('$pipeline', '$timeout_s seconds')> on
+C<$src>.  Returns true when it does; if it returns false, dies with the rows
+of C<datasync.status>.  C<$timeout_s> defaults to the TAP default timeout
+(C<PG_TEST_TIMEOUT_DEFAULT>, 180 s).
+
+=cut
+
+sub wait_for_sync
+{
+	my ($src, $pipeline, $timeout_s) = @_;
+	$timeout_s //= $PostgreSQL::Test::Utils::timeout_default;
+
+	my $sql = sprintf("SELECT datasync.wait_for_sync(%s, %s)",
+		_sql_literal($pipeline), _sql_literal("$timeout_s seconds"));
+	# psql gets a margin over the server-side timeout before it gives up.
+	my $res = $src->safe_psql($DBNAME, $sql, timeout => $timeout_s + 60);
+	return 1 if $res eq 't';
+
+	my $status = eval {
+		$src->safe_psql($DBNAME, 'SELECT * FROM datasync.status',
+			extra_params => [ '-P', 'format=aligned', '-P', 'tuples_only=off', '-x' ]);
+	};
+	$status = "(could not read datasync.status: $@)" unless defined $status;
+	die "datasync.wait_for_sync('$pipeline') returned '$res' after ${timeout_s}s;"
+	  . " datasync.status:\n$status\n";
+}
+
+=pod
+
+=item compare_tables($src, $tgt, $table, $order_by)
+
+Fetches C<SELECT * FROM $table ORDER BY $order_by> from both nodes and checks
+with C<is()> that the target has the same rows as the source; returns the
+result of C<is()>.  C<$table> may be C<[$src_table, $tgt_table]> when the names
+differ.  On a mismatch, the row counts and the first differing row are shown
+(results over C<$DatasyncTest::MAX_IS_ROWS> = 50 rows are checked with C<ok()>
+so that they are not printed in full).
+
+=cut
+
+sub compare_tables
+{
+	my ($src, $tgt, $table, $order_by) = @_;
+	my ($st, $tt) = ref $table eq 'ARRAY' ? @$table : ($table, $table);
+
+	my $want = $src->safe_psql($DBNAME, "SELECT * FROM $st ORDER BY $order_by");
+	my $got  = $tgt->safe_psql($DBNAME, "SELECT * FROM $tt ORDER BY $order_by");
+
+	my @w = $want eq '' ? () : split /\n/, $want, -1;
+	my @g = $got eq ''  ? () : split /\n/, $got,  -1;
+	my $name = sprintf('%s: target has the same %d row(s) as source', $tt, scalar @w);
+
+	# Report failures at the caller's line.  is() prints both results in full,
+	# so past $MAX_IS_ROWS rows use ok() and rely on the diagnostic below.
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $ok = (@w <= $MAX_IS_ROWS && @g <= $MAX_IS_ROWS)
+	  ? is($got, $want, $name)
+	  : ok($got eq $want, $name);
+	unless ($ok)
+	{
+		my $i = 0;
+		$i++ while $i < @w && $i < @g && $w[$i] eq $g[$i];
+		diag(sprintf("source %s: %d rows, target %s: %d rows; first difference at row %d:\n"
+			  . "  source: %s\n  target: %s",
+			$st, scalar @w, $tt, scalar @g, $i + 1,
+			$w[$i] // '(no row)', $g[$i] // '(no row)'));
+	}
+	return $ok;
+}
+
+=pod
+
+=item table_hash($node, $table)
+
+C<md5(string_agg(t::text, '|' ORDER BY t::text))> over all rows of C<$table>
+on C<$node> (the md5 of the empty string for an empty table).  Cheap way to
+compare big tables; both tables must have the same column types and order.
+
+=cut
+
+sub table_hash
+{
+	my ($node, $table) = @_;
+	return $node->safe_psql($DBNAME,
+		    "SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY t::text COLLATE \"C\")), md5(''))"
+		  . " FROM $table AS t");
+}
+
+=pod
+
+=item compare_hash($src, $tgt, $table)
+
+Checks with C<is()> that C<table_hash> is the same on both nodes; returns the
+result.  C<$table> may be C<[$src_table, $tgt_table]>.  On a mismatch, the row
+counts are shown.
+
+=cut
+
+sub compare_hash
+{
+	my ($src, $tgt, $table) = @_;
+	my ($st, $tt) = ref $table eq 'ARRAY' ? @$table : ($table, $table);
+
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $ok = is(table_hash($tgt, $tt), table_hash($src, $st),
+		"$tt: target rows hash the same as source");
+	unless ($ok)
+	{
+		diag(sprintf("row counts: source %s: %s, target %s: %s",
+			$st, $src->safe_psql($DBNAME, "SELECT count(*) FROM $st"),
+			$tt, $tgt->safe_psql($DBNAME, "SELECT count(*) FROM $tt")));
+	}
+	return $ok;
+}
+
+=pod
+
+=back
+
+=cut
+
+1;
