@@ -17,7 +17,6 @@ REGRESS_OPTS = --inputdir=. --temp-config=test/regress.conf --temp-instance=tmp_
 
 TAP_TESTS = 1
 PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
-PROVE_FLAGS = -I ./test/perl
 
 EXTRA_CLEAN = tmp_check tmp_regress results regression.diffs regression.out log
 
@@ -25,8 +24,11 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS resets PROVE_FLAGS: set it after the include
+PROVE_FLAGS = -I ./test/perl
+
 # Warnings are errors in CI (make WERROR=1)
 ifdef WERROR
 override CFLAGS += -Werror
 endif
-override CFLAGS += -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
+override CFLAGS += -Wextra -Wno-unused-parameter -Wno-missing-field-initializers

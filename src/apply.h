@@ -1,0 +1,105 @@
+/*-------------------------------------------------------------------------
+ *
+ * apply.h
+ *		The apply-target interface, and the change and relation structs
+ *		that flow from the decoder to a target.
+ *
+ * Copyright (c) 2026, datasync developers
+ *
+ * IDENTIFICATION
+ *		src/apply.h
+ *
+ * NOTES
+ *		Data flows stream -> decode -> decide -> apply.  A target is a
+ *		table of function pointers; apply_pg.c implements it over libpq.
+ *		Batching (which source transactions share a target transaction)
+ *		and retries sit above it in worker.c, conflict decisions in
+ *		decide.c, so an HTTP target only has to implement this table.
+ *
+ *		Every target call may raise an ERROR; the worker then throws the
+ *		target away (close) and starts over from the last committed
+ *		progress.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DATASYNC_APPLY_H
+#define DATASYNC_APPLY_H
+
+#include "access/xlogdefs.h"
+#include "nodes/bitmapset.h"
+#include "nodes/pg_list.h"
+#include "replication/logicalproto.h"
+
+#include "catalog.h"
+
+/*
+ * A source relation as the stream described it, plus where it goes.
+ * Built from each RELATION message (relmap.c); lives in the worker's
+ * long-lived context.
+ */
+typedef struct DsRelation
+{
+	LogicalRepRelId remoteid;	/* source relation oid (hash key) */
+	char	   *nspname;
+	char	   *relname;
+	int			natts;
+	char	  **attnames;
+	Oid		   *atttyps;
+	bool	   *attcast;		/* compare as text: the type has no equality */
+	int			nkeys;			/* key columns: primary key / replica identity */
+	int		   *keyatts;		/* their positions in attnames */
+	bool		full_identity;	/* REPLICA IDENTITY FULL without a key */
+	char	   *target_qname;	/* quoted, schema-qualified target table */
+	bool		in_pipeline;	/* false: changes are skipped */
+	XLogRecPtr	sync_lsn;		/* skip transactions committed before this
+								 * (they are in the table's copy) */
+	uint32		version;		/* bumped on every RELATION message */
+	void	   *target_private; /* the target's per-relation state */
+} DsRelation;
+
+typedef enum DsChangeKind
+{
+	DS_CHANGE_INSERT,
+	DS_CHANGE_UPDATE,
+	DS_CHANGE_DELETE
+} DsChangeKind;
+
+/* one row change, as decoded from the stream */
+typedef struct DsChange
+{
+	DsChangeKind kind;
+	DsRelation *rel;
+	LogicalRepTupleData *oldtup;	/* key or full old row; NULL if none sent */
+	LogicalRepTupleData *newtup;	/* INSERT and UPDATE */
+} DsChange;
+
+typedef struct DsApplyTarget DsApplyTarget;
+
+struct DsApplyTarget
+{
+	/* open the connection; read what was applied: stream LSN, table LSNs */
+	void		(*connect) (DsApplyTarget *t);
+	/* progress of this pipeline incarnation; InvalidXLogRecPtr if none */
+	XLogRecPtr	(*read_progress) (DsApplyTarget *t, Oid relid);
+	/* start a target transaction (a batch) */
+	void		(*begin) (DsApplyTarget *t);
+	void		(*apply) (DsApplyTarget *t, DsChange *change);
+	void		(*truncate) (DsApplyTarget *t, List *rels, bool cascade,
+							 bool restart_seqs);
+	/* make the batch durable together with its progress, then return */
+	void		(*commit) (DsApplyTarget *t, XLogRecPtr end_lsn);
+	/* initial copy of a table: replace its rows with the COPY data */
+	void		(*copy_begin) (DsApplyTarget *t, const char *target_qname,
+							   List *colnames);
+	void		(*copy_data) (DsApplyTarget *t, const char *buf, int len);
+	void		(*copy_end) (DsApplyTarget *t, Oid relid, XLogRecPtr lsn);
+	/* read results that arrived, without waiting */
+	void		(*poll) (DsApplyTarget *t);
+	void		(*close) (DsApplyTarget *t);
+
+	DsPipelineConfig *cfg;
+};
+
+extern DsApplyTarget *ds_apply_pg_create(DsPipelineConfig *cfg);
+
+#endif							/* DATASYNC_APPLY_H */

@@ -1,0 +1,896 @@
+/*-------------------------------------------------------------------------
+ *
+ * apply_pg.c
+ *		The PostgreSQL target: batched, pipelined apply over libpq.
+ *
+ * Copyright (c) 2026, datasync developers
+ *
+ * IDENTIFICATION
+ *		src/apply_pg.c
+ *
+ * NOTES
+ *		One connection per pipeline, in non-blocking and (while a batch is
+ *		open) pipeline mode.  Statements are prepared once per relation
+ *		version and sent without waiting for their results; a batch ends
+ *		with the progress row, COMMIT and a Sync, and commit() returns once
+ *		the target confirmed all of it.  The first error result raises an
+ *		ERROR carrying the target's SQLSTATE; the worker then closes this
+ *		target and starts over from the committed progress, so nothing here
+ *		has to undo a half-sent batch.
+ *
+ *		Progress lives on the target in public.datasync_progress, one row
+ *		per (pipeline, relid): relid 0 is the stream (end LSN of the last
+ *		applied source transaction), other rows the LSN of a table's copy.
+ *		Rows of an older pipeline of the same name carry another
+ *		incarnation and are ignored.
+ *
+ *		Changes are applied as "source wins": an INSERT or full UPDATE is
+ *		an upsert on the key, a DELETE of a missing row deletes nothing.
+ *		The session runs with session_replication_role = replica when the
+ *		target role may set it, so ordinary triggers and foreign keys do
+ *		not fire (as with native logical replication) and ENABLE ALWAYS
+ *		triggers do.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "datasync.h"
+
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+#include "utils/pg_lsn.h"
+
+#include "apply.h"
+#include "pgconn.h"
+
+typedef struct PgUpdateVariant
+{
+	char	   *mask;			/* '1' for each column the UPDATE sets */
+	char		name[NAMEDATALEN];
+} PgUpdateVariant;
+
+/* per-relation statements; reset when the relation's version changes */
+typedef struct PgRel
+{
+	uint32		version;
+	int			conn_gen;
+	bool		have_upsert;
+	bool		have_delete;
+	char		upsert_name[NAMEDATALEN];
+	char		delete_name[NAMEDATALEN];
+	List	   *updates;		/* of PgUpdateVariant */
+} PgRel;
+
+typedef struct PgTarget
+{
+	DsApplyTarget base;
+	PGconn	   *conn;
+	int			conn_gen;		/* bumped on every connect */
+	bool		in_pipeline;
+	bool		in_xact;
+	bool		in_copy;
+	bool		have_progress_stmt;
+	int			pending;		/* commands whose result has not come */
+	int			syncs;			/* Syncs whose result has not come */
+	/* what each pending command was about, oldest first (for errors) */
+	const char **what;
+	int			what_cap;
+	int			what_head;
+	MemoryContext cxt;
+	char		incarnation[32];
+} PgTarget;
+
+static const char *
+pop_what(PgTarget *pt)
+{
+	const char *w;
+
+	if (pt->pending <= 0)
+		return "a command";
+	w = pt->what[pt->what_head];
+	pt->what_head = (pt->what_head + 1) % pt->what_cap;
+	return w;
+}
+
+static void
+push_what(PgTarget *pt, const char *what)
+{
+	/* pending was already incremented by the caller */
+	if (pt->pending > pt->what_cap)
+	{
+		int			newcap = pt->what_cap * 2;
+		const char **n = MemoryContextAlloc(pt->cxt, sizeof(char *) * newcap);
+		int			i;
+
+		for (i = 0; i < pt->pending - 1; i++)
+			n[i] = pt->what[(pt->what_head + i) % pt->what_cap];
+		pfree(pt->what);
+		pt->what = n;
+		pt->what_cap = newcap;
+		pt->what_head = 0;
+	}
+	pt->what[(pt->what_head + pt->pending - 1) % pt->what_cap] = what;
+}
+
+/*
+ * Read every result that has arrived, without waiting.  An error result
+ * raises an ERROR naming what the command was about.
+ */
+static void
+drain(PgTarget *pt)
+{
+	int			nulls = 0;
+
+	if (PQconsumeInput(pt->conn) == 0)
+		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "receiving results");
+
+	while (pt->pending > 0 || pt->syncs > 0)
+	{
+		PGresult   *res;
+
+		if (PQisBusy(pt->conn))
+			break;
+		res = PQgetResult(pt->conn);
+		if (res == NULL)
+		{
+			/* end of one command's results; two in a row: nothing more */
+			if (++nulls > 1)
+				break;
+			continue;
+		}
+		nulls = 0;
+		switch (PQresultStatus(res))
+		{
+			case PGRES_PIPELINE_SYNC:
+				pt->syncs--;
+				PQclear(res);
+				break;
+			case PGRES_COMMAND_OK:
+			case PGRES_TUPLES_OK:
+				pop_what(pt);
+				pt->pending--;
+				PQclear(res);
+				break;
+			default:
+				{
+					char		what[NAMEDATALEN * 3];
+
+					strlcpy(what, pop_what(pt), sizeof(what));
+					pt->pending--;
+					ds_pq_report(pt->conn, res, DS_CONN_TARGET, what);
+				}
+		}
+	}
+}
+
+/* Flush what was queued, reading results meanwhile so neither side stalls. */
+static void
+flush_and_drain(PgTarget *pt)
+{
+	for (;;)
+	{
+		int			rc = PQflush(pt->conn);
+
+		if (rc == 0)
+			break;
+		if (rc < 0)
+			ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "sending");
+		ds_pq_wait(pt->conn, WL_SOCKET_WRITEABLE | WL_SOCKET_READABLE, -1);
+		drain(pt);
+	}
+	drain(pt);
+}
+
+/* Wait until every command sent so far has its result. */
+static void
+wait_all(PgTarget *pt)
+{
+	flush_and_drain(pt);
+	while (pt->pending > 0 || pt->syncs > 0)
+	{
+		ds_pq_wait(pt->conn, WL_SOCKET_READABLE, -1);
+		drain(pt);
+	}
+}
+
+static void
+sent(PgTarget *pt, int ok, const char *what)
+{
+	if (!ok)
+		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, what);
+	pt->pending++;
+	push_what(pt, what);
+	flush_and_drain(pt);
+}
+
+static void
+send_sql(PgTarget *pt, const char *sql, const char *what)
+{
+	sent(pt, PQsendQueryParams(pt->conn, sql, 0, NULL, NULL, NULL, NULL, 0), what);
+}
+
+static void
+send_prepare(PgTarget *pt, const char *name, const char *sql, const char *what)
+{
+	sent(pt, PQsendPrepare(pt->conn, name, sql, 0, NULL), what);
+}
+
+static void
+send_exec(PgTarget *pt, const char *name, int n, const char *const *values,
+		  const char *what)
+{
+	sent(pt, PQsendQueryPrepared(pt->conn, name, n, values, NULL, NULL, 0), what);
+}
+
+static void
+enter_pipeline(PgTarget *pt)
+{
+	if (pt->in_pipeline)
+		return;
+	if (!PQenterPipelineMode(pt->conn))
+		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "entering pipeline mode");
+	pt->in_pipeline = true;
+}
+
+static void
+leave_pipeline(PgTarget *pt)
+{
+	if (!pt->in_pipeline)
+		return;
+	if (!PQpipelineSync(pt->conn))
+		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "sending a sync");
+	pt->syncs++;
+	wait_all(pt);
+	if (!PQexitPipelineMode(pt->conn))
+		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "leaving pipeline mode");
+	pt->in_pipeline = false;
+}
+
+/* ---------------------------------------------------------------------
+ * Connection and progress
+ * ---------------------------------------------------------------------
+ */
+static void
+pg_connect(DsApplyTarget *t)
+{
+	PgTarget   *pt = (PgTarget *) t;
+	DsPipelineConfig *cfg = t->cfg;
+	char	   *password = NULL;
+	char		appname[NAMEDATALEN];
+	PGresult   *res;
+
+	if (cfg->password_env)
+	{
+		password = getenv(cfg->password_env);
+		if (password == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PASSWORD),
+					 errmsg("environment variable \"%s\" named by target \"%s\" is not set in the server's environment",
+							cfg->password_env, cfg->target_name)));
+	}
+	snprintf(appname, sizeof(appname), "datasync %s", cfg->name);
+	pt->conn = ds_pq_connect(cfg->dsn, password, false, appname, DS_CONN_TARGET);
+	pt->conn_gen++;
+	pt->in_pipeline = pt->in_xact = pt->in_copy = false;
+	pt->have_progress_stmt = false;
+	pt->pending = pt->syncs = 0;
+	pt->what_head = 0;
+
+	/* replica role: no ordinary triggers, no FK checks; optional */
+	if (!PQsendQuery(pt->conn, "SET session_replication_role = replica"))
+		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "setting up the session");
+	ds_pq_flush(pt->conn, DS_CONN_TARGET);
+	while ((res = ds_pq_get_result(pt->conn, DS_CONN_TARGET)) != NULL)
+	{
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			ereport(DEBUG1,
+					(errmsg_internal("datasync: target role of pipeline \"%s\" cannot set session_replication_role: %s",
+									 cfg->name, PQresultErrorMessage(res))));
+		PQclear(res);
+	}
+
+	/* the progress table */
+	res = ds_pq_exec(pt->conn, "SELECT pg_catalog.to_regclass('" DATASYNC_PROGRESS_TABLE "') IS NULL",
+					 DS_CONN_TARGET);
+	if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+		ds_pq_exec_ok(pt->conn,
+					  "CREATE TABLE IF NOT EXISTS " DATASYNC_PROGRESS_TABLE " ("
+					  " pipeline text NOT NULL,"
+					  " relid oid NOT NULL,"
+					  " incarnation bigint NOT NULL,"
+					  " lsn pg_lsn NOT NULL,"
+					  " updated_at timestamptz NOT NULL DEFAULT now(),"
+					  " PRIMARY KEY (pipeline, relid))",
+					  DS_CONN_TARGET);
+	PQclear(res);
+}
+
+static XLogRecPtr
+pg_read_progress(DsApplyTarget *t, Oid relid)
+{
+	PgTarget   *pt = (PgTarget *) t;
+	const char *vals[3];
+	char		relbuf[16];
+	PGresult   *res;
+	XLogRecPtr	lsn = InvalidXLogRecPtr;
+
+	Assert(!pt->in_pipeline);
+	snprintf(relbuf, sizeof(relbuf), "%u", relid);
+	vals[0] = t->cfg->name;
+	vals[1] = relbuf;
+	vals[2] = pt->incarnation;
+	res = ds_pq_exec_params(pt->conn,
+							"SELECT lsn FROM " DATASYNC_PROGRESS_TABLE
+							" WHERE pipeline = $1 AND relid = $2 AND incarnation = $3",
+							3, vals, DS_CONN_TARGET);
+	if (PQntuples(res) == 1)
+		lsn = DatumGetLSN(DirectFunctionCall1(pg_lsn_in,
+											  CStringGetDatum(PQgetvalue(res, 0, 0))));
+	PQclear(res);
+	return lsn;
+}
+
+static void
+send_progress(PgTarget *pt, Oid relid, XLogRecPtr lsn)
+{
+	const char *vals[4];
+	char		relbuf[16];
+	char		lsnbuf[32];
+
+	if (!pt->have_progress_stmt)
+	{
+		send_prepare(pt, "ds_progress",
+					 "INSERT INTO " DATASYNC_PROGRESS_TABLE " AS p (pipeline, relid, incarnation, lsn, updated_at)"
+					 " VALUES ($1, $2, $3, $4, now())"
+					 " ON CONFLICT (pipeline, relid) DO UPDATE SET incarnation = EXCLUDED.incarnation,"
+					 " lsn = EXCLUDED.lsn, updated_at = EXCLUDED.updated_at",
+					 "preparing the progress update");
+		pt->have_progress_stmt = true;
+	}
+	snprintf(relbuf, sizeof(relbuf), "%u", relid);
+	snprintf(lsnbuf, sizeof(lsnbuf), "%X/%X", LSN_FORMAT_ARGS(lsn));
+	vals[0] = pt->base.cfg->name;
+	vals[1] = relbuf;
+	vals[2] = pt->incarnation;
+	vals[3] = lsnbuf;
+	send_exec(pt, "ds_progress", 4, vals, "updating " DATASYNC_PROGRESS_TABLE);
+}
+
+/* ---------------------------------------------------------------------
+ * Batches
+ * ---------------------------------------------------------------------
+ */
+static void
+pg_begin(DsApplyTarget *t)
+{
+	PgTarget   *pt = (PgTarget *) t;
+
+	if (pt->in_xact)
+		return;
+	enter_pipeline(pt);
+	send_sql(pt, "BEGIN", "BEGIN");
+	pt->in_xact = true;
+}
+
+/*
+ * Commit the open transaction; with a valid end_lsn also record it as the
+ * stream's progress in the same transaction.  Returns after the target
+ * confirmed the commit.
+ */
+static void
+pg_commit(DsApplyTarget *t, XLogRecPtr end_lsn)
+{
+	PgTarget   *pt = (PgTarget *) t;
+
+	if (!pt->in_xact)
+		pg_begin(t);
+	enter_pipeline(pt);
+	if (!XLogRecPtrIsInvalid(end_lsn))
+		send_progress(pt, InvalidOid, end_lsn);
+	send_sql(pt, "COMMIT", "COMMIT");
+	if (!PQpipelineSync(pt->conn))
+		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "sending a sync");
+	pt->syncs++;
+	wait_all(pt);
+	pt->in_xact = false;
+}
+
+static void
+pg_poll(DsApplyTarget *t)
+{
+	PgTarget   *pt = (PgTarget *) t;
+
+	if (pt->conn)
+		flush_and_drain(pt);
+}
+
+/* ---------------------------------------------------------------------
+ * Statements
+ * ---------------------------------------------------------------------
+ */
+static PgRel *
+pg_rel(PgTarget *pt, DsRelation *rel)
+{
+	PgRel	   *pr = rel->target_private;
+
+	if (pr == NULL)
+	{
+		pr = MemoryContextAllocZero(pt->cxt, sizeof(PgRel));
+		rel->target_private = pr;
+		pr->version = rel->version;
+		pr->conn_gen = pt->conn_gen;
+	}
+	if (pr->version != rel->version || pr->conn_gen != pt->conn_gen)
+	{
+		/* statements of an older version stay on the server; names differ */
+		pr->version = rel->version;
+		pr->conn_gen = pt->conn_gen;
+		pr->have_upsert = pr->have_delete = false;
+		pr->updates = NIL;
+	}
+	return pr;
+}
+
+static void
+append_key_match(StringInfo sql, DsRelation *rel, int firstparam)
+{
+	int			i;
+
+	for (i = 0; i < rel->nkeys; i++)
+		appendStringInfo(sql, "%s%s = $%d", i > 0 ? " AND " : "",
+						 quote_identifier(rel->attnames[rel->keyatts[i]]),
+						 firstparam + i);
+}
+
+/* rows of a table without a key: the first one equal in every column */
+static void
+append_full_match(StringInfo sql, DsRelation *rel, int firstparam)
+{
+	int			i;
+
+	appendStringInfo(sql, "ctid = (SELECT ctid FROM %s WHERE ", rel->target_qname);
+	for (i = 0; i < rel->natts; i++)
+	{
+		const char *col = quote_identifier(rel->attnames[i]);
+
+		if (rel->attcast[i])
+			appendStringInfo(sql, "%s%s::text IS NOT DISTINCT FROM $%d::text",
+							 i > 0 ? " AND " : "", col, firstparam + i);
+		else
+			appendStringInfo(sql, "%s%s IS NOT DISTINCT FROM $%d",
+							 i > 0 ? " AND " : "", col, firstparam + i);
+	}
+	appendStringInfoString(sql, " LIMIT 1)");
+}
+
+static void
+prepare_upsert(PgTarget *pt, DsRelation *rel, PgRel *pr)
+{
+	StringInfoData sql;
+	int			i;
+	bool		any = false;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "INSERT INTO %s (", rel->target_qname);
+	for (i = 0; i < rel->natts; i++)
+		appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[i]));
+	appendStringInfoString(&sql, ") VALUES (");
+	for (i = 0; i < rel->natts; i++)
+		appendStringInfo(&sql, "%s$%d", i > 0 ? ", " : "", i + 1);
+	appendStringInfoChar(&sql, ')');
+	if (rel->nkeys > 0)
+	{
+		appendStringInfoString(&sql, " ON CONFLICT (");
+		for (i = 0; i < rel->nkeys; i++)
+			appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "",
+							 quote_identifier(rel->attnames[rel->keyatts[i]]));
+		appendStringInfoString(&sql, ") DO UPDATE SET ");
+		for (i = 0; i < rel->natts; i++)
+		{
+			int			k;
+			bool		iskey = false;
+
+			for (k = 0; k < rel->nkeys; k++)
+				if (rel->keyatts[k] == i)
+					iskey = true;
+			if (iskey)
+				continue;
+			appendStringInfo(&sql, "%s%s = EXCLUDED.%s", any ? ", " : "",
+							 quote_identifier(rel->attnames[i]),
+							 quote_identifier(rel->attnames[i]));
+			any = true;
+		}
+		if (!any)
+		{
+			/* every column is a key column */
+			sql.len -= strlen(" DO UPDATE SET ");
+			sql.data[sql.len] = '\0';
+			appendStringInfoString(&sql, " DO NOTHING");
+		}
+	}
+	snprintf(pr->upsert_name, NAMEDATALEN, "ds_%u_%u_i", rel->remoteid, rel->version);
+	send_prepare(pt, pr->upsert_name, sql.data, rel->target_qname);
+	pr->have_upsert = true;
+	pfree(sql.data);
+}
+
+static void
+prepare_delete(PgTarget *pt, DsRelation *rel, PgRel *pr)
+{
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "DELETE FROM %s WHERE ", rel->target_qname);
+	if (rel->nkeys > 0)
+		append_key_match(&sql, rel, 1);
+	else
+		append_full_match(&sql, rel, 1);
+	snprintf(pr->delete_name, NAMEDATALEN, "ds_%u_%u_d", rel->remoteid, rel->version);
+	send_prepare(pt, pr->delete_name, sql.data, rel->target_qname);
+	pr->have_delete = true;
+	pfree(sql.data);
+}
+
+/* UPDATE setting the columns in mask, matched by key or by the whole old row */
+static const char *
+update_variant(PgTarget *pt, DsRelation *rel, PgRel *pr, const char *mask)
+{
+	ListCell   *lc;
+	PgUpdateVariant *v;
+	StringInfoData sql;
+	int			i;
+	int			n = 0;
+	MemoryContext old;
+
+	foreach(lc, pr->updates)
+	{
+		v = lfirst(lc);
+		if (strcmp(v->mask, mask) == 0)
+			return v->name;
+	}
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "UPDATE %s SET ", rel->target_qname);
+	for (i = 0; i < rel->natts; i++)
+	{
+		if (mask[i] != '1')
+			continue;
+		appendStringInfo(&sql, "%s%s = $%d", n > 0 ? ", " : "",
+						 quote_identifier(rel->attnames[i]), n + 1);
+		n++;
+	}
+	appendStringInfoString(&sql, " WHERE ");
+	if (rel->nkeys > 0)
+		append_key_match(&sql, rel, n + 1);
+	else
+		append_full_match(&sql, rel, n + 1);
+
+	old = MemoryContextSwitchTo(pt->cxt);
+	v = palloc(sizeof(PgUpdateVariant));
+	v->mask = pstrdup(mask);
+	snprintf(v->name, NAMEDATALEN, "ds_%u_%u_u%d", rel->remoteid, rel->version,
+			 list_length(pr->updates));
+	pr->updates = lappend(pr->updates, v);
+	MemoryContextSwitchTo(old);
+
+	send_prepare(pt, v->name, sql.data, rel->target_qname);
+	pfree(sql.data);
+	return v->name;
+}
+
+static const char *
+colval(LogicalRepTupleData *tup, int i)
+{
+	if (tup->colstatus[i] == LOGICALREP_COLUMN_NULL)
+		return NULL;
+	return tup->colvalues[i].data;
+}
+
+/* key values of a change: from the old tuple when sent, else the new one */
+static void
+key_values(DsRelation *rel, LogicalRepTupleData *tup, const char **out)
+{
+	int			i;
+
+	for (i = 0; i < rel->nkeys; i++)
+	{
+		int			a = rel->keyatts[i];
+
+		if (tup->colstatus[a] == LOGICALREP_COLUMN_UNCHANGED)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("key column \"%s\" of table \"%s.%s\" was not sent (unchanged TOAST value)",
+							rel->attnames[a], rel->nspname, rel->relname)));
+		out[i] = colval(tup, a);
+	}
+}
+
+static void
+pg_apply(DsApplyTarget *t, DsChange *ch)
+{
+	PgTarget   *pt = (PgTarget *) t;
+	DsRelation *rel = ch->rel;
+	PgRel	   *pr = pg_rel(pt, rel);
+	const char **vals = palloc(sizeof(char *) * (rel->natts * 2 + 1));
+	int			i;
+
+	Assert(pt->in_xact);
+
+	switch (ch->kind)
+	{
+		case DS_CHANGE_INSERT:
+			if (!pr->have_upsert)
+				prepare_upsert(pt, rel, pr);
+			for (i = 0; i < rel->natts; i++)
+				vals[i] = colval(ch->newtup, i);
+			send_exec(pt, pr->upsert_name, rel->natts, vals, rel->target_qname);
+			break;
+
+		case DS_CHANGE_UPDATE:
+			{
+				bool		partial = false;
+				bool		key_changed = false;
+
+				for (i = 0; i < rel->natts; i++)
+					if (ch->newtup->colstatus[i] == LOGICALREP_COLUMN_UNCHANGED)
+						partial = true;
+
+				if (rel->nkeys > 0 && ch->oldtup != NULL)
+				{
+					const char **oldk = palloc(sizeof(char *) * rel->nkeys);
+					const char **newk = palloc(sizeof(char *) * rel->nkeys);
+
+					key_values(rel, ch->oldtup, oldk);
+					key_values(rel, ch->newtup, newk);
+					for (i = 0; i < rel->nkeys; i++)
+						if (oldk[i] == NULL || newk[i] == NULL ||
+							strcmp(oldk[i], newk[i]) != 0)
+							key_changed = true;
+				}
+
+				if (rel->nkeys > 0 && !partial)
+				{
+					/* full new row: delete the old key if it moved, upsert */
+					if (key_changed)
+					{
+						if (!pr->have_delete)
+							prepare_delete(pt, rel, pr);
+						key_values(rel, ch->oldtup, vals);
+						send_exec(pt, pr->delete_name, rel->nkeys, vals, rel->target_qname);
+					}
+					if (!pr->have_upsert)
+						prepare_upsert(pt, rel, pr);
+					for (i = 0; i < rel->natts; i++)
+						vals[i] = colval(ch->newtup, i);
+					send_exec(pt, pr->upsert_name, rel->natts, vals, rel->target_qname);
+				}
+				else
+				{
+					/* set what was sent; match by key or the full old row */
+					char	   *mask = palloc(rel->natts + 1);
+					int			n = 0;
+					const char *name;
+					LogicalRepTupleData *match = ch->oldtup ? ch->oldtup : ch->newtup;
+
+					if (rel->nkeys == 0 && ch->oldtup == NULL)
+						ereport(ERROR,
+								(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+								 errmsg("UPDATE of table \"%s.%s\" came without its old row",
+										rel->nspname, rel->relname),
+								 errhint("A table without a key needs REPLICA IDENTITY FULL.")));
+					for (i = 0; i < rel->natts; i++)
+					{
+						mask[i] = ch->newtup->colstatus[i] == LOGICALREP_COLUMN_UNCHANGED ? '0' : '1';
+						if (mask[i] == '1')
+							vals[n++] = colval(ch->newtup, i);
+					}
+					mask[rel->natts] = '\0';
+					name = update_variant(pt, rel, pr, mask);
+					if (rel->nkeys > 0)
+					{
+						key_values(rel, match, vals + n);
+						n += rel->nkeys;
+					}
+					else
+					{
+						for (i = 0; i < rel->natts; i++)
+							vals[n++] = colval(match, i);
+					}
+					send_exec(pt, name, n, vals, rel->target_qname);
+				}
+				break;
+			}
+
+		case DS_CHANGE_DELETE:
+			if (ch->oldtup == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("DELETE from table \"%s.%s\" came without its key",
+								rel->nspname, rel->relname)));
+			if (!pr->have_delete)
+				prepare_delete(pt, rel, pr);
+			if (rel->nkeys > 0)
+			{
+				key_values(rel, ch->oldtup, vals);
+				send_exec(pt, pr->delete_name, rel->nkeys, vals, rel->target_qname);
+			}
+			else
+			{
+				for (i = 0; i < rel->natts; i++)
+					vals[i] = colval(ch->oldtup, i);
+				send_exec(pt, pr->delete_name, rel->natts, vals, rel->target_qname);
+			}
+			break;
+	}
+	pfree(vals);
+}
+
+static void
+pg_truncate(DsApplyTarget *t, List *rels, bool cascade, bool restart_seqs)
+{
+	PgTarget   *pt = (PgTarget *) t;
+	StringInfoData sql;
+	ListCell   *lc;
+	bool		first = true;
+
+	Assert(pt->in_xact);
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "TRUNCATE ");
+	foreach(lc, rels)
+	{
+		DsRelation *rel = lfirst(lc);
+
+		appendStringInfo(&sql, "%s%s", first ? "" : ", ", rel->target_qname);
+		first = false;
+	}
+	if (restart_seqs)
+		appendStringInfoString(&sql, " RESTART IDENTITY");
+	if (cascade)
+		appendStringInfoString(&sql, " CASCADE");
+	send_sql(pt, sql.data, "TRUNCATE");
+	pfree(sql.data);
+}
+
+/* ---------------------------------------------------------------------
+ * Copy
+ * ---------------------------------------------------------------------
+ */
+static void
+pg_copy_begin(DsApplyTarget *t, const char *target_qname, List *colnames)
+{
+	PgTarget   *pt = (PgTarget *) t;
+	StringInfoData sql;
+	ListCell   *lc;
+	bool		first = true;
+	PGresult   *res;
+
+	leave_pipeline(pt);
+	if (!pt->in_xact)
+	{
+		ds_pq_exec_ok(pt->conn, "BEGIN", DS_CONN_TARGET);
+		pt->in_xact = true;
+	}
+
+	/* the copy replaces whatever the table held */
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT EXISTS (SELECT 1 FROM %s)", target_qname);
+	res = ds_pq_exec(pt->conn, sql.data, DS_CONN_TARGET);
+	if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+	{
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "DELETE FROM %s", target_qname);
+		ds_pq_exec_ok(pt->conn, sql.data, DS_CONN_TARGET);
+	}
+	PQclear(res);
+
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "COPY %s (", target_qname);
+	foreach(lc, colnames)
+	{
+		appendStringInfo(&sql, "%s%s", first ? "" : ", ", quote_identifier(strVal(lfirst(lc))));
+		first = false;
+	}
+	appendStringInfoString(&sql, ") FROM STDIN");
+	res = ds_pq_exec(pt->conn, sql.data, DS_CONN_TARGET);
+	if (PQresultStatus(res) != PGRES_COPY_IN)
+		ds_pq_report(pt->conn, res, DS_CONN_TARGET, "starting COPY");
+	PQclear(res);
+	pt->in_copy = true;
+	pfree(sql.data);
+}
+
+static void
+pg_copy_data(DsApplyTarget *t, const char *buf, int len)
+{
+	PgTarget   *pt = (PgTarget *) t;
+
+	for (;;)
+	{
+		int			rc = PQputCopyData(pt->conn, buf, len);
+
+		if (rc == 1)
+			break;
+		if (rc < 0)
+			ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "sending COPY data");
+		/* would block: wait until the socket takes more */
+		ds_pq_wait(pt->conn, WL_SOCKET_WRITEABLE, -1);
+	}
+	if (PQflush(pt->conn) < 0)
+		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "sending COPY data");
+}
+
+static void
+pg_copy_end(DsApplyTarget *t, Oid relid, XLogRecPtr lsn)
+{
+	PgTarget   *pt = (PgTarget *) t;
+	PGresult   *res;
+	PGresult   *last = NULL;
+
+	for (;;)
+	{
+		int			rc = PQputCopyEnd(pt->conn, NULL);
+
+		if (rc == 1)
+			break;
+		if (rc < 0)
+			ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "ending COPY");
+		ds_pq_wait(pt->conn, WL_SOCKET_WRITEABLE, -1);
+	}
+	ds_pq_flush(pt->conn, DS_CONN_TARGET);
+	while ((res = ds_pq_get_result(pt->conn, DS_CONN_TARGET)) != NULL)
+	{
+		if (last)
+			PQclear(last);
+		last = res;
+	}
+	pt->in_copy = false;
+	if (last == NULL || PQresultStatus(last) != PGRES_COMMAND_OK)
+		ds_pq_report(pt->conn, last, DS_CONN_TARGET, "COPY");
+	PQclear(last);
+
+	/* the table's copy LSN, in the same transaction */
+	enter_pipeline(pt);
+	send_progress(pt, relid, lsn);
+	leave_pipeline(pt);
+}
+
+static void
+pg_close(DsApplyTarget *t)
+{
+	PgTarget   *pt = (PgTarget *) t;
+
+	if (pt->conn)
+		ds_pq_finish(pt->conn);
+	pt->conn = NULL;
+	pt->in_pipeline = pt->in_xact = pt->in_copy = false;
+	pt->pending = pt->syncs = 0;
+}
+
+/*
+ * Create the PostgreSQL target of a pipeline; the caller's memory context
+ * must live as long as the target.
+ */
+DsApplyTarget *
+ds_apply_pg_create(DsPipelineConfig *cfg)
+{
+	PgTarget   *pt = palloc0(sizeof(PgTarget));
+
+	pt->base.connect = pg_connect;
+	pt->base.read_progress = pg_read_progress;
+	pt->base.begin = pg_begin;
+	pt->base.apply = pg_apply;
+	pt->base.truncate = pg_truncate;
+	pt->base.commit = pg_commit;
+	pt->base.copy_begin = pg_copy_begin;
+	pt->base.copy_data = pg_copy_data;
+	pt->base.copy_end = pg_copy_end;
+	pt->base.poll = pg_poll;
+	pt->base.close = pg_close;
+	pt->base.cfg = cfg;
+	pt->cxt = CurrentMemoryContext;
+	pt->what_cap = 1024;
+	pt->what = palloc(sizeof(char *) * pt->what_cap);
+	snprintf(pt->incarnation, sizeof(pt->incarnation), INT64_FORMAT, cfg->incarnation);
+	return &pt->base;
+}

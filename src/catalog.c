@@ -1,0 +1,412 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *		Typed access to datasync's configuration tables and options.
+ *
+ * Copyright (c) 2026, datasync developers
+ *
+ * IDENTIFICATION
+ *		src/catalog.c
+ *
+ * NOTES
+ *		The SQL API (pipeline.c, target.c) writes datasync._targets,
+ *		_pipelines and _pipeline_tables; the launcher and the workers read
+ *		them here, through SPI, inside a transaction the caller started.
+ *		Option documents are parsed and checked in one place,
+ *		ds_options_parse, used both when a user sets options and when a
+ *		worker reads them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "datasync.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+
+#include "catalog.h"
+
+/* options of the contract that later issues implement */
+static const char *const future_options[] = {
+	"timestamp_column", "row_filter", "columns", "mask_columns",
+	"create_target_tables", "on_invalid", "track_history",
+	"history_retention", NULL
+};
+
+static int
+option_int(JsonbValue *v, const char *key, int min, int max)
+{
+	Datum		d;
+	int64		val;
+
+	if (v->type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pipeline option \"%s\" must be a number", key)));
+	d = DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric));
+	val = DatumGetInt64(d);
+	if (val < min || val > max ||
+		!DatumGetBool(DirectFunctionCall2(numeric_eq,
+										  NumericGetDatum(v->val.numeric),
+										  DirectFunctionCall1(int8_numeric, d))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pipeline option \"%s\" must be an integer between %d and %d",
+						key, min, max)));
+	return (int) val;
+}
+
+static char *
+option_string(JsonbValue *v, const char *key)
+{
+	if (v->type != jbvString || v->val.string.len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pipeline option \"%s\" must be a non-empty string", key)));
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/*
+ * Parse a pipeline's options document into *out, filling defaults.
+ * Raises an error naming the offending option; callers that write the
+ * catalog call it first, so a bad document never lands there.
+ */
+void
+ds_options_parse(Jsonb *options, DsPipelineOptions *out)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+
+	memset(out, 0, sizeof(*out));
+	out->batch_size = 10000;
+	out->batch_timeout_ms = 1000;
+	out->max_retries = 10;
+	out->retry_base_ms = 500;
+	out->retry_max_ms = 60000;
+	out->initial_sync = true;
+
+	if (options == NULL)
+		return;
+	if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pipeline options must be a JSON object")));
+
+	it = JsonbIteratorInit(&options->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+			continue;
+		}
+		if (tok != WJB_VALUE)
+			continue;
+
+		if (strcmp(key, "batch_size") == 0)
+			out->batch_size = option_int(&v, key, 1, 1000000);
+		else if (strcmp(key, "batch_timeout_ms") == 0)
+			out->batch_timeout_ms = option_int(&v, key, 0, 3600000);
+		else if (strcmp(key, "max_retries") == 0)
+			out->max_retries = option_int(&v, key, 0, 1000000);
+		else if (strcmp(key, "retry_base_ms") == 0)
+			out->retry_base_ms = option_int(&v, key, 1, 3600000);
+		else if (strcmp(key, "retry_max_ms") == 0)
+			out->retry_max_ms = option_int(&v, key, 1, 86400000);
+		else if (strcmp(key, "initial_sync") == 0)
+		{
+			if (v.type != jbvBool)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("pipeline option \"%s\" must be true or false", key)));
+			out->initial_sync = v.val.boolean;
+		}
+		else if (strcmp(key, "target_schema") == 0)
+			out->target_schema = option_string(&v, key);
+		else if (strcmp(key, "table_map") == 0)
+		{
+			JsonbIterator *it2;
+			JsonbValue	v2;
+			JsonbIteratorToken tok2;
+			char	   *src = NULL;
+
+			if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("pipeline option \"table_map\" must be a JSON object of source to target table names")));
+			it2 = JsonbIteratorInit(v.val.binary.data);
+			while ((tok2 = JsonbIteratorNext(&it2, &v2, true)) != WJB_DONE)
+			{
+				if (tok2 == WJB_KEY)
+					src = pnstrdup(v2.val.string.val, v2.val.string.len);
+				else if (tok2 == WJB_VALUE)
+				{
+					DsTableMapEntry *e = palloc(sizeof(DsTableMapEntry));
+
+					if (v2.type != jbvString || v2.val.string.len == 0)
+						ereport(ERROR,
+								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								 errmsg("table_map entry \"%s\" must be a non-empty string", src)));
+					e->source = src;
+					e->target = pnstrdup(v2.val.string.val, v2.val.string.len);
+					out->table_map = lappend(out->table_map, e);
+				}
+			}
+		}
+		else
+		{
+			int			i;
+
+			for (i = 0; future_options[i]; i++)
+				if (strcmp(key, future_options[i]) == 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("pipeline option \"%s\" is not supported yet", key)));
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unrecognized pipeline option \"%s\"", key),
+					 errhint("Valid options are batch_size, batch_timeout_ms, max_retries, retry_base_ms, retry_max_ms, initial_sync, target_schema and table_map.")));
+		}
+	}
+	if (out->retry_max_ms < out->retry_base_ms)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pipeline option \"retry_max_ms\" (%d) must not be less than \"retry_base_ms\" (%d)",
+						out->retry_max_ms, out->retry_base_ms)));
+}
+
+/* Check a PostgreSQL target's options document. */
+void
+ds_target_options_check(Jsonb *options, const char *target)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+
+	if (options == NULL)
+		return;
+	if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options of target \"%s\" must be a JSON object", target)));
+	it = JsonbIteratorInit(&options->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+			continue;
+		}
+		if (tok != WJB_VALUE)
+			continue;
+		if (strcmp(key, "password_env") == 0 || strcmp(key, "description") == 0)
+		{
+			if (v.type != jbvString || v.val.string.len == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("target option \"%s\" must be a non-empty string", key)));
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unrecognized target option \"%s\"", key),
+					 errhint("Valid options of a PostgreSQL target are password_env and description; the DSN itself is changed with {\"dsn\": ...}.")));
+	}
+}
+
+/* A top-level string member of a jsonb object, or NULL. */
+char *
+ds_jsonb_get_text(Jsonb *jb, const char *key)
+{
+	JsonbValue *v;
+
+	if (jb == NULL || !JB_ROOT_IS_OBJECT(jb))
+		return NULL;
+	v = getKeyJsonValueFromContainer(&jb->root, key, strlen(key), NULL);
+	if (v == NULL || v->type != jbvString)
+		return NULL;
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+static char *
+spi_text(int row, int col)
+{
+	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+}
+
+static Datum
+spi_datum(int row, int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, isnull);
+}
+
+/*
+ * Load one pipeline with its target and tables, or return NULL when it is
+ * gone.  The caller has a transaction with an active snapshot; the result
+ * is allocated in the caller's memory context.
+ */
+DsPipelineConfig *
+ds_catalog_load(int64 pipeline_id)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	DsPipelineConfig *cfg;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1];
+	bool		isnull;
+	uint64		i;
+	Jsonb	   *opts;
+	Jsonb	   *topts;
+
+	args[0] = Int64GetDatum(pipeline_id);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT p.id, p.name, p.slot_name, p.mode, p.enabled, p.error, "
+							  "p.incarnation, t.name, t.kind, t.dsn, p.options, t.options "
+							  "FROM datasync._pipelines p JOIN datasync._targets t ON t.id = p.target_id "
+							  "WHERE p.id = $1",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pipeline " INT64_FORMAT, pipeline_id);
+	if (SPI_processed == 0)
+	{
+		SPI_finish();
+		return NULL;
+	}
+
+	{
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		cfg = palloc0(sizeof(DsPipelineConfig));
+		cfg->id = pipeline_id;
+		cfg->name = spi_text(0, 2);
+		cfg->slot_name = spi_text(0, 3);
+		cfg->mode = spi_text(0, 4);
+		cfg->enabled = DatumGetBool(spi_datum(0, 5, &isnull));
+		cfg->error = spi_text(0, 6);
+		cfg->incarnation = DatumGetInt64(spi_datum(0, 7, &isnull));
+		cfg->target_name = spi_text(0, 8);
+		cfg->target_kind = spi_text(0, 9);
+		cfg->dsn = spi_text(0, 10);
+		opts = DatumGetJsonbPCopy(spi_datum(0, 11, &isnull));
+		topts = DatumGetJsonbPCopy(spi_datum(0, 12, &isnull));
+		ds_options_parse(opts, &cfg->options);
+		cfg->password_env = ds_jsonb_get_text(topts, "password_env");
+		MemoryContextSwitchTo(spi);
+	}
+
+	if (SPI_execute_with_args("SELECT relid, sync_state FROM datasync._pipeline_tables "
+							  "WHERE pipeline_id = $1 ORDER BY relid",
+							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the tables of pipeline " INT64_FORMAT, pipeline_id);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+		DsPipelineTable *t = palloc(sizeof(DsPipelineTable));
+
+		t->relid = DatumGetObjectId(spi_datum(i, 1, &isnull));
+		t->sync_state = DatumGetChar(spi_datum(i, 2, &isnull));
+		cfg->tables = lappend(cfg->tables, t);
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	return cfg;
+}
+
+/* All pipelines, for the launcher.  Caller has a transaction and snapshot. */
+List *
+ds_catalog_list(void)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	List	   *result = NIL;
+	uint64		i;
+
+	SPI_connect();
+	if (SPI_execute("SELECT id, enabled AND error IS NULL AND mode = 'realtime' "
+					"FROM datasync._pipelines ORDER BY id", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list datasync pipelines");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+		DsPipelineBrief *b = palloc(sizeof(DsPipelineBrief));
+		bool		isnull;
+
+		b->id = DatumGetInt64(spi_datum(i, 1, &isnull));
+		b->runnable = DatumGetBool(spi_datum(i, 2, &isnull));
+		result = lappend(result, b);
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	return result;
+}
+
+/* Record a permanent error: the launcher leaves the pipeline stopped. */
+void
+ds_catalog_set_error(int64 pipeline_id, const char *msg)
+{
+	Oid			argtypes[2] = {INT8OID, TEXTOID};
+	Datum		args[2];
+
+	args[0] = Int64GetDatum(pipeline_id);
+	args[1] = CStringGetTextDatum(msg);
+	SPI_connect();
+	SPI_execute_with_args("UPDATE datasync._pipelines SET error = $2 WHERE id = $1",
+						  2, argtypes, args, NULL, false, 0);
+	SPI_finish();
+}
+
+/* Mark tables copied (their rows on the target hold the copy's LSN). */
+void
+ds_catalog_set_tables_ready(int64 pipeline_id, List *relids)
+{
+	Oid			argtypes[2] = {INT8OID, OIDOID};
+	Datum		args[2];
+	ListCell   *lc;
+
+	SPI_connect();
+	foreach(lc, relids)
+	{
+		args[0] = Int64GetDatum(pipeline_id);
+		args[1] = ObjectIdGetDatum(lfirst_oid(lc));
+		SPI_execute_with_args("UPDATE datasync._pipeline_tables SET sync_state = 'r' "
+							  "WHERE pipeline_id = $1 AND relid = $2",
+							  2, argtypes, args, NULL, false, 0);
+	}
+	SPI_finish();
+}
+
+/*
+ * Start a transaction with a snapshot when there is none (returns whether
+ * it did), keeping the caller's memory context current: what the caller
+ * allocates meanwhile outlives the transaction.
+ */
+bool
+ds_xact_start(void)
+{
+	MemoryContext caller = CurrentMemoryContext;
+
+	if (IsTransactionState())
+		return false;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	MemoryContextSwitchTo(caller);
+	return true;
+}
+
+/* Commit what ds_xact_start started, back in the caller's context. */
+void
+ds_xact_commit(bool started)
+{
+	MemoryContext caller = CurrentMemoryContext;
+
+	if (!started)
+		return;
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller);
+}

@@ -1,0 +1,78 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.h
+ *		Typed access to datasync's configuration tables and options.
+ *
+ * Copyright (c) 2026, datasync developers
+ *
+ * IDENTIFICATION
+ *		src/catalog.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DATASYNC_CATALOG_H
+#define DATASYNC_CATALOG_H
+
+#include "nodes/pg_list.h"
+#include "utils/jsonb.h"
+
+/* pipeline options, parsed and checked (see ds_options_parse) */
+typedef struct DsPipelineOptions
+{
+	int			batch_size;		/* rows a target transaction may hold */
+	int			batch_timeout_ms;	/* longest a busy stream keeps a batch open */
+	int			max_retries;
+	int			retry_base_ms;
+	int			retry_max_ms;
+	bool		initial_sync;
+	char	   *target_schema;	/* NULL: same schema as the source */
+	List	   *table_map;		/* of DsTableMapEntry */
+} DsPipelineOptions;
+
+typedef struct DsTableMapEntry
+{
+	char	   *source;			/* "schema.table" as the user wrote it */
+	char	   *target;			/* ditto */
+} DsTableMapEntry;
+
+typedef struct DsPipelineTable
+{
+	Oid			relid;
+	char		sync_state;		/* 'i' init, 's' resync requested, 'r' ready */
+} DsPipelineTable;
+
+typedef struct DsPipelineConfig
+{
+	int64		id;
+	char	   *name;
+	char	   *slot_name;		/* also the publication's name */
+	char	   *mode;
+	bool		enabled;
+	char	   *error;			/* not NULL: stopped on a permanent error */
+	int64		incarnation;
+	char	   *target_name;
+	char	   *target_kind;
+	char	   *dsn;
+	char	   *password_env;	/* name of an environment variable, or NULL */
+	DsPipelineOptions options;
+	List	   *tables;			/* of DsPipelineTable */
+} DsPipelineConfig;
+
+/* the launcher's view of a pipeline */
+typedef struct DsPipelineBrief
+{
+	int64		id;
+	bool		runnable;		/* enabled, no error, real-time */
+} DsPipelineBrief;
+
+extern void ds_options_parse(Jsonb *options, DsPipelineOptions *out);
+extern void ds_target_options_check(Jsonb *options, const char *target);
+extern DsPipelineConfig *ds_catalog_load(int64 pipeline_id);
+extern List *ds_catalog_list(void);
+extern void ds_catalog_set_error(int64 pipeline_id, const char *msg);
+extern void ds_catalog_set_tables_ready(int64 pipeline_id, List *relids);
+extern char *ds_jsonb_get_text(Jsonb *jb, const char *key);
+extern bool ds_xact_start(void);
+extern void ds_xact_commit(bool started);
+
+#endif							/* DATASYNC_CATALOG_H */

@@ -1,0 +1,268 @@
+/*-------------------------------------------------------------------------
+ *
+ * decode.c
+ *		pgoutput messages to changes, grouped into target batches.
+ *
+ * Copyright (c) 2026, datasync developers
+ *
+ * IDENTIFICATION
+ *		src/decode.c
+ *
+ * NOTES
+ *		Messages are parsed with the server's own logicalrep_read_*.  Each
+ *		change goes to the target at once (pipelined), so a worker never
+ *		holds a whole source transaction in memory.  Source transactions
+ *		are grouped into one target transaction (a batch) that the worker
+ *		closes at a commit boundary when the stream has nothing more
+ *		pending, or when batch_size rows or batch_timeout_ms are reached
+ *		(ds_decode_batch_full).  The batch's last end LSN is written on the
+ *		target in the same transaction (exactly once across restarts).
+ *
+ *		Example: B(t1) I I C(t1) B(t2) U C(t2) <nothing pending>
+ *		-> target: BEGIN; upsert; upsert; upsert; progress=end(t2); COMMIT.
+ *
+ *		A transaction whose commit precedes skip_before was applied before
+ *		a restart and is skipped; so are a table's changes committed before
+ *		its copy (sync_lsn).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "datasync.h"
+
+#include "libpq/pqformat.h"
+#include "replication/logicalproto.h"
+#include "storage/condition_variable.h"
+#include "utils/timestamp.h"
+
+#include "decode.h"
+#include "relmap.h"
+
+/* make wait_for_sync callers whose ticket is <= seq return */
+void
+ds_decode_publish_marker(DsPipelineSlot *slot, uint64 seq)
+{
+	if (seq == 0 || pg_atomic_read_u64(&slot->marker_seq) >= seq)
+		return;
+	pg_atomic_write_u64(&slot->marker_seq, seq);
+	ConditionVariableBroadcast(&DsShmem->progress_cv);
+}
+
+static void
+open_batch(DsDecoder *d)
+{
+	if (d->batch_open)
+		return;
+	d->target->begin(d->target);
+	d->batch_open = true;
+	d->batch_rows = 0;
+	d->batch_txns = 0;
+	d->batch_ins = d->batch_upd = d->batch_del = 0;
+	d->batch_started = GetCurrentTimestamp();
+}
+
+/* should a batch close at this commit boundary although more is pending? */
+bool
+ds_decode_batch_full(DsDecoder *d)
+{
+	if (!d->batch_open || d->in_txn)
+		return false;
+	if (d->batch_rows >= d->cfg->options.batch_size)
+		return true;
+	return TimestampDifferenceExceeds(d->batch_started, GetCurrentTimestamp(),
+									  d->cfg->options.batch_timeout_ms);
+}
+
+/* Commit the open batch on the target and publish its progress. */
+void
+ds_decode_close_batch(DsDecoder *d)
+{
+	DsPipelineSlot *slot = d->slot;
+
+	Assert(d->batch_open && !d->in_txn);
+	d->target->commit(d->target, d->batch_end_lsn);
+	d->batch_open = false;
+	d->done_lsn = Max(d->done_lsn, d->batch_end_lsn);
+
+	pg_atomic_fetch_add_u64(&slot->rows_inserted, d->batch_ins);
+	pg_atomic_fetch_add_u64(&slot->rows_updated, d->batch_upd);
+	pg_atomic_fetch_add_u64(&slot->rows_deleted, d->batch_del);
+	pg_atomic_fetch_add_u64(&slot->transactions, d->batch_txns);
+	SpinLockAcquire(&slot->mutex);
+	slot->applied_lsn = d->batch_end_lsn;
+	slot->last_sync_at = GetCurrentTimestamp();
+	slot->retry_attempt = 0;
+	slot->last_error[0] = '\0';
+	SpinLockRelease(&slot->mutex);
+	ds_decode_publish_marker(slot, d->batch_marker);
+	d->batch_marker = 0;
+}
+
+/* does this change get applied? */
+static bool
+wanted(DsDecoder *d, DsRelation *rel)
+{
+	if (d->skip_txn || !rel->in_pipeline)
+		return false;
+	/* committed before the table's copy: the copy has it */
+	if (!XLogRecPtrIsInvalid(rel->sync_lsn) && d->final_lsn < rel->sync_lsn)
+		return false;
+	return true;
+}
+
+static void
+apply_change(DsDecoder *d, DsChangeKind kind, DsRelation *rel,
+			 LogicalRepTupleData *oldtup, LogicalRepTupleData *newtup)
+{
+	DsChange	ch;
+
+	if (!wanted(d, rel))
+		return;
+	open_batch(d);
+	ch.kind = kind;
+	ch.rel = rel;
+	ch.oldtup = oldtup;
+	ch.newtup = newtup;
+	d->target->apply(d->target, &ch);
+	d->batch_rows++;
+	if (kind == DS_CHANGE_INSERT)
+		d->batch_ins++;
+	else if (kind == DS_CHANGE_UPDATE)
+		d->batch_upd++;
+	else
+		d->batch_del++;
+}
+
+/* a logical message: wait_for_sync markers are ours, the rest is ignored */
+static void
+handle_message(DsDecoder *d, StringInfo s)
+{
+	const char *prefix;
+	int			len;
+	uint64		seq = 0;
+
+	(void) pq_getmsgbyte(s);	/* flags */
+	(void) pq_getmsgint64(s);	/* lsn */
+	prefix = pq_getmsgstring(s);
+	len = pq_getmsgint(s, 4);
+	if (strcmp(prefix, DATASYNC_MARKER_PREFIX) != 0 || len != sizeof(uint64))
+		return;
+	memcpy(&seq, pq_getmsgbytes(s, len), sizeof(uint64));
+
+	if (d->batch_open || d->in_txn)
+		d->batch_marker = Max(d->batch_marker, seq);
+	else
+		ds_decode_publish_marker(d->slot, seq);
+}
+
+/*
+ * Dispatch one pgoutput message.  Allocations go to the caller's
+ * per-message context.
+ */
+void
+ds_decode_message(DsDecoder *d, StringInfo s)
+{
+	char		action = pq_getmsgbyte(s);
+
+	switch (action)
+	{
+		case LOGICAL_REP_MSG_BEGIN:
+			{
+				LogicalRepBeginData begin;
+
+				logicalrep_read_begin(s, &begin);
+				d->in_txn = true;
+				d->final_lsn = begin.final_lsn;
+				d->skip_txn = begin.final_lsn < d->skip_before;
+				break;
+			}
+		case LOGICAL_REP_MSG_COMMIT:
+			{
+				LogicalRepCommitData commit;
+
+				logicalrep_read_commit(s, &commit);
+				d->in_txn = false;
+				if (d->batch_open)
+				{
+					d->batch_end_lsn = commit.end_lsn;
+					d->batch_txns++;
+				}
+				else
+				{
+					/* nothing of it went to the target: done already */
+					d->done_lsn = Max(d->done_lsn, commit.end_lsn);
+					ds_decode_publish_marker(d->slot, d->batch_marker);
+					d->batch_marker = 0;
+				}
+				break;
+			}
+		case LOGICAL_REP_MSG_RELATION:
+			{
+				LogicalRepRelation *lrel = logicalrep_read_rel(s);
+
+				ds_relmap_update(lrel);
+				break;
+			}
+		case LOGICAL_REP_MSG_INSERT:
+			{
+				LogicalRepTupleData newtup;
+				LogicalRepRelId relid = logicalrep_read_insert(s, &newtup);
+
+				apply_change(d, DS_CHANGE_INSERT, ds_relmap_get(relid), NULL, &newtup);
+				break;
+			}
+		case LOGICAL_REP_MSG_UPDATE:
+			{
+				LogicalRepTupleData oldtup;
+				LogicalRepTupleData newtup;
+				bool		has_old;
+				LogicalRepRelId relid = logicalrep_read_update(s, &has_old, &oldtup, &newtup);
+
+				apply_change(d, DS_CHANGE_UPDATE, ds_relmap_get(relid),
+							 has_old ? &oldtup : NULL, &newtup);
+				break;
+			}
+		case LOGICAL_REP_MSG_DELETE:
+			{
+				LogicalRepTupleData oldtup;
+				LogicalRepRelId relid = logicalrep_read_delete(s, &oldtup);
+
+				apply_change(d, DS_CHANGE_DELETE, ds_relmap_get(relid), &oldtup, NULL);
+				break;
+			}
+		case LOGICAL_REP_MSG_TRUNCATE:
+			{
+				bool		cascade;
+				bool		restart_seqs;
+				List	   *relids = logicalrep_read_truncate(s, &cascade, &restart_seqs);
+				List	   *rels = NIL;
+				ListCell   *lc;
+
+				foreach(lc, relids)
+				{
+					DsRelation *rel = ds_relmap_get(lfirst_oid(lc));
+
+					if (wanted(d, rel))
+						rels = lappend(rels, rel);
+				}
+				if (rels != NIL)
+				{
+					open_batch(d);
+					/* CASCADE is not forwarded: it would reach unsynced tables */
+					d->target->truncate(d->target, rels, false, restart_seqs);
+					d->batch_rows++;
+				}
+				break;
+			}
+		case LOGICAL_REP_MSG_MESSAGE:
+			handle_message(d, s);
+			break;
+		case LOGICAL_REP_MSG_ORIGIN:
+		case LOGICAL_REP_MSG_TYPE:
+			/* nothing to do: values travel as text */
+			break;
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("unexpected logical replication message type \"%c\"", action)));
+	}
+}

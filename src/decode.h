@@ -1,0 +1,53 @@
+/*-------------------------------------------------------------------------
+ *
+ * decode.h
+ *		pgoutput messages to changes, grouped into target batches.
+ *
+ * Copyright (c) 2026, datasync developers
+ *
+ * IDENTIFICATION
+ *		src/decode.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DATASYNC_DECODE_H
+#define DATASYNC_DECODE_H
+
+#include "lib/stringinfo.h"
+
+#include "apply.h"
+#include "shmem.h"
+
+typedef struct DsDecoder
+{
+	DsApplyTarget *target;
+	DsPipelineConfig *cfg;
+	DsPipelineSlot *slot;
+
+	/* the source transaction being received */
+	bool		in_txn;
+	bool		skip_txn;		/* already applied before a restart */
+	XLogRecPtr	final_lsn;		/* its commit record's LSN */
+	XLogRecPtr	skip_before;	/* transactions committed before: applied */
+
+	/* the open target batch */
+	bool		batch_open;
+	int			batch_rows;
+	int			batch_txns;
+	TimestampTz batch_started;
+	XLogRecPtr	batch_end_lsn;
+	uint64		batch_ins;
+	uint64		batch_upd;
+	uint64		batch_del;
+	uint64		batch_marker;	/* wait_for_sync ticket to publish at commit */
+
+	/* highest end LSN everything before which is on the target */
+	XLogRecPtr	done_lsn;
+} DsDecoder;
+
+extern void ds_decode_message(DsDecoder *d, StringInfo s);
+extern bool ds_decode_batch_full(DsDecoder *d);
+extern void ds_decode_close_batch(DsDecoder *d);
+extern void ds_decode_publish_marker(DsPipelineSlot *slot, uint64 seq);
+
+#endif							/* DATASYNC_DECODE_H */

@@ -1,0 +1,66 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *		Every configuration parameter of datasync.
+ *
+ * Copyright (c) 2026, datasync developers
+ *
+ * IDENTIFICATION
+ *		src/guc.c
+ *
+ * NOTES
+ *		Only what sizes shared memory or picks the launcher's database is
+ *		PGC_POSTMASTER; the rest can change on reload.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "datasync.h"
+
+#include "utils/guc.h"
+
+char	   *datasync_database = NULL;
+int			datasync_max_pipelines = 16;
+int			datasync_naptime = 1000;
+char	   *datasync_source_conninfo = NULL;
+
+void
+ds_guc_init(void)
+{
+	DefineCustomStringVariable("datasync.database",
+							   "Database in which the datasync launcher runs (where the extension is installed).",
+							   NULL,
+							   &datasync_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("datasync.max_pipelines",
+							"Maximum number of pipelines that can run at the same time.",
+							"Each running pipeline uses a background worker, a WAL sender and a replication slot.",
+							&datasync_max_pipelines,
+							16, 1, 1024,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("datasync.naptime",
+							"How often the launcher checks pipelines when nothing wakes it.",
+							NULL,
+							&datasync_naptime,
+							1000, 10, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("datasync.source_conninfo",
+							   "Extra libpq connection options sync workers use to reach this server.",
+							   "By default workers connect over this server's first Unix socket (or 127.0.0.1) as the bootstrap superuser.",
+							   &datasync_source_conninfo,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("datasync");
+}

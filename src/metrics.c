@@ -1,0 +1,75 @@
+/*-------------------------------------------------------------------------
+ *
+ * metrics.c
+ *		Set-returning functions behind datasync.status.
+ *
+ * Copyright (c) 2026, datasync developers
+ *
+ * IDENTIFICATION
+ *		src/metrics.c
+ *
+ * NOTES
+ *		Copies each pipeline slot under its spinlock and returns one row per
+ *		claimed slot; NULL for values never set.  The views join this with
+ *		the catalog.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "datasync.h"
+
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/pg_lsn.h"
+
+#include "shmem.h"
+
+PG_FUNCTION_INFO_V1(datasync_worker_stats);
+
+Datum
+datasync_worker_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (DsShmem == NULL)
+		PG_RETURN_VOID();
+
+	for (i = 0; i < DsShmem->nslots; i++)
+	{
+		DsPipelineSlot *slot = &DsShmem->slots[i];
+		DsPipelineSlot copy;
+		Datum		values[13];
+		bool		nulls[13];
+
+		SpinLockAcquire(&slot->mutex);
+		memcpy(&copy, slot, offsetof(DsPipelineSlot, marker_seq));
+		SpinLockRelease(&slot->mutex);
+		if (copy.pipeline_id == 0)
+			continue;
+
+		memset(nulls, 0, sizeof(nulls));
+		values[0] = Int64GetDatum(copy.pipeline_id);
+		values[1] = Int32GetDatum(copy.pid);
+		nulls[1] = copy.pid == 0;
+		values[2] = CStringGetTextDatum(copy.pid == 0 && copy.state != DS_STATE_ERROR ?
+										"idle" : ds_state_name(copy.state));
+		values[3] = LSNGetDatum(copy.applied_lsn);
+		nulls[3] = XLogRecPtrIsInvalid(copy.applied_lsn);
+		values[4] = TimestampTzGetDatum(copy.last_sync_at);
+		nulls[4] = copy.last_sync_at == 0;
+		values[5] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->rows_inserted));
+		values[6] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->rows_updated));
+		values[7] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->rows_deleted));
+		values[8] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->transactions));
+		values[9] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->errors));
+		values[10] = Int32GetDatum(copy.retry_attempt);
+		nulls[10] = copy.state != DS_STATE_RETRYING;
+		values[11] = TimestampTzGetDatum(copy.next_attempt_at);
+		nulls[11] = copy.state != DS_STATE_RETRYING;
+		values[12] = CStringGetTextDatum(copy.last_error);
+		nulls[12] = copy.last_error[0] == '\0';
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	PG_RETURN_VOID();
+}

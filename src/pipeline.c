@@ -1,0 +1,745 @@
+/*-------------------------------------------------------------------------
+ *
+ * pipeline.c
+ *		SQL functions that manage pipelines and their tables.
+ *
+ * Copyright (c) 2026, datasync developers
+ *
+ * IDENTIFICATION
+ *		src/pipeline.c
+ *
+ * NOTES
+ *		These functions change the catalog and the pipeline's publication
+ *		in the caller's transaction, and wake the launcher or the worker at
+ *		commit.  They never create a replication slot: slot creation waits
+ *		for every transaction with an xid, including the caller's, so the
+ *		worker creates it after the pipeline row is committed.
+ *		drop_pipeline stops the worker, then drops the slot last, so an
+ *		error before leaves the pipeline whole.
+ *
+ *		Every function validates all of its arguments before it changes
+ *		anything; an error leaves no half-created state behind.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "datasync.h"
+
+#include "access/xlog.h"
+#include "access/relation.h"
+#include "catalog/catalog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "replication/message.h"
+#include "replication/slot.h"
+#include "storage/condition_variable.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "apiutil.h"
+#include "catalog.h"
+#include "shmem.h"
+#include "worker.h"
+
+PG_FUNCTION_INFO_V1(datasync_create_pipeline);
+PG_FUNCTION_INFO_V1(datasync_alter_pipeline);
+PG_FUNCTION_INFO_V1(datasync_drop_pipeline);
+PG_FUNCTION_INFO_V1(datasync_add_table);
+PG_FUNCTION_INFO_V1(datasync_remove_table);
+PG_FUNCTION_INFO_V1(datasync_resync_table);
+PG_FUNCTION_INFO_V1(datasync_pause);
+PG_FUNCTION_INFO_V1(datasync_resume);
+PG_FUNCTION_INFO_V1(datasync_wait_for_sync);
+
+typedef struct PipelineRow
+{
+	int64		id;
+	char	   *slot_name;
+	bool		enabled;
+	bool		has_error;
+} PipelineRow;
+
+/* Look up a pipeline (locking its row); an error when it does not exist. */
+static PipelineRow
+pipeline_row(const char *name, bool lock)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	PipelineRow r;
+	bool		isnull;
+
+	args[0] = CStringGetTextDatum(name);
+	ds_spi_exec(lock ?
+				"SELECT id, slot_name, enabled, error IS NOT NULL FROM datasync._pipelines WHERE name = $1 FOR UPDATE" :
+				"SELECT id, slot_name, enabled, error IS NOT NULL FROM datasync._pipelines WHERE name = $1",
+				1, argtypes, args, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("pipeline \"%s\" does not exist", name)));
+	r.id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	r.slot_name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	r.enabled = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	r.has_error = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+	return r;
+}
+
+/* "schema.table" for messages; a table that is gone by its OID */
+static char *
+table_display(Oid relid)
+{
+	char	   *rel = get_rel_name(relid);
+
+	if (rel == NULL)
+		return psprintf("%u", relid);
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), rel);
+}
+
+/* does the table have a primary key or a replica identity index? */
+static bool
+has_identity_index(Oid relid)
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+	bool		result;
+
+	result = OidIsValid(RelationGetReplicaIndex(rel));
+	relation_close(rel, AccessShareLock);
+	return result;
+}
+
+/*
+ * Can this table be synced?  It must be a permanent user table the caller
+ * may read, with a key the stream can carry: a primary key, a replica
+ * identity index, or REPLICA IDENTITY FULL.
+ */
+static void
+check_table(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Form_pg_class cls;
+	char	   *display;
+	Oid			nsp;
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	cls = (Form_pg_class) GETSTRUCT(tup);
+	nsp = cls->relnamespace;
+	display = quote_qualified_identifier(get_namespace_name(nsp), NameStr(cls->relname));
+
+	if (cls->relkind != RELKIND_RELATION && cls->relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", display),
+				 errdetail("Only ordinary and partitioned tables can be synced.")));
+	if (cls->relpersistence != RELPERSISTENCE_PERMANENT)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" is %s", display,
+						cls->relpersistence == RELPERSISTENCE_TEMP ? "temporary" : "unlogged"),
+				 errdetail("Changes to temporary and unlogged tables are not written to WAL, so they cannot be streamed.")));
+	if (IsCatalogNamespace(nsp) || nsp == get_namespace_oid(DATASYNC_SCHEMA, false) ||
+		IsToastNamespace(nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("table \"%s\" is a system or datasync table", display)));
+	if (pg_class_aclcheck(relid, GetOuterUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table \"%s\"", display),
+				 errdetail("Syncing a table needs the SELECT privilege on it.")));
+
+	if (cls->relreplident == REPLICA_IDENTITY_NOTHING ||
+		(cls->relreplident != REPLICA_IDENTITY_FULL && !has_identity_index(relid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" has neither a primary key nor a usable replica identity", display),
+				 errhint("Add a primary key, or run ALTER TABLE %s REPLICA IDENTITY FULL.", display)));
+	ReleaseSysCache(tup);
+}
+
+/* the table list of an array argument: no NULLs, no duplicates, valid */
+static List *
+table_list(FunctionCallInfo fcinfo, int argno)
+{
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	int			j;
+	List	   *result = NIL;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"tables\" must not be null")));
+	arr = PG_GETARG_ARRAYTYPE_P(argno);
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("argument \"tables\" must be a one-dimensional array")));
+	deconstruct_array(arr, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"tables\" must not be empty"),
+				 errhint("Name at least one table, for example ARRAY['public.users']::regclass[].")));
+	for (i = 0; i < n; i++)
+	{
+		Oid			relid;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument \"tables\" must not contain NULL")));
+		relid = DatumGetObjectId(elems[i]);
+		check_table(relid);
+		for (j = 0; j < i; j++)
+			if (DatumGetObjectId(elems[j]) == relid)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("table \"%s\" is listed twice", table_display(relid))));
+		result = lappend_oid(result, relid);
+	}
+	return result;
+}
+
+/* "seed" spellings: real-time, source_wins, ... */
+static char *
+normalize_word(const char *s)
+{
+	char	   *r = pstrdup(s);
+	char	   *p;
+
+	for (p = r; *p; p++)
+	{
+		if (*p == '_')
+			*p = '-';
+		else
+			*p = pg_ascii_tolower((unsigned char) *p);
+	}
+	return r;
+}
+
+static char *
+check_mode(const char *mode)
+{
+	char	   *m = normalize_word(mode);
+
+	if (strcmp(m, "realtime") == 0 || strcmp(m, "real-time") == 0)
+		return "realtime";
+	if (strcmp(m, "scheduled") == 0 || strcmp(m, "manual") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("mode \"%s\" is not supported yet", mode),
+				 errhint("Use mode \"realtime\".")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid mode \"%s\"", mode),
+			 errhint("Valid modes are \"realtime\", \"scheduled\" and \"manual\".")));
+	return NULL;				/* keep compiler quiet */
+}
+
+static char *
+check_strategy(const char *strategy)
+{
+	char	   *s = normalize_word(strategy);
+
+	if (strcmp(s, "source-wins") == 0)
+		return "source-wins";
+	if (strcmp(s, "target-wins") == 0 || strcmp(s, "latest-timestamp") == 0 ||
+		strcmp(s, "manual") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("conflict strategy \"%s\" is not supported yet", strategy),
+				 errhint("Use \"source-wins\".")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid conflict strategy \"%s\"", strategy),
+			 errhint("Valid strategies are \"source-wins\", \"target-wins\", \"latest-timestamp\" and \"manual\".")));
+	return NULL;
+}
+
+/* slot and publication name: datasync_ + the name in [a-z0-9_] */
+static char *
+slot_name_for(const char *name)
+{
+	StringInfoData buf;
+	const char *p;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, DATASYNC_PREFIX);
+	for (p = name; *p; p++)
+	{
+		unsigned char c = (unsigned char) *p;
+
+		if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')
+			appendStringInfoChar(&buf, c);
+		else if (c >= 'A' && c <= 'Z')
+			appendStringInfoChar(&buf, pg_ascii_tolower(c));
+		else
+			appendStringInfoChar(&buf, '_');
+	}
+	return buf.data;
+}
+
+/* "ONLY schema.table" for ordinary tables; partitioned tables whole */
+static char *
+publication_member(Oid relid)
+{
+	char		kind = get_rel_relkind(relid);
+
+	return psprintf("%s%s", kind == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ", table_display(relid));
+}
+
+Datum
+datasync_create_pipeline(PG_FUNCTION_ARGS)
+{
+	char	   *name = ds_arg_text(fcinfo, 0, "name");
+	char	   *target = ds_arg_text(fcinfo, 1, "target");
+	List	   *tables;
+	char	   *mode = check_mode(ds_arg_text(fcinfo, 3, "mode"));
+	char	   *strategy = check_strategy(ds_arg_text(fcinfo, 5, "conflict_strategy"));
+	Jsonb	   *options = ds_arg_jsonb(fcinfo, 6, "options");
+	DsPipelineOptions parsed;
+	char	   *slot;
+	int64		target_id;
+	int64		pipeline_id;
+	int64		incarnation;
+	StringInfoData sql;
+	ListCell   *lc;
+	bool		isnull;
+	Oid			argtypes[7] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID};
+	Datum		args[7];
+
+	ds_check_name("pipeline", name);
+	ds_require_preload();
+	tables = table_list(fcinfo, 2);
+	if (!PG_ARGISNULL(4))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a schedule is only valid for mode \"scheduled\""),
+				 errhint("Leave schedule NULL for mode \"%s\".", mode)));
+	ds_options_parse(options, &parsed);
+	slot = slot_name_for(name);
+
+	SPI_connect();
+	args[0] = CStringGetTextDatum(target);
+	ds_spi_exec("SELECT id FROM datasync._targets WHERE name = $1 FOR SHARE", 1, argtypes, args, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("target \"%s\" does not exist", target)));
+	target_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	/* serialize creators, then check names and limits */
+	ds_spi_exec("LOCK TABLE datasync._pipelines IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL, SPI_OK_UTILITY);
+	args[0] = CStringGetTextDatum(name);
+	args[1] = CStringGetTextDatum(slot);
+	ds_spi_exec("SELECT name, name = $1 FROM datasync._pipelines WHERE name = $1 OR slot_name = $2",
+				2, argtypes, args, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		char	   *other = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("pipeline \"%s\" already exists", name)));
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("pipeline name \"%s\" maps to slot \"%s\", which pipeline \"%s\" uses", name, slot, other),
+				 errdetail("Slot and publication names keep only lowercase letters, digits and underscores of the pipeline name."),
+				 errhint("Choose a name that differs in more than case or punctuation.")));
+	}
+	ds_spi_exec("SELECT (SELECT count(*) FROM pg_catalog.pg_replication_slots WHERE slot_name = $2),"
+				" (SELECT count(*) FROM pg_catalog.pg_publication WHERE pubname = $2),"
+				" (SELECT count(*) FROM datasync._pipelines)",
+				2, argtypes, args, SPI_OK_SELECT);
+	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("replication slot \"%s\" already exists", slot),
+				 errhint("Drop the slot with pg_drop_replication_slot('%s') if nothing uses it, or choose another pipeline name.", slot)));
+	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("publication \"%s\" already exists", slot),
+				 errhint("Drop the publication if nothing uses it, or choose another pipeline name.")));
+	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)) >= datasync_max_pipelines)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("cannot create pipeline \"%s\": datasync.max_pipelines (%d) reached", name, datasync_max_pipelines),
+				 errhint("Drop a pipeline, or raise datasync.max_pipelines and restart the server.")));
+
+	/* the publication: an explicit table list, never FOR ALL TABLES */
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE PUBLICATION %s FOR TABLE ", quote_identifier(slot));
+	foreach(lc, tables)
+		appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 publication_member(lfirst_oid(lc)));
+	appendStringInfoString(&sql, " WITH (publish_via_partition_root = true)");
+	ds_spi_exec(sql.data, 0, NULL, NULL, SPI_OK_UTILITY);
+
+	if (!pg_strong_random(&incarnation, sizeof(incarnation)))
+		elog(ERROR, "could not generate a random number");
+	incarnation &= INT64CONST(0x7FFFFFFFFFFFFFFF);
+
+	args[2] = Int64GetDatum(target_id);
+	args[3] = CStringGetTextDatum(mode);
+	args[4] = CStringGetTextDatum(strategy);
+	args[5] = options ? JsonbPGetDatum(options) : DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
+	args[6] = Int64GetDatum(incarnation);
+	ds_spi_exec("INSERT INTO datasync._pipelines (name, slot_name, target_id, mode, conflict_strategy, options, incarnation)"
+				" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+				7, argtypes, args, SPI_OK_INSERT_RETURNING);
+	pipeline_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	foreach(lc, tables)
+	{
+		Oid			targtypes[2] = {INT8OID, OIDOID};
+		Datum		targs[2];
+
+		targs[0] = Int64GetDatum(pipeline_id);
+		targs[1] = ObjectIdGetDatum(lfirst_oid(lc));
+		ds_spi_exec("INSERT INTO datasync._pipeline_tables (pipeline_id, relid) VALUES ($1, $2)",
+					2, targtypes, targs, SPI_OK_INSERT);
+	}
+	SPI_finish();
+	ds_launcher_wakeup_at_commit();
+	PG_RETURN_VOID();
+}
+
+/*
+ * alter_pipeline(name, options): keys merge into the pipeline's options (a
+ * JSON null removes one); "conflict_strategy" and "mode" change those.
+ * The worker starts a new session with the result.
+ */
+Datum
+datasync_alter_pipeline(PG_FUNCTION_ARGS)
+{
+	char	   *name = ds_arg_text(fcinfo, 0, "name");
+	Jsonb	   *options = ds_arg_jsonb(fcinfo, 1, "options");
+	PipelineRow r;
+	Oid			argtypes[4] = {INT8OID, JSONBOID, TEXTOID, TEXTOID};
+	Datum		args[4];
+	char		nulls[4] = "    ";
+	char	   *strategy = NULL;
+	char	   *mode = NULL;
+	Jsonb	   *merged;
+	bool		isnull;
+	DsPipelineOptions parsed;
+
+	if (options == NULL || !JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options of pipeline \"%s\" must be a JSON object", name)));
+	if (getKeyJsonValueFromContainer(&options->root, "conflict_strategy", 17, NULL))
+	{
+		char	   *s = ds_jsonb_get_text(options, "conflict_strategy");
+
+		if (s == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("pipeline option \"conflict_strategy\" must be a string")));
+		strategy = check_strategy(s);
+	}
+	if (getKeyJsonValueFromContainer(&options->root, "mode", 4, NULL))
+	{
+		char	   *m = ds_jsonb_get_text(options, "mode");
+
+		if (m == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("pipeline option \"mode\" must be a string")));
+		mode = check_mode(m);
+	}
+	if (getKeyJsonValueFromContainer(&options->root, "schedule", 8, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a schedule is only valid for mode \"scheduled\"")));
+
+	SPI_connect();
+	r = pipeline_row(name, true);
+	args[0] = Int64GetDatum(r.id);
+	args[1] = JsonbPGetDatum(options);
+	ds_spi_exec("SELECT coalesce(jsonb_object_agg(e.key, e.value) FILTER (WHERE jsonb_typeof(e.value) <> 'null'), '{}') "
+				"FROM datasync._pipelines p, jsonb_each(p.options || ($2 - 'conflict_strategy' - 'mode')) e WHERE p.id = $1",
+				2, argtypes, args, SPI_OK_SELECT);
+	merged = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	ds_options_parse(merged, &parsed);
+
+	args[1] = JsonbPGetDatum(merged);
+	args[2] = strategy ? CStringGetTextDatum(strategy) : (Datum) 0;
+	args[3] = mode ? CStringGetTextDatum(mode) : (Datum) 0;
+	nulls[2] = strategy ? ' ' : 'n';
+	nulls[3] = mode ? ' ' : 'n';
+	if (SPI_execute_with_args("UPDATE datasync._pipelines SET options = $2,"
+							  " conflict_strategy = coalesce($3, conflict_strategy),"
+							  " mode = coalesce($4, mode) WHERE id = $1",
+							  4, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update pipeline \"%s\"", name);
+	SPI_finish();
+	ds_signal_at_commit(r.id);
+	PG_RETURN_VOID();
+}
+
+/* Stop the pipeline's worker and wait until it has exited. */
+static void
+stop_worker_and_lock(int64 pipeline_id)
+{
+	LOCKTAG		tag;
+	pid_t		pid = ds_slot_pid(pipeline_id);
+
+	if (pid != 0)
+		kill(pid, SIGTERM);
+	ds_pipeline_locktag(&tag, pipeline_id);
+	/* the worker holds this lock shared for its life; no new one starts */
+	(void) LockAcquire(&tag, AccessExclusiveLock, false, false);
+}
+
+Datum
+datasync_drop_pipeline(PG_FUNCTION_ARGS)
+{
+	char	   *name = ds_arg_text(fcinfo, 0, "name");
+	PipelineRow r;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1];
+
+	ds_require_preload();
+	SPI_connect();
+	r = pipeline_row(name, true);
+	stop_worker_and_lock(r.id);
+
+	args[0] = Int64GetDatum(r.id);
+	ds_spi_exec("DELETE FROM datasync._pipelines WHERE id = $1", 1, argtypes, args, SPI_OK_DELETE);
+	ds_spi_exec(psprintf("DROP PUBLICATION IF EXISTS %s", quote_identifier(r.slot_name)),
+				0, NULL, NULL, SPI_OK_UTILITY);
+	SPI_finish();
+
+	/* last, as it cannot be rolled back: the slot (waits for its walsender) */
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	if (SearchNamedReplicationSlot(r.slot_name, false) != NULL)
+	{
+		LWLockRelease(ReplicationSlotControlLock);
+		ReplicationSlotDrop(r.slot_name, false);
+	}
+	else
+		LWLockRelease(ReplicationSlotControlLock);
+
+	ds_slot_release(r.id);
+	PG_RETURN_VOID();
+}
+
+/* the pipeline's membership row for a table, or -1 */
+static bool
+is_member(int64 pipeline_id, Oid relid)
+{
+	Oid			argtypes[2] = {INT8OID, OIDOID};
+	Datum		args[2];
+
+	args[0] = Int64GetDatum(pipeline_id);
+	args[1] = ObjectIdGetDatum(relid);
+	ds_spi_exec("SELECT 1 FROM datasync._pipeline_tables WHERE pipeline_id = $1 AND relid = $2",
+				2, argtypes, args, SPI_OK_SELECT);
+	return SPI_processed > 0;
+}
+
+static Oid
+arg_table(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"tbl\" must not be null")));
+	return PG_GETARG_OID(argno);
+}
+
+Datum
+datasync_add_table(PG_FUNCTION_ARGS)
+{
+	char	   *name = ds_arg_text(fcinfo, 0, "pipeline");
+	Oid			relid = arg_table(fcinfo, 1);
+	PipelineRow r;
+	Oid			argtypes[2] = {INT8OID, OIDOID};
+	Datum		args[2];
+
+	check_table(relid);
+	SPI_connect();
+	r = pipeline_row(name, true);
+	if (is_member(r.id, relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("table \"%s\" is already in pipeline \"%s\"", table_display(relid), name)));
+	ds_spi_exec(psprintf("ALTER PUBLICATION %s ADD TABLE %s", quote_identifier(r.slot_name),
+						 publication_member(relid)),
+				0, NULL, NULL, SPI_OK_UTILITY);
+	args[0] = Int64GetDatum(r.id);
+	args[1] = ObjectIdGetDatum(relid);
+	ds_spi_exec("INSERT INTO datasync._pipeline_tables (pipeline_id, relid) VALUES ($1, $2)",
+				2, argtypes, args, SPI_OK_INSERT);
+	SPI_finish();
+	ds_signal_at_commit(r.id);
+	PG_RETURN_VOID();
+}
+
+Datum
+datasync_remove_table(PG_FUNCTION_ARGS)
+{
+	char	   *name = ds_arg_text(fcinfo, 0, "pipeline");
+	Oid			relid = arg_table(fcinfo, 1);
+	PipelineRow r;
+	Oid			argtypes[2] = {INT8OID, OIDOID};
+	Datum		args[2];
+
+	SPI_connect();
+	r = pipeline_row(name, true);
+	if (!is_member(r.id, relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("table \"%s\" is not in pipeline \"%s\"", table_display(relid), name)));
+	ds_spi_exec(psprintf("ALTER PUBLICATION %s DROP TABLE %s", quote_identifier(r.slot_name),
+						 table_display(relid)),
+				0, NULL, NULL, SPI_OK_UTILITY);
+	args[0] = Int64GetDatum(r.id);
+	args[1] = ObjectIdGetDatum(relid);
+	ds_spi_exec("DELETE FROM datasync._pipeline_tables WHERE pipeline_id = $1 AND relid = $2",
+				2, argtypes, args, SPI_OK_DELETE);
+	SPI_finish();
+	ds_signal_at_commit(r.id);
+	PG_RETURN_VOID();
+}
+
+Datum
+datasync_resync_table(PG_FUNCTION_ARGS)
+{
+	char	   *name = ds_arg_text(fcinfo, 0, "pipeline");
+	Oid			relid = arg_table(fcinfo, 1);
+	PipelineRow r;
+	Oid			argtypes[2] = {INT8OID, OIDOID};
+	Datum		args[2];
+
+	SPI_connect();
+	r = pipeline_row(name, true);
+	if (!is_member(r.id, relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("table \"%s\" is not in pipeline \"%s\"", table_display(relid), name)));
+	args[0] = Int64GetDatum(r.id);
+	args[1] = ObjectIdGetDatum(relid);
+	ds_spi_exec("UPDATE datasync._pipeline_tables SET sync_state = 's' WHERE pipeline_id = $1 AND relid = $2",
+				2, argtypes, args, SPI_OK_UPDATE);
+	SPI_finish();
+	ds_signal_at_commit(r.id);
+	PG_RETURN_VOID();
+}
+
+static void
+set_enabled(FunctionCallInfo fcinfo, bool enabled)
+{
+	char	   *name = ds_arg_text(fcinfo, 0, "name");
+	PipelineRow r;
+	Oid			argtypes[2] = {INT8OID, BOOLOID};
+	Datum		args[2];
+
+	SPI_connect();
+	r = pipeline_row(name, true);
+	args[0] = Int64GetDatum(r.id);
+	args[1] = BoolGetDatum(enabled);
+	ds_spi_exec(enabled ?
+				"UPDATE datasync._pipelines SET enabled = $2, error = NULL WHERE id = $1" :
+				"UPDATE datasync._pipelines SET enabled = $2 WHERE id = $1",
+				2, argtypes, args, SPI_OK_UPDATE);
+	SPI_finish();
+	ds_signal_at_commit(r.id);
+}
+
+Datum
+datasync_pause(PG_FUNCTION_ARGS)
+{
+	set_enabled(fcinfo, false);
+	PG_RETURN_VOID();
+}
+
+Datum
+datasync_resume(PG_FUNCTION_ARGS)
+{
+	set_enabled(fcinfo, true);
+	PG_RETURN_VOID();
+}
+
+/*
+ * wait_for_sync(name, timeout): emit a marker into the WAL (a logical
+ * message carrying a ticket) and wait until the pipeline's worker has
+ * committed on the target everything before it.  Tickets are handed out
+ * in order, so a worker that passed any later ticket passed ours too.
+ * False on timeout, or at once when the pipeline is paused or stopped by
+ * an error.
+ */
+Datum
+datasync_wait_for_sync(PG_FUNCTION_ARGS)
+{
+	char	   *name = ds_arg_text(fcinfo, 0, "name");
+	Interval   *timeout;
+	int64		timeout_ms;
+	PipelineRow r;
+	uint64		seq;
+	XLogRecPtr	lsn;
+	TimestampTz deadline;
+	bool		done = false;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"timeout\" must not be null")));
+	timeout = PG_GETARG_INTERVAL_P(1);
+	timeout_ms = (timeout->time + (int64) timeout->day * USECS_PER_DAY +
+				  (int64) timeout->month * DAYS_PER_MONTH * USECS_PER_DAY) / 1000;
+	if (timeout_ms < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout must not be negative")));
+	ds_require_preload();
+
+	SPI_connect();
+	r = pipeline_row(name, false);
+	SPI_finish();
+	if (!r.enabled || r.has_error)
+		PG_RETURN_BOOL(false);
+
+	seq = pg_atomic_add_fetch_u64(&DsShmem->marker_seq, 1);
+	lsn = LogLogicalMessage(DATASYNC_MARKER_PREFIX, (const char *) &seq, sizeof(seq), false);
+	XLogFlush(lsn);
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	ConditionVariablePrepareToSleep(&DsShmem->progress_cv);
+	for (;;)
+	{
+		DsPipelineSlot *slot = ds_slot_find(r.id);
+		long		remaining;
+
+		if (slot && pg_atomic_read_u64(&slot->marker_seq) >= seq)
+		{
+			done = true;
+			break;
+		}
+		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (remaining <= 0)
+			break;
+		(void) ConditionVariableTimedSleep(&DsShmem->progress_cv, Min(remaining, 1000),
+										   PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	PG_RETURN_BOOL(done);
+}

@@ -1,0 +1,282 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *		Shared memory of datasync: launcher latch and one slot a pipeline.
+ *
+ * Copyright (c) 2026, datasync developers
+ *
+ * IDENTIFICATION
+ *		src/shmem.c
+ *
+ * NOTES
+ *		The area is sized from datasync.max_pipelines.  This file alone
+ *		installs the shmem request and startup hooks.  A slot belongs to a
+ *		pipeline id from the first start of its worker until drop_pipeline;
+ *		counters survive worker restarts but not a server restart.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "datasync.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "storage/shmem.h"
+
+#include "shmem.h"
+
+DsShared   *DsShmem = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static Size
+ds_shmem_size(void)
+{
+	return add_size(offsetof(DsShared, slots),
+					mul_size(datasync_max_pipelines, sizeof(DsPipelineSlot)));
+}
+
+static void
+ds_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+
+	RequestAddinShmemSpace(ds_shmem_size());
+	RequestNamedLWLockTranche("datasync", 1);
+}
+
+static void
+ds_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	DsShmem = ShmemInitStruct("datasync", ds_shmem_size(), &found);
+	if (!found)
+	{
+		int			i;
+
+		memset(DsShmem, 0, ds_shmem_size());
+		DsShmem->lock = &(GetNamedLWLockTranche("datasync"))->lock;
+		DsShmem->nslots = datasync_max_pipelines;
+		pg_atomic_init_u64(&DsShmem->marker_seq, 0);
+		ConditionVariableInit(&DsShmem->progress_cv);
+		for (i = 0; i < DsShmem->nslots; i++)
+		{
+			DsPipelineSlot *slot = &DsShmem->slots[i];
+
+			SpinLockInit(&slot->mutex);
+			pg_atomic_init_u64(&slot->marker_seq, 0);
+			pg_atomic_init_u64(&slot->rows_inserted, 0);
+			pg_atomic_init_u64(&slot->rows_updated, 0);
+			pg_atomic_init_u64(&slot->rows_deleted, 0);
+			pg_atomic_init_u64(&slot->transactions, 0);
+			pg_atomic_init_u64(&slot->errors, 0);
+			pg_atomic_init_u32(&slot->config_generation, 0);
+		}
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+ds_shmem_init(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = ds_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = ds_shmem_startup;
+}
+
+/* true when datasync was preloaded, so its workers can run */
+bool
+ds_shmem_available(void)
+{
+	return DsShmem != NULL;
+}
+
+/*
+ * The slot of a pipeline, or NULL.  The caller only reads fields that are
+ * atomics or takes the slot's spinlock.
+ */
+DsPipelineSlot *
+ds_slot_find(int64 pipeline_id)
+{
+	int			i;
+
+	if (DsShmem == NULL)
+		return NULL;
+	LWLockAcquire(DsShmem->lock, LW_SHARED);
+	for (i = 0; i < DsShmem->nslots; i++)
+	{
+		if (DsShmem->slots[i].pipeline_id == pipeline_id)
+		{
+			LWLockRelease(DsShmem->lock);
+			return &DsShmem->slots[i];
+		}
+	}
+	LWLockRelease(DsShmem->lock);
+	return NULL;
+}
+
+/*
+ * Claim the slot of a pipeline for the calling worker: its old slot if it
+ * has one, else a free one.  Errors out when all are taken.
+ */
+DsPipelineSlot *
+ds_slot_claim(int64 pipeline_id)
+{
+	DsPipelineSlot *found = NULL;
+	DsPipelineSlot *free_slot = NULL;
+	int			i;
+
+	LWLockAcquire(DsShmem->lock, LW_EXCLUSIVE);
+	for (i = 0; i < DsShmem->nslots; i++)
+	{
+		DsPipelineSlot *slot = &DsShmem->slots[i];
+
+		if (slot->pipeline_id == pipeline_id)
+		{
+			found = slot;
+			break;
+		}
+		if (slot->pipeline_id == 0 && free_slot == NULL)
+			free_slot = slot;
+	}
+	if (found == NULL && free_slot != NULL)
+	{
+		found = free_slot;
+		SpinLockAcquire(&found->mutex);
+		found->pipeline_id = pipeline_id;
+		found->applied_lsn = InvalidXLogRecPtr;
+		found->last_sync_at = 0;
+		found->retry_attempt = 0;
+		found->next_attempt_at = 0;
+		found->last_error[0] = '\0';
+		SpinLockRelease(&found->mutex);
+		pg_atomic_write_u64(&found->marker_seq, 0);
+		pg_atomic_write_u64(&found->rows_inserted, 0);
+		pg_atomic_write_u64(&found->rows_updated, 0);
+		pg_atomic_write_u64(&found->rows_deleted, 0);
+		pg_atomic_write_u64(&found->transactions, 0);
+		pg_atomic_write_u64(&found->errors, 0);
+	}
+	if (found == NULL)
+	{
+		LWLockRelease(DsShmem->lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("all %d datasync pipeline slots are in use", DsShmem->nslots),
+				 errhint("Raise datasync.max_pipelines and restart the server.")));
+	}
+	SpinLockAcquire(&found->mutex);
+	found->pid = MyProcPid;
+	found->latch = MyLatch;
+	found->state = DS_STATE_STARTING;
+	SpinLockRelease(&found->mutex);
+	LWLockRelease(DsShmem->lock);
+	return found;
+}
+
+/* Forget a pipeline's slot (drop_pipeline). */
+void
+ds_slot_release(int64 pipeline_id)
+{
+	int			i;
+
+	if (DsShmem == NULL)
+		return;
+	LWLockAcquire(DsShmem->lock, LW_EXCLUSIVE);
+	for (i = 0; i < DsShmem->nslots; i++)
+	{
+		DsPipelineSlot *slot = &DsShmem->slots[i];
+
+		if (slot->pipeline_id == pipeline_id)
+		{
+			SpinLockAcquire(&slot->mutex);
+			slot->pipeline_id = 0;
+			slot->pid = 0;
+			slot->latch = NULL;
+			SpinLockRelease(&slot->mutex);
+		}
+	}
+	LWLockRelease(DsShmem->lock);
+}
+
+void
+ds_slot_set_state(DsPipelineSlot *slot, DsWorkerState state)
+{
+	SpinLockAcquire(&slot->mutex);
+	slot->state = state;
+	SpinLockRelease(&slot->mutex);
+}
+
+void
+ds_slot_set_error(DsPipelineSlot *slot, const char *msg)
+{
+	SpinLockAcquire(&slot->mutex);
+	strlcpy(slot->last_error, msg ? msg : "", DS_LAST_ERROR_LEN);
+	SpinLockRelease(&slot->mutex);
+}
+
+const char *
+ds_state_name(DsWorkerState state)
+{
+	switch (state)
+	{
+		case DS_STATE_STARTING:
+			return "starting";
+		case DS_STATE_SYNCING:
+			return "syncing";
+		case DS_STATE_STREAMING:
+			return "streaming";
+		case DS_STATE_RETRYING:
+			return "retrying";
+		case DS_STATE_ERROR:
+			return "error";
+		case DS_STATE_STOPPED:
+			return "idle";
+	}
+	return "unknown";
+}
+
+/* pid of a pipeline's running worker, or 0 */
+pid_t
+ds_slot_pid(int64 pipeline_id)
+{
+	DsPipelineSlot *slot = ds_slot_find(pipeline_id);
+	pid_t		pid = 0;
+
+	if (slot)
+	{
+		SpinLockAcquire(&slot->mutex);
+		if (slot->pipeline_id == pipeline_id)
+			pid = slot->pid;
+		SpinLockRelease(&slot->mutex);
+	}
+	return pid;
+}
+
+/*
+ * Tell a pipeline's worker that its catalog rows changed: bump the
+ * generation and set its latch.  Called at commit (see pipeline.c).
+ */
+void
+ds_signal_pipeline(int64 pipeline_id)
+{
+	DsPipelineSlot *slot = ds_slot_find(pipeline_id);
+
+	if (slot == NULL)
+		return;
+	pg_atomic_fetch_add_u32(&slot->config_generation, 1);
+	SpinLockAcquire(&slot->mutex);
+	if (slot->pipeline_id == pipeline_id && slot->latch)
+		SetLatch(slot->latch);
+	SpinLockRelease(&slot->mutex);
+}

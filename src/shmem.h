@@ -1,0 +1,89 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.h
+ *		Shared state of the launcher and the sync workers.
+ *
+ * Copyright (c) 2026, datasync developers
+ *
+ * IDENTIFICATION
+ *		src/shmem.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DATASYNC_SHMEM_H
+#define DATASYNC_SHMEM_H
+
+#include "access/xlogdefs.h"
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+
+/* what a sync worker is doing; shown by datasync.status */
+typedef enum DsWorkerState
+{
+	DS_STATE_STARTING = 0,
+	DS_STATE_SYNCING,			/* initial copy or a table resync */
+	DS_STATE_STREAMING,
+	DS_STATE_RETRYING,			/* waiting out a backoff after a transient error */
+	DS_STATE_ERROR,				/* stopped on a permanent error */
+	DS_STATE_STOPPED
+} DsWorkerState;
+
+#define DS_LAST_ERROR_LEN 512
+
+/*
+ * One slot a pipeline.  A slot is claimed by the pipeline's worker and kept
+ * (with its counters) across worker restarts; drop_pipeline frees it.
+ * Counters are atomics written by the worker alone; the other fields are
+ * protected by the spinlock.
+ */
+typedef struct DsPipelineSlot
+{
+	slock_t		mutex;
+	int64		pipeline_id;	/* 0 when free */
+	pid_t		pid;			/* worker pid, 0 when none runs */
+	Latch	   *latch;			/* worker's latch while pid != 0 */
+	DsWorkerState state;
+	XLogRecPtr	applied_lsn;	/* end LSN of the last source transaction
+								 * committed on the target */
+	TimestampTz last_sync_at;	/* when that target commit happened */
+	int			retry_attempt;
+	TimestampTz next_attempt_at;
+	char		last_error[DS_LAST_ERROR_LEN];
+
+	pg_atomic_uint64 marker_seq;	/* highest wait_for_sync marker applied */
+	pg_atomic_uint64 rows_inserted;
+	pg_atomic_uint64 rows_updated;
+	pg_atomic_uint64 rows_deleted;
+	pg_atomic_uint64 transactions;
+	pg_atomic_uint64 errors;
+	pg_atomic_uint32 config_generation; /* bumped when the catalog changed */
+} DsPipelineSlot;
+
+typedef struct DsShared
+{
+	LWLock	   *lock;			/* protects slot claiming */
+	pid_t		launcher_pid;
+	Latch	   *launcher_latch;
+	pg_atomic_uint64 marker_seq;	/* last wait_for_sync ticket handed out */
+	ConditionVariable progress_cv;	/* broadcast when any marker_seq moves */
+	int			nslots;
+	DsPipelineSlot slots[FLEXIBLE_ARRAY_MEMBER];
+} DsShared;
+
+extern DsShared *DsShmem;
+
+extern bool ds_shmem_available(void);
+extern DsPipelineSlot *ds_slot_find(int64 pipeline_id);
+extern DsPipelineSlot *ds_slot_claim(int64 pipeline_id);
+extern void ds_slot_release(int64 pipeline_id);
+extern void ds_slot_set_state(DsPipelineSlot *slot, DsWorkerState state);
+extern void ds_slot_set_error(DsPipelineSlot *slot, const char *msg);
+extern const char *ds_state_name(DsWorkerState state);
+extern void ds_signal_pipeline(int64 pipeline_id);
+extern pid_t ds_slot_pid(int64 pipeline_id);
+
+#endif							/* DATASYNC_SHMEM_H */

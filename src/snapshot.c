@@ -1,0 +1,194 @@
+/*-------------------------------------------------------------------------
+ *
+ * snapshot.c
+ *		Initial copy: COPY TO under the slot's snapshot, piped into the
+ *		target's COPY FROM.
+ *
+ * Copyright (c) 2026, datasync developers
+ *
+ * IDENTIFICATION
+ *		src/snapshot.c
+ *
+ * NOTES
+ *		The copy runs on the replication connection itself: BEGIN READ ONLY
+ *		ISOLATION LEVEL REPEATABLE READ; CREATE_REPLICATION_SLOT ...
+ *		(SNAPSHOT 'use'); COPY (SELECT ...) TO STDOUT per table; COMMIT.
+ *		The transaction's snapshot is the slot's consistent point, so a
+ *		change is either in the copy or streamed after it, never both.
+ *		Data goes from source to target in CopyData-sized pieces; nothing
+ *		lands on disk in between.  Every table of a copy is replaced in one
+ *		target transaction that also records the copy's LSN per table (and,
+ *		for the pipeline's first copy, as the stream's start), so a crash
+ *		mid-copy leaves the target as it was and the copy starts over.
+ *
+ *		A table added later, or resynced, is copied the same way under a
+ *		temporary slot of its own, while the stream is stopped: its changes
+ *		committed before that slot's point are then skipped by the stream.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "datasync.h"
+
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+
+#include "apply.h"
+#include "pgconn.h"
+#include "relmap.h"
+#include "snapshot.h"
+
+typedef struct CopyPlan
+{
+	Oid			relid;
+	char	   *source_sql;
+	char	   *target_qname;
+	List	   *cols;
+} CopyPlan;
+
+static List *
+plan_copies(DsPipelineConfig *cfg, List *relids)
+{
+	List	   *plans = NIL;
+	ListCell   *lc;
+	bool		started = ds_xact_start();
+
+	foreach(lc, relids)
+	{
+		CopyPlan   *p = palloc0(sizeof(CopyPlan));
+		char	   *nsp;
+		char	   *rel;
+		bool		partitioned;
+		StringInfoData sql;
+		ListCell   *c;
+		bool		first = true;
+
+		p->relid = lfirst_oid(lc);
+		p->cols = ds_table_columns(p->relid, &nsp, &rel, &partitioned);
+		p->target_qname = ds_target_qname(cfg, nsp, rel);
+		initStringInfo(&sql);
+		appendStringInfoString(&sql, "COPY (SELECT ");
+		foreach(c, p->cols)
+		{
+			appendStringInfo(&sql, "%s%s", first ? "" : ", ", quote_identifier(strVal(lfirst(c))));
+			first = false;
+		}
+		appendStringInfo(&sql, " FROM %s%s) TO STDOUT",
+						 partitioned ? "" : "ONLY ", quote_qualified_identifier(nsp, rel));
+		p->source_sql = sql.data;
+		plans = lappend(plans, p);
+	}
+	ds_xact_commit(started);
+	return plans;
+}
+
+/* a row libpq handed us, not yet freed when an error interrupted */
+static char *copybuf = NULL;
+
+static void
+copy_one(DsStream *s, DsApplyTarget *t, CopyPlan *p, XLogRecPtr lsn)
+{
+	PGresult   *res;
+
+	if (copybuf)
+		PQfreemem(copybuf);
+	copybuf = NULL;
+
+	t->copy_begin(t, p->target_qname, p->cols);
+	res = ds_pq_exec(s->conn, p->source_sql, DS_CONN_SOURCE);
+	if (PQresultStatus(res) != PGRES_COPY_OUT)
+		ds_pq_report(s->conn, res, DS_CONN_SOURCE, "COPY TO");
+	PQclear(res);
+	for (;;)
+	{
+		char	   *buf = NULL;
+		int			len = PQgetCopyData(s->conn, &buf, 1);
+
+		if (len > 0)
+		{
+			/* an error in copy_data leaves it to the next copy to free */
+			copybuf = buf;
+			t->copy_data(t, buf, len);
+			PQfreemem(buf);
+			copybuf = NULL;
+			continue;
+		}
+		if (len == 0)
+		{
+			ds_pq_wait(s->conn, WL_SOCKET_READABLE, -1);
+			if (PQconsumeInput(s->conn) == 0)
+				ds_pq_report(s->conn, NULL, DS_CONN_SOURCE, "COPY TO");
+			continue;
+		}
+		if (len == -2)
+			ds_pq_report(s->conn, NULL, DS_CONN_SOURCE, "COPY TO");
+		break;					/* -1: done */
+	}
+	while ((res = ds_pq_get_result(s->conn, DS_CONN_SOURCE)) != NULL)
+	{
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			ds_pq_report(s->conn, res, DS_CONN_SOURCE, "COPY TO");
+		PQclear(res);
+	}
+	t->copy_end(t, p->relid, lsn);
+}
+
+/*
+ * Create the slot (on the stream connection s, not yet streaming) and,
+ * when copy is true, copy relids under its snapshot.  The target commits
+ * the copy together with the stream's start position.  Returns the slot's
+ * consistent point.
+ */
+XLogRecPtr
+ds_snapshot_initial(DsStream *s, DsApplyTarget *t, DsPipelineConfig *cfg,
+					List *relids, bool copy)
+{
+	List	   *plans = copy ? plan_copies(cfg, relids) : NIL;
+	XLogRecPtr	lsn;
+	ListCell   *lc;
+
+	ds_pq_exec_ok(s->conn, "BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", DS_CONN_SOURCE);
+	lsn = ds_stream_create_slot(s, cfg->slot_name, false);
+	foreach(lc, plans)
+		copy_one(s, t, lfirst(lc), lsn);
+	t->commit(t, lsn);
+	ds_pq_exec_ok(s->conn, "COMMIT", DS_CONN_SOURCE);
+	return lsn;
+}
+
+/*
+ * Copy relids under a temporary slot of a new replication connection
+ * (the caller has stopped its stream).  Returns the copy's LSN.
+ */
+XLogRecPtr
+ds_snapshot_tables(DsApplyTarget *t, DsPipelineConfig *cfg, List *relids)
+{
+	List	   *plans = plan_copies(cfg, relids);
+	DsStream   *s;
+	XLogRecPtr	lsn = InvalidXLogRecPtr;
+	char		appname[NAMEDATALEN];
+	char		slot[NAMEDATALEN];
+
+	snprintf(appname, sizeof(appname), "datasync copy %s", cfg->name);
+	snprintf(slot, sizeof(slot), "%s_copy_%d", cfg->slot_name, MyProcPid);
+	slot[NAMEDATALEN - 1] = '\0';
+	s = ds_stream_connect(appname);
+	PG_TRY();
+	{
+		ListCell   *lc;
+
+		ds_pq_exec_ok(s->conn, "BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", DS_CONN_SOURCE);
+		lsn = ds_stream_create_slot(s, slot, true);
+		foreach(lc, plans)
+			copy_one(s, t, lfirst(lc), lsn);
+		t->commit(t, InvalidXLogRecPtr);
+		ds_pq_exec_ok(s->conn, "COMMIT", DS_CONN_SOURCE);
+	}
+	PG_FINALLY();
+	{
+		ds_stream_close(s);
+	}
+	PG_END_TRY();
+	return lsn;
+}

@@ -1,0 +1,407 @@
+/*-------------------------------------------------------------------------
+ *
+ * target.c
+ *		SQL functions that manage targets.
+ *
+ * Copyright (c) 2026, datasync developers
+ *
+ * IDENTIFICATION
+ *		src/target.c
+ *
+ * NOTES
+ *		A target's DSN may hold a password: it is stored in
+ *		datasync._targets, which only the extension owner reads, and shown
+ *		only through ds_mask_conninfo.  A DSN libpq cannot parse is refused
+ *		with libpq's reason, unless the string mentions a password (libpq
+ *		may quote the offending part).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "datasync.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "libpq-fe.h"
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+
+#include "apiutil.h"
+#include "catalog.h"
+#include "pgconn.h"
+#include "relmap.h"
+
+PG_FUNCTION_INFO_V1(datasync_create_target);
+PG_FUNCTION_INFO_V1(datasync_alter_target);
+PG_FUNCTION_INFO_V1(datasync_drop_target);
+PG_FUNCTION_INFO_V1(datasync_test_target);
+PG_FUNCTION_INFO_V1(datasync_mask_dsn);
+
+static void
+check_dsn(const char *target, const char *dsn)
+{
+	char	   *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(dsn, &err);
+
+	if (opts == NULL)
+	{
+		char	   *msg = err ? pchomp(err) : pstrdup("out of memory");
+
+		if (err)
+			PQfreemem(err);
+		if (strstr(dsn, "password") != NULL || strchr(dsn, '@') != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid DSN for target \"%s\"", target),
+					 errdetail("The DSN is not a valid libpq connection string or URI.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid DSN for target \"%s\": %s", target, msg),
+				 errhint("Write a libpq connection string (host=... dbname=...) or a postgresql:// URI.")));
+	}
+	PQconninfoFree(opts);
+	if (dsn[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("DSN of target \"%s\" must not be empty", target)));
+}
+
+/* id of a target, or an error */
+static int64
+target_id(const char *name, bool for_update)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	bool		isnull;
+
+	args[0] = CStringGetTextDatum(name);
+	ds_spi_exec(for_update ?
+				"SELECT id FROM datasync._targets WHERE name = $1 FOR UPDATE" :
+				"SELECT id FROM datasync._targets WHERE name = $1",
+				1, argtypes, args, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("target \"%s\" does not exist", name)));
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+Datum
+datasync_create_target(PG_FUNCTION_ARGS)
+{
+	char	   *name = ds_arg_text(fcinfo, 0, "name");
+	char	   *dsn = ds_arg_text(fcinfo, 1, "dsn");
+	Jsonb	   *options = ds_arg_jsonb(fcinfo, 2, "options");
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, JSONBOID};
+	Datum		args[3];
+
+	ds_check_name("target", name);
+	check_dsn(name, dsn);
+	ds_target_options_check(options, name);
+
+	SPI_connect();
+	args[0] = CStringGetTextDatum(name);
+	ds_spi_exec("SELECT 1 FROM datasync._targets WHERE name = $1", 1, argtypes, args, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("target \"%s\" already exists", name)));
+	args[1] = CStringGetTextDatum(dsn);
+	args[2] = options ? JsonbPGetDatum(options) : DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
+	ds_spi_exec("INSERT INTO datasync._targets (name, dsn, options) VALUES ($1, $2, $3)",
+				3, argtypes, args, SPI_OK_INSERT);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * alter_target(name, options): {"dsn": "..."} replaces the DSN; other keys
+ * are merged into the options (a JSON null removes one).  The target's
+ * pipelines reconnect with the new settings.
+ */
+Datum
+datasync_alter_target(PG_FUNCTION_ARGS)
+{
+	char	   *name = ds_arg_text(fcinfo, 0, "name");
+	Jsonb	   *options = ds_arg_jsonb(fcinfo, 1, "options");
+	char	   *newdsn;
+	Oid			argtypes[3] = {INT8OID, JSONBOID, TEXTOID};
+	Datum		args[3];
+	int64		id;
+	Jsonb	   *merged;
+	uint64		i;
+
+	if (options == NULL || !JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options of target \"%s\" must be a JSON object", name)));
+
+	SPI_connect();
+	id = target_id(name, true);
+	newdsn = ds_jsonb_get_text(options, "dsn");
+	if (newdsn == NULL && getKeyJsonValueFromContainer(&options->root, "dsn", 3, NULL) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("target option \"dsn\" must be a string")));
+	if (newdsn)
+		check_dsn(name, newdsn);
+
+	/* merged options: old || new - 'dsn', then drop JSON nulls */
+	args[0] = Int64GetDatum(id);
+	args[1] = JsonbPGetDatum(options);
+	ds_spi_exec("SELECT coalesce(jsonb_object_agg(e.key, e.value) FILTER (WHERE jsonb_typeof(e.value) <> 'null'), '{}') "
+				"FROM datasync._targets t, jsonb_each((t.options || $2) - 'dsn') e WHERE t.id = $1",
+				2, argtypes, args, SPI_OK_SELECT);
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		merged = isnull ? NULL : DatumGetJsonbPCopy(d);
+	}
+	ds_target_options_check(merged, name);
+
+	args[1] = merged ? JsonbPGetDatum(merged) : DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
+	args[2] = newdsn ? CStringGetTextDatum(newdsn) : (Datum) 0;
+	SPI_execute_with_args("UPDATE datasync._targets SET options = $2, dsn = coalesce($3, dsn) WHERE id = $1",
+						  3, argtypes, args, newdsn ? "   " : "  n", false, 0);
+
+	ds_spi_exec("SELECT id FROM datasync._pipelines WHERE target_id = $1", 1, argtypes, args, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		ds_signal_at_commit(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)));
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+Datum
+datasync_drop_target(PG_FUNCTION_ARGS)
+{
+	char	   *name = ds_arg_text(fcinfo, 0, "name");
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1];
+
+	SPI_connect();
+	args[0] = Int64GetDatum(target_id(name, true));
+	ds_spi_exec("SELECT name FROM datasync._pipelines WHERE target_id = $1 ORDER BY name LIMIT 1",
+				1, argtypes, args, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("target \"%s\" is used by pipeline \"%s\"", name,
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+				 errhint("Drop the pipelines that use it first.")));
+	ds_spi_exec("DELETE FROM datasync._targets WHERE id = $1", 1, argtypes, args, SPI_OK_DELETE);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+static void
+json_kv_text(StringInfo buf, const char *key, const char *val, bool *first)
+{
+	if (!*first)
+		appendStringInfoString(buf, ", ");
+	*first = false;
+	escape_json(buf, key);
+	appendStringInfoString(buf, ": ");
+	if (val)
+		escape_json(buf, val);
+	else
+		appendStringInfoString(buf, "null");
+}
+
+/* one {"kind": ..., "name": ...} item of test_target's "missing" */
+static char *
+missing_item(const char *kind, const char *name)
+{
+	StringInfoData buf;
+	bool		first = true;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	json_kv_text(&buf, "kind", kind, &first);
+	json_kv_text(&buf, "name", name, &first);
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/* is col among the names of a text[] value libpq returned? */
+static bool
+array_has_name(PGresult *res, int row, int col, const char *name)
+{
+	Datum		arr = DirectFunctionCall3(array_in, CStringGetDatum(PQgetvalue(res, row, col)),
+										  ObjectIdGetDatum(TEXTOID), Int32GetDatum(-1));
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+
+	deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+		if (!nulls[i] && strcmp(TextDatumGetCString(elems[i]), name) == 0)
+			return true;
+	return false;
+}
+
+/* what test_target checks once connected; appends to out and missing */
+static void
+probe_target(PGconn *conn, StringInfo out, SPITupleTable *tables, uint64 ntables,
+			 List **missing)
+{
+	instr_time	start;
+	instr_time	elapsed;
+	PGresult   *res;
+	uint64		i;
+	bool		isnull;
+
+	res = ds_pq_exec(conn, "SELECT pg_catalog.current_setting('server_version')", DS_CONN_TARGET);
+	appendStringInfoString(out, ", \"version\": ");
+	escape_json(out, PQgetvalue(res, 0, 0));
+	PQclear(res);
+
+	INSTR_TIME_SET_CURRENT(start);
+	PQclear(ds_pq_exec(conn, "SELECT 1", DS_CONN_TARGET));
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, start);
+	appendStringInfo(out, ", \"latency_ms\": %.3f", INSTR_TIME_GET_MILLISEC(elapsed));
+
+	for (i = 0; i < ntables; i++)
+	{
+		Oid			relid = DatumGetObjectId(SPI_getbinval(tables->vals[i], tables->tupdesc, 1, &isnull));
+		char	   *nsp;
+		char	   *rel;
+		bool		part;
+		List	   *cols = ds_table_columns(relid, &nsp, &rel, &part);
+		char	   *qname = quote_qualified_identifier(nsp, rel);
+		const char *vals[1];
+		ListCell   *lc;
+
+		vals[0] = qname;
+		res = ds_pq_exec_params(conn,
+								"SELECT c.oid IS NOT NULL,"
+								" coalesce(pg_catalog.has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE'), false),"
+								" ARRAY(SELECT attname::text FROM pg_catalog.pg_attribute"
+								"       WHERE attrelid = c.oid AND attnum > 0 AND NOT attisdropped)"
+								" FROM (SELECT pg_catalog.to_regclass($1) AS oid) c",
+								1, vals, DS_CONN_TARGET);
+		if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+			*missing = lappend(*missing, missing_item("table", qname));
+		else
+		{
+			if (strcmp(PQgetvalue(res, 0, 1), "t") != 0)
+				*missing = lappend(*missing, missing_item("privilege", qname));
+			foreach(lc, cols)
+			{
+				char	   *col = strVal(lfirst(lc));
+
+				if (!array_has_name(res, 0, 2, col))
+					*missing = lappend(*missing,
+									   missing_item("column", psprintf("%s.%s", qname, quote_identifier(col))));
+			}
+		}
+		PQclear(res);
+	}
+}
+
+/*
+ * test_target(name): connect, report the server version and round-trip
+ * latency, and for each table of the target's pipelines whether it exists
+ * there (under its source name) with every column and the privileges
+ * apply needs.  A target that cannot be reached is reported, not raised.
+ */
+Datum
+datasync_test_target(PG_FUNCTION_ARGS)
+{
+	char	   *name = ds_arg_text(fcinfo, 0, "name");
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1];
+	char	   *dsn;
+	char	   *password = NULL;
+	char	   *password_env;
+	Jsonb	   *topts;
+	StringInfoData out;
+	List	   *missing = NIL;
+	bool		first = true;
+	PGconn	   *volatile conn = NULL;
+	char	   *volatile error = NULL;
+	bool		isnull;
+	uint64		ntables;
+	SPITupleTable *tables;
+	MemoryContext cxt = CurrentMemoryContext;
+	ListCell   *lc;
+
+	SPI_connect();
+	args[0] = Int64GetDatum(target_id(name, false));
+	ds_spi_exec("SELECT dsn, options FROM datasync._targets WHERE id = $1", 1, argtypes, args, SPI_OK_SELECT);
+	dsn = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	topts = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	password_env = ds_jsonb_get_text(topts, "password_env");
+	ds_spi_exec("SELECT DISTINCT pt.relid FROM datasync._pipeline_tables pt "
+				"JOIN datasync._pipelines p ON p.id = pt.pipeline_id WHERE p.target_id = $1 ORDER BY 1",
+				1, argtypes, args, SPI_OK_SELECT);
+	tables = SPI_tuptable;
+	ntables = SPI_processed;
+
+	initStringInfo(&out);
+	appendStringInfoChar(&out, '{');
+	json_kv_text(&out, "target", name, &first);
+	json_kv_text(&out, "dsn", ds_mask_conninfo(dsn), &first);
+
+	if (password_env && (password = getenv(password_env)) == NULL)
+		error = psprintf("environment variable \"%s\" is not set in the server's environment", password_env);
+	else
+	{
+		PG_TRY();
+		{
+			instr_time	start;
+			instr_time	elapsed;
+
+			INSTR_TIME_SET_CURRENT(start);
+			conn = ds_pq_connect(dsn, password, false, "datasync test_target", DS_CONN_TARGET);
+			INSTR_TIME_SET_CURRENT(elapsed);
+			INSTR_TIME_SUBTRACT(elapsed, start);
+			appendStringInfo(&out, ", \"connect_ms\": %.3f", INSTR_TIME_GET_MILLISEC(elapsed));
+			probe_target(conn, &out, tables, ntables, &missing);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			if (edata->elevel > ERROR || edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+				PG_RE_THROW();
+			FlushErrorState();
+			error = edata->message;
+		}
+		PG_END_TRY();
+		ds_pq_finish(conn);
+	}
+
+	appendStringInfo(&out, ", \"ok\": %s", error == NULL && missing == NIL ? "true" : "false");
+	if (error)
+	{
+		appendStringInfoString(&out, ", \"error\": ");
+		escape_json(&out, error);
+	}
+	appendStringInfoString(&out, ", \"missing\": [");
+	foreach(lc, missing)
+		appendStringInfo(&out, "%s%s", foreach_current_index(lc) > 0 ? ", " : "", (char *) lfirst(lc));
+	appendStringInfoString(&out, "]}");
+	SPI_finish();
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
+}
+
+Datum
+datasync_mask_dsn(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(ds_mask_conninfo(text_to_cstring(PG_GETARG_TEXT_PP(0)))));
+}

@@ -1,0 +1,442 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *		The sync worker of one pipeline: session set-up, the streaming
+ *		loop, feedback, and the error boundary with retries.
+ *
+ * Copyright (c) 2026, datasync developers
+ *
+ * IDENTIFICATION
+ *		src/worker.c
+ *
+ * NOTES
+ *		A worker runs sessions until its pipeline is paused, dropped or
+ *		stopped by a permanent error.  A session:
+ *		  1. reads the pipeline from the catalog;
+ *		  2. connects to the target and reads the progress it holds;
+ *		  3. opens a replication connection to this server; with no stream
+ *			 progress on the target (a new pipeline), creates the slot and
+ *			 copies the tables under its snapshot (snapshot.c); tables
+ *			 added or marked for resync are copied under a temporary slot;
+ *		  4. streams from the target's progress LSN: decode, apply, close a
+ *			 batch at a commit boundary when nothing more is pending, then
+ *			 confirm to the walsender what the target committed;
+ *		  5. ends when the catalog changed (SQL calls bump the slot's
+ *			 config generation and set our latch), to start over with it.
+ *
+ *		Errors: a transient one (retry.c) closes both connections, waits a
+ *		backoff with full jitter in state "retrying", and starts a new
+ *		session from the target's progress, so nothing is lost or applied
+ *		twice.  A permanent one is recorded in _pipelines.error and the
+ *		worker exits 0: the launcher leaves the pipeline alone until
+ *		datasync.resume().
+ *
+ *		Memory: the worker's lifetime context holds the session context
+ *		(connections, relation map, prepared statement names), reset for
+ *		every session; a message context is reset after each stream
+ *		message, so memory does not grow with transaction size.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "datasync.h"
+
+#include "access/xact.h"
+#include "catalog/pg_namespace.h"
+#include "libpq/pqformat.h"
+#include "libpq/pqsignal.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "apply.h"
+#include "catalog.h"
+#include "decode.h"
+#include "pgconn.h"
+#include "relmap.h"
+#include "retry.h"
+#include "shmem.h"
+#include "snapshot.h"
+#include "stream.h"
+#include "worker.h"
+
+static DsPipelineSlot *MySlot = NULL;
+static int64 MyPipelineId = 0;
+static DsStream *CurStream = NULL;
+static DsDecoder *CurDecoder = NULL;
+
+/* Keep the walsender from timing us out while a target is slow. */
+static void
+keepalive_hook(void)
+{
+	if (CurStream && CurStream->streaming && CurDecoder)
+		ds_stream_feedback(CurStream, CurDecoder->done_lsn, false);
+}
+
+static void
+worker_shmem_exit(int code, Datum arg)
+{
+	if (MySlot)
+	{
+		SpinLockAcquire(&MySlot->mutex);
+		if (MySlot->pid == MyProcPid)
+		{
+			MySlot->pid = 0;
+			MySlot->latch = NULL;
+			if (MySlot->state != DS_STATE_ERROR)
+				MySlot->state = DS_STATE_STOPPED;
+		}
+		SpinLockRelease(&MySlot->mutex);
+	}
+}
+
+/* lock tag of a pipeline: worker holds it shared, drop_pipeline exclusive */
+void
+ds_pipeline_locktag(LOCKTAG *tag, int64 pipeline_id)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId,
+						 (uint32) (pipeline_id >> 32), (uint32) pipeline_id,
+						 0x6473);	/* "ds" */
+}
+
+/* one streaming pass; returns when the catalog changed */
+static void
+stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt)
+{
+	uint32		generation = pg_atomic_read_u32(&MySlot->config_generation);
+
+	ds_slot_set_state(MySlot, DS_STATE_STREAMING);
+	pgstat_report_activity(STATE_RUNNING, "streaming");
+
+	for (;;)
+	{
+		int			nmsgs = 0;
+		int			rc;
+
+		/* 1. drain what the stream has, without blocking */
+		for (;;)
+		{
+			char	   *buf = NULL;
+			int			len = ds_stream_receive(s, &buf);
+			StringInfoData msg;
+			MemoryContext old;
+
+			if (len == 0)
+				break;
+
+			/* copy out of libpq's buffer so that an error cannot leak it */
+			old = MemoryContextSwitchTo(msgcxt);
+			msg.data = palloc(len + 1);
+			memcpy(msg.data, buf, len);
+			msg.data[len] = '\0';
+			msg.len = len;
+			msg.maxlen = len + 1;
+			msg.cursor = 0;
+			PQfreemem(buf);
+			{
+
+				switch (pq_getmsgbyte(&msg))
+				{
+					case 'w':
+						{
+							XLogRecPtr	start = pq_getmsgint64(&msg);
+							XLogRecPtr	end = pq_getmsgint64(&msg);
+
+							(void) pq_getmsgint64(&msg);	/* send time */
+							s->received_lsn = Max(s->received_lsn, Max(start, end));
+							ds_decode_message(d, &msg);
+							break;
+						}
+					case 'k':
+						{
+							XLogRecPtr	end = pq_getmsgint64(&msg);
+							bool		reply;
+
+							(void) pq_getmsgint64(&msg);	/* send time */
+							reply = pq_getmsgbyte(&msg);
+							s->received_lsn = Max(s->received_lsn, end);
+							/* idle and all received: everything up to end is done */
+							if (!d->in_txn && !d->batch_open)
+								d->done_lsn = Max(d->done_lsn, end);
+							if (reply)
+								ds_stream_feedback(s, d->done_lsn, true);
+							break;
+						}
+					default:
+						ereport(ERROR,
+								(errcode(ERRCODE_PROTOCOL_VIOLATION),
+								 errmsg("unexpected message type \"%c\" in the replication stream",
+										msg.data[0])));
+				}
+			}
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(msgcxt);
+
+			if (ds_decode_batch_full(d))
+				ds_decode_close_batch(d);
+			if (++nmsgs % 256 == 0)
+			{
+				CHECK_FOR_INTERRUPTS();
+				d->target->poll(d->target);
+			}
+		}
+
+		/* 2. nothing more pending: close the batch at this boundary */
+		if (d->batch_open && !d->in_txn)
+			ds_decode_close_batch(d);
+		ds_stream_feedback(s, d->done_lsn, false);
+
+		/* 3. catalog changed: start a new session with it */
+		if (!d->in_txn && !d->batch_open &&
+			pg_atomic_read_u32(&MySlot->config_generation) != generation)
+			return;
+
+		/* 4. wait for more */
+		rc = WaitLatchOrSocket(MyLatch,
+							   WL_LATCH_SET | WL_SOCKET_READABLE | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							   PQsocket(s->conn), 1000, PG_WAIT_EXTENSION);
+		if (rc & WL_LATCH_SET)
+			ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (PQconsumeInput(s->conn) == 0)
+			ds_pq_report(s->conn, NULL, DS_CONN_SOURCE, "receiving the replication stream");
+	}
+}
+
+/*
+ * One session: set up from the catalog and the target, copy what needs
+ * copying, stream until the catalog changes.  Returns false when the
+ * pipeline should no longer run.
+ */
+static bool
+run_session(MemoryContext sesscxt)
+{
+	DsPipelineConfig *cfg;
+	DsApplyTarget *t;
+	DsStream   *s;
+	DsDecoder  *d;
+	XLogRecPtr	start;
+	List	   *to_copy = NIL;
+	List	   *all = NIL;
+	ListCell   *lc;
+	bool		started;
+	char		appname[NAMEDATALEN];
+	MemoryContext msgcxt;
+
+	started = ds_xact_start();
+	cfg = ds_catalog_load(MyPipelineId);
+	ds_xact_commit(started);
+	if (cfg == NULL || !cfg->enabled || cfg->error != NULL ||
+		strcmp(cfg->mode, "realtime") != 0)
+		return false;
+
+	pgstat_report_activity(STATE_RUNNING, "connecting");
+	t = ds_apply_pg_create(cfg);
+	t->connect(t);
+
+	snprintf(appname, sizeof(appname), "datasync %s", cfg->name);
+	s = CurStream = ds_stream_connect(appname);
+
+	foreach(lc, cfg->tables)
+	{
+		DsPipelineTable *pt = lfirst(lc);
+
+		all = lappend_oid(all, pt->relid);
+	}
+
+	start = t->read_progress(t, InvalidOid);
+	if (XLogRecPtrIsInvalid(start) || !ds_stream_slot_exists(s, cfg->slot_name))
+	{
+		/* a new pipeline (or its slot was lost): slot, then the first copy */
+		if (!XLogRecPtrIsInvalid(start))
+			ereport(WARNING,
+					(errmsg("replication slot \"%s\" of pipeline \"%s\" is missing; copying all tables again",
+							cfg->slot_name, cfg->name)));
+		else if (ds_stream_slot_exists(s, cfg->slot_name))
+			ds_stream_drop_slot(s, cfg->slot_name);
+		ds_slot_set_state(MySlot, DS_STATE_SYNCING);
+		pgstat_report_activity(STATE_RUNNING, "initial copy");
+		start = ds_snapshot_initial(s, t, cfg, all, cfg->options.initial_sync);
+		started = ds_xact_start();
+		ds_catalog_set_tables_ready(cfg->id, all);
+		ds_xact_commit(started);
+		foreach(lc, cfg->tables)
+			((DsPipelineTable *) lfirst(lc))->sync_state = 'r';
+	}
+
+	/* tables added or to be copied again */
+	foreach(lc, cfg->tables)
+	{
+		DsPipelineTable *pt = lfirst(lc);
+
+		if (pt->sync_state != 'r')
+			to_copy = lappend_oid(to_copy, pt->relid);
+	}
+	if (to_copy != NIL)
+	{
+		ds_slot_set_state(MySlot, DS_STATE_SYNCING);
+		pgstat_report_activity(STATE_RUNNING, "copying tables");
+		(void) ds_snapshot_tables(t, cfg, to_copy);
+		started = ds_xact_start();
+		ds_catalog_set_tables_ready(cfg->id, to_copy);
+		ds_xact_commit(started);
+	}
+
+	/* where each table's copy ended */
+	ds_relmap_init(sesscxt, cfg);
+	foreach(lc, all)
+	{
+		XLogRecPtr	lsn = t->read_progress(t, lfirst_oid(lc));
+
+		if (!XLogRecPtrIsInvalid(lsn))
+			ds_relmap_set_sync_lsn(lfirst_oid(lc), lsn);
+	}
+
+	d = CurDecoder = palloc0(sizeof(DsDecoder));
+	d->target = t;
+	d->cfg = cfg;
+	d->slot = MySlot;
+	d->skip_before = start;
+	d->done_lsn = start;
+
+	ds_stream_start(s, cfg->slot_name, cfg->slot_name, start);
+	msgcxt = AllocSetContextCreate(sesscxt, "datasync message", ALLOCSET_DEFAULT_SIZES);
+	stream_loop(d, s, msgcxt);
+
+	/* catalog changed: clean end of the session */
+	CurDecoder = NULL;
+	CurStream = NULL;
+	ds_stream_close(s);
+	t->close(t);
+	return true;
+}
+
+static void
+close_session_connections(void)
+{
+	/* libpq connections are malloc'd: close them on error */
+	if (CurDecoder && CurDecoder->target)
+		CurDecoder->target->close(CurDecoder->target);
+	if (CurStream)
+		ds_stream_close(CurStream);
+	CurDecoder = NULL;
+	CurStream = NULL;
+}
+
+void
+DatasyncWorkerMain(Datum main_arg)
+{
+	Oid			dboid;
+	LOCKTAG		tag;
+	MemoryContext sesscxt;
+	volatile int attempt = 0;
+
+	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+	memcpy(&MyPipelineId, MyBgworkerEntry->bgw_extra + sizeof(Oid), sizeof(int64));
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+
+	/* one worker a pipeline; drop_pipeline waits for this lock */
+	ds_pipeline_locktag(&tag, MyPipelineId);
+	(void) LockAcquire(&tag, ShareLock, true, false);
+
+	MySlot = ds_slot_claim(MyPipelineId);
+	before_shmem_exit(worker_shmem_exit, 0);
+	ds_pq_wait_hook = keepalive_hook;
+
+	sesscxt = AllocSetContextCreate(TopMemoryContext, "datasync session", ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		bool		keep_going = true;
+		MemoryContext old = MemoryContextSwitchTo(sesscxt);
+
+		PG_TRY();
+		{
+			{
+				char		name[64];
+
+				snprintf(name, sizeof(name), "datasync worker " INT64_FORMAT, MyPipelineId);
+				pgstat_report_appname(name);
+			}
+			keep_going = run_session(sesscxt);
+			attempt = 0;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+			DsPipelineConfig *cfg = NULL;
+			bool		started;
+			long		delay;
+			int			base_ms = 500;
+			int			max_ms = 60000;
+
+			HOLD_INTERRUPTS();
+			MemoryContextSwitchTo(TopMemoryContext);
+			edata = CopyErrorData();
+			EmitErrorReport();
+			FlushErrorState();
+			AbortOutOfAnyTransaction();
+			close_session_connections();
+			RESUME_INTERRUPTS();
+
+			pg_atomic_fetch_add_u64(&MySlot->errors, 1);
+			ds_slot_set_error(MySlot, edata->message);
+
+			started = ds_xact_start();
+			cfg = ds_catalog_load(MyPipelineId);
+			if (cfg)
+			{
+				base_ms = cfg->options.retry_base_ms;
+				max_ms = cfg->options.retry_max_ms;
+			}
+			if (cfg && !ds_retry_is_transient(edata->sqlerrcode))
+			{
+				ds_catalog_set_error(MyPipelineId, edata->message);
+				ds_xact_commit(started);
+				ds_slot_set_state(MySlot, DS_STATE_ERROR);
+				ereport(LOG,
+						(errmsg("datasync pipeline \"%s\" stopped on a permanent error", cfg->name),
+						 errhint("Fix the cause, then run SELECT datasync.resume('%s').", cfg->name)));
+				proc_exit(0);
+			}
+			ds_xact_commit(started);
+
+			delay = ds_retry_next_delay(attempt, base_ms, max_ms);
+			SpinLockAcquire(&MySlot->mutex);
+			MySlot->state = DS_STATE_RETRYING;
+			MySlot->retry_attempt = attempt + 1;
+			MySlot->next_attempt_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay);
+			SpinLockRelease(&MySlot->mutex);
+			attempt++;
+			pgstat_report_activity(STATE_IDLE, "retrying");
+
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 delay, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(sesscxt);
+		CHECK_FOR_INTERRUPTS();
+		if (!keep_going)
+			break;
+	}
+	proc_exit(0);
+}
