@@ -316,7 +316,7 @@ pg_read_progress(DsApplyTarget *t, Oid relid)
 	PGresult   *res;
 	XLogRecPtr	lsn = InvalidXLogRecPtr;
 
-	Assert(!pt->in_pipeline);
+	leave_pipeline(pt);
 	snprintf(relbuf, sizeof(relbuf), "%u", relid);
 	vals[0] = t->cfg->name;
 	vals[1] = relbuf;

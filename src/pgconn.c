@@ -34,6 +34,7 @@
 #include "utils/builtins.h"
 #include "utils/wait_event.h"
 
+#include "catalog.h"
 #include "pgconn.h"
 
 #if PG_VERSION_NUM < 150013
@@ -336,8 +337,11 @@ ds_source_conninfo(void)
 {
 	StringInfoData buf;
 	char	   *host = NULL;
+	bool		started = ds_xact_start();
 	char	   *user = GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false);
 	char	   *dbname = get_database_name(MyDatabaseId);
+
+	ds_xact_commit(started);
 
 	if (Unix_socket_directories && Unix_socket_directories[0] != '\0')
 	{
