@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/test.sh -- THE test command of datasync (CI runs it through .ci/run).
 # Run as root from anywhere:  bash scripts/test.sh
+# (developers: DS_TAP="test/t/010_x.pl" or DS_TAP=none, DS_REGRESS=0 narrow the run)
 #
 #   1. scripts/setup.sh --deps-only     install missing Debian packages
 #   2. copy the working tree (without .git and test output) to a fresh
@@ -109,6 +110,13 @@ if ! compgen -G "$WORK/test/t/*.pl" >/dev/null; then
 	echo "==> test: WARNING: no TAP tests in test/t/, running pg_regress only"
 	extra+=(TAP_TESTS=)
 fi
+
+# Developer knobs (not used by CI): DS_TAP="test/t/010_x.pl ..." runs only
+# those TAP files; DS_TAP=none skips TAP; DS_REGRESS=0 skips pg_regress.
+if [ -n "${DS_TAP:-}" ]; then
+	if [ "$DS_TAP" = none ]; then extra+=(TAP_TESTS=); else extra+=("PROVE_TESTS=$DS_TAP"); fi
+fi
+if [ "${DS_REGRESS:-1}" = 0 ]; then extra+=(REGRESS=); fi
 
 step "running as $TEST_USER: make installcheck (pg_regress, then TAP)"
 OUT=$WORK/installcheck.out
