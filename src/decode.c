@@ -47,6 +47,24 @@ ds_decode_publish_marker(DsPipelineSlot *slot, uint64 seq)
 	ConditionVariableBroadcast(&DsShmem->progress_cv);
 }
 
+/*
+ * Everything that committed before lsn is on the target: remember it and
+ * tell wait_for_sync callers (their marker may precede the slot).
+ */
+void
+ds_decode_set_done(DsDecoder *d, XLogRecPtr lsn)
+{
+	DsPipelineSlot *slot = d->slot;
+
+	if (lsn <= d->done_lsn)
+		return;
+	d->done_lsn = lsn;
+	SpinLockAcquire(&slot->mutex);
+	slot->done_lsn = lsn;
+	SpinLockRelease(&slot->mutex);
+	ConditionVariableBroadcast(&DsShmem->progress_cv);
+}
+
 static void
 open_batch(DsDecoder *d)
 {
@@ -81,7 +99,6 @@ ds_decode_close_batch(DsDecoder *d)
 	Assert(d->batch_open && !d->in_txn);
 	d->target->commit(d->target, d->batch_end_lsn);
 	d->batch_open = false;
-	d->done_lsn = Max(d->done_lsn, d->batch_end_lsn);
 
 	pg_atomic_fetch_add_u64(&slot->rows_inserted, d->batch_ins);
 	pg_atomic_fetch_add_u64(&slot->rows_updated, d->batch_upd);
@@ -95,6 +112,7 @@ ds_decode_close_batch(DsDecoder *d)
 	SpinLockRelease(&slot->mutex);
 	ds_decode_publish_marker(slot, d->batch_marker);
 	d->batch_marker = 0;
+	ds_decode_set_done(d, d->batch_end_lsn);
 }
 
 /* does this change get applied? */
@@ -189,7 +207,7 @@ ds_decode_message(DsDecoder *d, StringInfo s)
 				else
 				{
 					/* nothing of it went to the target: done already */
-					d->done_lsn = Max(d->done_lsn, commit.end_lsn);
+					ds_decode_set_done(d, commit.end_lsn);
 					ds_decode_publish_marker(d->slot, d->batch_marker);
 					d->batch_marker = 0;
 				}

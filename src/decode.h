@@ -49,5 +49,6 @@ extern void ds_decode_message(DsDecoder *d, StringInfo s);
 extern bool ds_decode_batch_full(DsDecoder *d);
 extern void ds_decode_close_batch(DsDecoder *d);
 extern void ds_decode_publish_marker(DsPipelineSlot *slot, uint64 seq);
+extern void ds_decode_set_done(DsDecoder *d, XLogRecPtr lsn);
 
 #endif							/* DATASYNC_DECODE_H */

@@ -683,7 +683,9 @@ datasync_resume(PG_FUNCTION_ARGS)
  * wait_for_sync(name, timeout): emit a marker into the WAL (a logical
  * message carrying a ticket) and wait until the pipeline's worker has
  * committed on the target everything before it.  Tickets are handed out
- * in order, so a worker that passed any later ticket passed ours too.
+ * in order, so a worker that passed any later ticket passed ours too.  A
+ * pipeline whose slot was created after the marker has everything before
+ * it in its initial copy: its done position is past the marker then.
  * False on timeout, or at once when the pipeline is paused or stopped by
  * an error.
  */
@@ -729,10 +731,19 @@ datasync_wait_for_sync(PG_FUNCTION_ARGS)
 		DsPipelineSlot *slot = ds_slot_find(r.id);
 		long		remaining;
 
-		if (slot && pg_atomic_read_u64(&slot->marker_seq) >= seq)
+		if (slot)
 		{
-			done = true;
-			break;
+			XLogRecPtr	applied;
+
+			SpinLockAcquire(&slot->mutex);
+			applied = slot->done_lsn;
+			SpinLockRelease(&slot->mutex);
+			/* our marker arrived, or the slot starts after it */
+			if (pg_atomic_read_u64(&slot->marker_seq) >= seq || applied >= lsn)
+			{
+				done = true;
+				break;
+			}
 		}
 		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 		if (remaining <= 0)

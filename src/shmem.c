@@ -155,6 +155,7 @@ ds_slot_claim(int64 pipeline_id)
 		SpinLockAcquire(&found->mutex);
 		found->pipeline_id = pipeline_id;
 		found->applied_lsn = InvalidXLogRecPtr;
+		found->done_lsn = InvalidXLogRecPtr;
 		found->last_sync_at = 0;
 		found->retry_attempt = 0;
 		found->next_attempt_at = 0;

@@ -50,6 +50,8 @@ typedef struct DsPipelineSlot
 	XLogRecPtr	applied_lsn;	/* end LSN of the last source transaction
 								 * committed on the target */
 	TimestampTz last_sync_at;	/* when that target commit happened */
+	XLogRecPtr	done_lsn;		/* everything before it is on the target (or
+								 * was irrelevant); wait_for_sync reads it */
 	int			retry_attempt;
 	TimestampTz next_attempt_at;
 	char		last_error[DS_LAST_ERROR_LEN];

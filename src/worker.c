@@ -163,7 +163,7 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt)
 							s->received_lsn = Max(s->received_lsn, end);
 							/* idle and all received: everything up to end is done */
 							if (!d->in_txn && !d->batch_open)
-								d->done_lsn = Max(d->done_lsn, end);
+								ds_decode_set_done(d, end);
 							if (reply)
 								ds_stream_feedback(s, d->done_lsn, true);
 							break;
@@ -308,7 +308,7 @@ run_session(MemoryContext sesscxt)
 	d->cfg = cfg;
 	d->slot = MySlot;
 	d->skip_before = start;
-	d->done_lsn = start;
+	ds_decode_set_done(d, start);
 
 	ds_stream_start(s, cfg->slot_name, cfg->slot_name, start);
 	msgcxt = AllocSetContextCreate(sesscxt, "datasync message", ALLOCSET_DEFAULT_SIZES);
