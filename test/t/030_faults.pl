@@ -22,7 +22,7 @@ use Test::More;
 use IPC::Run;
 use DatasyncTest;
 
-my $src = source_node('src_faults', max_connections => 40);
+my $src = source_node('src_faults', max_connections => 40, restart_after_crash => 'on');
 my $tgt = target_node('tgt_faults');
 
 my $table_sql = q{
