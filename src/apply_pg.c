@@ -61,6 +61,7 @@ typedef struct PgRel
 	char		upsert_name[NAMEDATALEN];
 	char		delete_name[NAMEDATALEN];
 	List	   *updates;		/* of PgUpdateVariant */
+	char	   *what;			/* "applying changes to table ..." */
 } PgRel;
 
 typedef struct PgTarget
@@ -370,7 +371,7 @@ pg_begin(DsApplyTarget *t)
 	if (pt->in_xact)
 		return;
 	enter_pipeline(pt);
-	send_sql(pt, "BEGIN", "BEGIN");
+	send_sql(pt, "BEGIN", "starting a transaction");
 	pt->in_xact = true;
 }
 
@@ -389,7 +390,7 @@ pg_commit(DsApplyTarget *t, XLogRecPtr end_lsn)
 	enter_pipeline(pt);
 	if (!XLogRecPtrIsInvalid(end_lsn))
 		send_progress(pt, InvalidOid, end_lsn);
-	send_sql(pt, "COMMIT", "COMMIT");
+	send_sql(pt, "COMMIT", "committing a batch");
 	if (!PQpipelineSync(pt->conn))
 		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "sending a sync");
 	pt->syncs++;
@@ -418,6 +419,7 @@ pg_rel(PgTarget *pt, DsRelation *rel)
 	if (pr == NULL)
 	{
 		pr = MemoryContextAllocZero(pt->cxt, sizeof(PgRel));
+		pr->what = MemoryContextStrdup(pt->cxt, psprintf("applying changes to table %s", rel->target_qname));
 		rel->target_private = pr;
 		pr->version = rel->version;
 		pr->conn_gen = pt->conn_gen;
@@ -429,6 +431,7 @@ pg_rel(PgTarget *pt, DsRelation *rel)
 		pr->conn_gen = pt->conn_gen;
 		pr->have_upsert = pr->have_delete = false;
 		pr->updates = NIL;
+		pr->what = MemoryContextStrdup(pt->cxt, psprintf("applying changes to table %s", rel->target_qname));
 	}
 	return pr;
 }
@@ -511,7 +514,7 @@ prepare_upsert(PgTarget *pt, DsRelation *rel, PgRel *pr)
 		}
 	}
 	snprintf(pr->upsert_name, NAMEDATALEN, "ds_%u_%u_i", rel->remoteid, rel->version);
-	send_prepare(pt, pr->upsert_name, sql.data, rel->target_qname);
+	send_prepare(pt, pr->upsert_name, sql.data, pr->what);
 	pr->have_upsert = true;
 	pfree(sql.data);
 }
@@ -528,7 +531,7 @@ prepare_delete(PgTarget *pt, DsRelation *rel, PgRel *pr)
 	else
 		append_full_match(&sql, rel, 1);
 	snprintf(pr->delete_name, NAMEDATALEN, "ds_%u_%u_d", rel->remoteid, rel->version);
-	send_prepare(pt, pr->delete_name, sql.data, rel->target_qname);
+	send_prepare(pt, pr->delete_name, sql.data, pr->what);
 	pr->have_delete = true;
 	pfree(sql.data);
 }
@@ -574,7 +577,7 @@ update_variant(PgTarget *pt, DsRelation *rel, PgRel *pr, const char *mask)
 	pr->updates = lappend(pr->updates, v);
 	MemoryContextSwitchTo(old);
 
-	send_prepare(pt, v->name, sql.data, rel->target_qname);
+	send_prepare(pt, v->name, sql.data, pr->what);
 	pfree(sql.data);
 	return v->name;
 }
@@ -624,7 +627,7 @@ pg_apply(DsApplyTarget *t, DsChange *ch)
 				prepare_upsert(pt, rel, pr);
 			for (i = 0; i < rel->natts; i++)
 				vals[i] = colval(ch->newtup, i);
-			send_exec(pt, pr->upsert_name, rel->natts, vals, rel->target_qname);
+			send_exec(pt, pr->upsert_name, rel->natts, vals, pr->what);
 			break;
 
 		case DS_CHANGE_UPDATE:
@@ -657,13 +660,13 @@ pg_apply(DsApplyTarget *t, DsChange *ch)
 						if (!pr->have_delete)
 							prepare_delete(pt, rel, pr);
 						key_values(rel, ch->oldtup, vals);
-						send_exec(pt, pr->delete_name, rel->nkeys, vals, rel->target_qname);
+						send_exec(pt, pr->delete_name, rel->nkeys, vals, pr->what);
 					}
 					if (!pr->have_upsert)
 						prepare_upsert(pt, rel, pr);
 					for (i = 0; i < rel->natts; i++)
 						vals[i] = colval(ch->newtup, i);
-					send_exec(pt, pr->upsert_name, rel->natts, vals, rel->target_qname);
+					send_exec(pt, pr->upsert_name, rel->natts, vals, pr->what);
 				}
 				else
 				{
@@ -697,7 +700,7 @@ pg_apply(DsApplyTarget *t, DsChange *ch)
 						for (i = 0; i < rel->natts; i++)
 							vals[n++] = colval(match, i);
 					}
-					send_exec(pt, name, n, vals, rel->target_qname);
+					send_exec(pt, name, n, vals, pr->what);
 				}
 				break;
 			}
@@ -713,13 +716,13 @@ pg_apply(DsApplyTarget *t, DsChange *ch)
 			if (rel->nkeys > 0)
 			{
 				key_values(rel, ch->oldtup, vals);
-				send_exec(pt, pr->delete_name, rel->nkeys, vals, rel->target_qname);
+				send_exec(pt, pr->delete_name, rel->nkeys, vals, pr->what);
 			}
 			else
 			{
 				for (i = 0; i < rel->natts; i++)
 					vals[i] = colval(ch->oldtup, i);
-				send_exec(pt, pr->delete_name, rel->natts, vals, rel->target_qname);
+				send_exec(pt, pr->delete_name, rel->natts, vals, pr->what);
 			}
 			break;
 	}
@@ -748,7 +751,7 @@ pg_truncate(DsApplyTarget *t, List *rels, bool cascade, bool restart_seqs)
 		appendStringInfoString(&sql, " RESTART IDENTITY");
 	if (cascade)
 		appendStringInfoString(&sql, " CASCADE");
-	send_sql(pt, sql.data, "TRUNCATE");
+	send_sql(pt, sql.data, "applying a TRUNCATE");
 	pfree(sql.data);
 }
 

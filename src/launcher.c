@@ -274,13 +274,22 @@ launcher_round(MemoryContext roundcxt)
 		start_worker(w);
 	}
 
-	/* pipelines that are gone */
+	/* pipelines that are gone: stop their workers, then forget them */
 	foreach(lc, launched)
 	{
 		LaunchedWorker *w = lfirst(lc);
 
-		if (!w->seen && worker_alive(w))
+		if (w->seen)
+			continue;
+		if (worker_alive(w))
 			stop_worker(w);
+		else
+		{
+			if (w->handle)
+				pfree(w->handle);
+			launched = foreach_delete_current(launched, lc);
+			pfree(w);
+		}
 	}
 	MemoryContextReset(roundcxt);
 }

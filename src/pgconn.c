@@ -162,7 +162,7 @@ ds_pq_report(PGconn *conn, PGresult *res, DsConnKind kind, const char *what)
 
 	ereport(ERROR,
 			(errcode(code),
-			 errmsg("%s failed on the %s: %s", what, peer_name(kind), primary),
+			 errmsg("%s on the %s failed: %s", what, peer_name(kind), primary),
 			 detail ? errdetail_internal("%s", detail) : 0,
 			 hint ? errhint("%s", hint) : 0));
 }

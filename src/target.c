@@ -11,7 +11,9 @@
  * NOTES
  *		A target's DSN may hold a password: it is stored in
  *		datasync._targets, which only the extension owner reads, and shown
- *		only through ds_mask_conninfo.  A DSN libpq cannot parse is refused
+ *		only through ds_mask_conninfo; an error in create_target or
+ *		alter_target keeps the statement (which holds the DSN) out of the
+ *		server log.  A DSN libpq cannot parse is refused
  *		with libpq's reason, unless the string mentions a password (libpq
  *		may quote the offending part).
  *
@@ -91,8 +93,36 @@ target_id(const char *name, bool for_update)
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
-Datum
-datasync_create_target(PG_FUNCTION_ARGS)
+/*
+ * Run fn; if it raises an error, have the server log leave out the
+ * statement: its text holds the DSN, and maybe a password.
+ */
+static Datum
+hide_statement_on_error(PGFunction fn, FunctionCallInfo fcinfo)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile Datum result = (Datum) 0;
+
+	PG_TRY();
+	{
+		result = fn(fcinfo);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		edata->hide_stmt = true;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return result;
+}
+
+static Datum
+create_target(PG_FUNCTION_ARGS)
 {
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	char	   *dsn = ds_arg_text(fcinfo, 1, "dsn");
@@ -124,8 +154,8 @@ datasync_create_target(PG_FUNCTION_ARGS)
  * are merged into the options (a JSON null removes one).  The target's
  * pipelines reconnect with the new settings.
  */
-Datum
-datasync_alter_target(PG_FUNCTION_ARGS)
+static Datum
+alter_target(PG_FUNCTION_ARGS)
 {
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	Jsonb	   *options = ds_arg_jsonb(fcinfo, 1, "options");
@@ -179,6 +209,18 @@ datasync_alter_target(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+Datum
+datasync_create_target(PG_FUNCTION_ARGS)
+{
+	return hide_statement_on_error(create_target, fcinfo);
+}
+
+Datum
+datasync_alter_target(PG_FUNCTION_ARGS)
+{
+	return hide_statement_on_error(alter_target, fcinfo);
 }
 
 Datum

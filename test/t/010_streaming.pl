@@ -99,7 +99,10 @@ CREATE TABLE "select" ("from" int PRIMARY KEY, "where" text);
 CREATE TABLE comp (a int, b text, v int, PRIMARY KEY (a, b));
 CREATE TABLE nokey (a int, b text, j json);
 ALTER TABLE nokey REPLICA IDENTITY FULL;
+CREATE TABLE nokey_toast (a int, body text);
+ALTER TABLE nokey_toast REPLICA IDENTITY FULL;
 CREATE TABLE conf (id int PRIMARY KEY, v text);
+CREATE TABLE conf_toast (id int PRIMARY KEY, rev int, body text);
 EOSQL
 $src->safe_psql('postgres', $schema);
 $tgt->safe_psql('postgres', $schema);
@@ -163,22 +166,24 @@ INSERT INTO conf VALUES (999, 'target only');
 EOSQL
 
 my @tables = ('items', 'docs', 'types', '"Üsers ß"', q{"we'ird ""name"""},
-	'"select"', 'comp', 'nokey', 'conf');
+	'"select"', 'comp', 'nokey', 'nokey_toast', 'conf', 'conf_toast');
 my $regclasses = join(', ',
 	map { my $t = $_; $t =~ s/'/''/g; "'$t'::regclass" } @tables);
 
 $src->safe_psql('postgres', "SELECT datasync.create_target('t1', '$dsn')");
-$src->safe_psql('postgres',
-	"SELECT datasync.create_pipeline('p1', 't1', ARRAY[$regclasses])");
 
-# The first call right after create_pipeline: everything committed before it
-# (the rows above) must be on the target when it returns true.
-my $first = synced('first call right after create_pipeline', 60);
-unless ($first)
-{
-	# keep the rest of the file meaningful: wait with a fresh marker
-	synced('second call after create_pipeline', 60);
-}
+# A script that creates a pipeline and waits for it at once (same session):
+# everything committed before the call (the rows above) must be on the
+# target when wait_for_sync returns, and it must return true.
+my $first = $src->safe_psql('postgres',
+	"SELECT datasync.create_pipeline('p1', 't1', ARRAY[$regclasses]);\n"
+	  . "SELECT datasync.wait_for_sync('p1', '30 s');",
+	timeout => 120);
+$first = (split /\n/, $first)[-1];
+is($first, 't', 'wait_for_sync right after create_pipeline (same session) returns true')
+  or diag($src->safe_psql('postgres', 'SELECT * FROM datasync.status'));
+# with a fresh marker, so that the rest of the file stays meaningful
+synced('second call after create_pipeline', 60) unless $first eq 't';
 
 compare_tables($src, $tgt, 'items', 'id');
 is($tgt->safe_psql('postgres', "SELECT count(*) FROM items WHERE id = 1000 OR note = 'target only'"),
@@ -358,6 +363,18 @@ is($tgt->safe_psql('postgres', "SELECT count(*) FROM nokey WHERE a = 5"),
 	'1', 'nokey: deleting one of two identical rows leaves one on the target');
 compare_tables($src, $tgt, 'nokey', 'a, b, j::text');
 
+# REPLICA IDENTITY FULL without a key, UPDATE leaving a TOASTed column as is
+$src->safe_psql('postgres', "INSERT INTO nokey_toast VALUES (1, $big), (2, $big), (2, 'short')");
+synced('keyless TOASTed inserts');
+$src->safe_psql('postgres', <<'EOSQL');
+UPDATE nokey_toast SET a = 10 WHERE a = 1;
+UPDATE nokey_toast SET a = 20 WHERE a = 2 AND body <> 'short';
+DELETE FROM nokey_toast WHERE a = 2;
+EOSQL
+synced('keyless TOASTed update and delete');
+same_result('SELECT a, md5(body), length(body) FROM nokey_toast ORDER BY 1, 2',
+	'nokey_toast: TOASTed values kept, rows matched by their full old row');
+
 # ---------------------------------------------------------------------------
 # (e) source-wins conflicts
 # ---------------------------------------------------------------------------
@@ -366,10 +383,13 @@ $tgt->safe_psql('postgres', "INSERT INTO conf VALUES (10, 'target version')");
 $src->safe_psql('postgres', "INSERT INTO conf VALUES (10, 'source version')");
 # update_missing and delete_missing: rows the target lost
 $src->safe_psql('postgres', "INSERT INTO conf VALUES (20, 'a'), (30, 'b')");
+$src->safe_psql('postgres', "INSERT INTO conf_toast VALUES (5, 1, $big)");
 synced('conflict set-up');
 $tgt->safe_psql('postgres', 'DELETE FROM conf WHERE id IN (20, 30)');
+$tgt->safe_psql('postgres', 'DELETE FROM conf_toast WHERE id = 5');
 $src->safe_psql('postgres', <<'EOSQL');
 UPDATE conf SET v = 'updated on source' WHERE id = 20;
+UPDATE conf_toast SET rev = 2 WHERE id = 5;
 DELETE FROM conf WHERE id = 30;
 INSERT INTO conf VALUES (40, 'after the conflicts');
 EOSQL
@@ -379,6 +399,10 @@ is($tgt->safe_psql('postgres', 'SELECT v FROM conf WHERE id = 20'),
 	'updated on source', 'update_missing: the target has the full new row');
 is($tgt->safe_psql('postgres', 'SELECT v FROM conf WHERE id = 10'),
 	'source version', 'insert_exists: the source wins');
+# the stream does not carry the unchanged TOASTed body, but the target must
+# still end with the whole row
+same_result('SELECT id, rev, md5(body), length(body) FROM conf_toast ORDER BY id',
+	'update_missing with an unchanged TOASTed column: the target has the whole row');
 is($tgt->safe_psql('postgres', 'SELECT v FROM conf WHERE id = 40'),
 	'after the conflicts', 'delete_missing: the stream went on');
 
