@@ -70,6 +70,7 @@ static DsPipelineSlot *MySlot = NULL;
 static int64 MyPipelineId = 0;
 static DsStream *CurStream = NULL;
 static DsDecoder *CurDecoder = NULL;
+static DsApplyTarget *CurTarget = NULL;
 
 /* Keep the walsender from timing us out while a target is slow. */
 static void
@@ -242,7 +243,7 @@ run_session(MemoryContext sesscxt)
 		return false;
 
 	pgstat_report_activity(STATE_RUNNING, "connecting");
-	t = ds_apply_pg_create(cfg);
+	t = CurTarget = ds_apply_pg_create(cfg);
 	t->connect(t);
 
 	snprintf(appname, sizeof(appname), "datasync %s", cfg->name);
@@ -317,6 +318,7 @@ run_session(MemoryContext sesscxt)
 	/* catalog changed: clean end of the session */
 	CurDecoder = NULL;
 	CurStream = NULL;
+	CurTarget = NULL;
 	ds_stream_close(s);
 	t->close(t);
 	return true;
@@ -326,12 +328,13 @@ static void
 close_session_connections(void)
 {
 	/* libpq connections are malloc'd: close them on error */
-	if (CurDecoder && CurDecoder->target)
-		CurDecoder->target->close(CurDecoder->target);
+	if (CurTarget)
+		CurTarget->close(CurTarget);
 	if (CurStream)
 		ds_stream_close(CurStream);
 	CurDecoder = NULL;
 	CurStream = NULL;
+	CurTarget = NULL;
 }
 
 void
@@ -386,7 +389,8 @@ DatasyncWorkerMain(Datum main_arg)
 			int			max_ms = 60000;
 
 			HOLD_INTERRUPTS();
-			MemoryContextSwitchTo(TopMemoryContext);
+			/* sesscxt is reset below: nothing of this round is kept */
+			MemoryContextSwitchTo(sesscxt);
 			edata = CopyErrorData();
 			EmitErrorReport();
 			FlushErrorState();
