@@ -37,6 +37,7 @@ CREATE TABLE datasync._targets (
     kind        text NOT NULL DEFAULT 'postgresql' CHECK (kind IN ('postgresql', 'http')),
     dsn         text NOT NULL,
     options     jsonb NOT NULL DEFAULT '{}',
+    owner       oid NOT NULL,   -- role that set the DSN; unless a superuser, the target must ask for a password
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE datasync._targets IS 'datasync targets (internal; read datasync.targets)';

@@ -62,7 +62,7 @@ ds_check_name(const char *what, const char *name)
 		if ((unsigned char) *p < 0x20 || *p == 0x7f)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_NAME),
-					 errmsg("%s name \"%s\" contains a control character", what, name)));
+					 errmsg("%s name must not contain control characters", what)));
 }
 
 /* run one SPI statement, raising on failure; the caller is connected */

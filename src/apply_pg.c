@@ -273,6 +273,15 @@ pg_connect(DsApplyTarget *t)
 	}
 	snprintf(appname, sizeof(appname), "datasync %s", cfg->name);
 	pt->conn = ds_pq_connect(cfg->dsn, password, false, appname, DS_CONN_TARGET);
+	{
+		bool		started = ds_xact_start();	/* superuser_arg reads pg_authid */
+		PGconn	   *conn = pt->conn;
+
+		pt->conn = NULL;		/* closed by the check if it fails */
+		ds_pq_check_password_used(conn, cfg->target_owner, cfg->target_name);
+		pt->conn = conn;
+		ds_xact_commit(started);
+	}
 	pt->conn_gen++;
 	pt->in_pipeline = pt->in_xact = pt->in_copy = false;
 	pt->have_progress_stmt = false;

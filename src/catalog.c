@@ -26,6 +26,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/numeric.h"
 #include "utils/snapmgr.h"
 
 #include "catalog.h"
@@ -40,23 +41,25 @@ static const char *const future_options[] = {
 static int
 option_int(JsonbValue *v, const char *key, int min, int max)
 {
-	Datum		d;
-	int64		val;
+	bool		overflow = false;
+	int32		val = 0;
+	Numeric		num;
 
 	if (v->type != jbvNumeric)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("pipeline option \"%s\" must be a number", key)));
-	d = DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric));
-	val = DatumGetInt64(d);
-	if (val < min || val > max ||
-		!DatumGetBool(DirectFunctionCall2(numeric_eq,
-										  NumericGetDatum(v->val.numeric),
-										  DirectFunctionCall1(int8_numeric, d))))
+	num = v->val.numeric;
+	val = numeric_int4_opt_error(num, &overflow);
+	/* out of range, or not an integer (1.5 rounds to 2) */
+	if (overflow || val < min || val > max ||
+		!DatumGetBool(DirectFunctionCall2(numeric_eq, NumericGetDatum(num),
+										  DirectFunctionCall1(int4_numeric, Int32GetDatum(val)))))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("pipeline option \"%s\" must be an integer between %d and %d",
-						key, min, max)));
+				 errmsg("invalid value %s for pipeline option \"%s\"",
+						DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(num))), key),
+				 errdetail("It must be an integer between %d and %d.", min, max)));
 	return (int) val;
 }
 
@@ -267,7 +270,7 @@ ds_catalog_load(int64 pipeline_id)
 	args[0] = Int64GetDatum(pipeline_id);
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT p.id, p.name, p.slot_name, p.mode, p.enabled, p.error, "
-							  "p.incarnation, t.name, t.kind, t.dsn, p.options, t.options "
+							  "p.incarnation, t.name, t.kind, t.dsn, p.options, t.options, t.owner "
 							  "FROM datasync._pipelines p JOIN datasync._targets t ON t.id = p.target_id "
 							  "WHERE p.id = $1",
 							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
@@ -296,6 +299,7 @@ ds_catalog_load(int64 pipeline_id)
 		topts = DatumGetJsonbPCopy(spi_datum(0, 12, &isnull));
 		ds_options_parse(opts, &cfg->options);
 		cfg->password_env = ds_jsonb_get_text(topts, "password_env");
+		cfg->target_owner = DatumGetObjectId(spi_datum(0, 13, &isnull));
 		MemoryContextSwitchTo(spi);
 	}
 

@@ -54,6 +54,7 @@ typedef struct DsPipelineConfig
 	char	   *target_kind;
 	char	   *dsn;
 	char	   *password_env;	/* name of an environment variable, or NULL */
+	Oid			target_owner;	/* role that set the DSN */
 	DsPipelineOptions options;
 	List	   *tables;			/* of DsPipelineTable */
 } DsPipelineConfig;

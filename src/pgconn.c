@@ -32,6 +32,7 @@
 #include "postmaster/postmaster.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
+#include "miscadmin.h"
 #include "utils/wait_event.h"
 
 #include "catalog.h"
@@ -267,6 +268,25 @@ ds_pq_exec_ok(PGconn *conn, const char *sql, DsConnKind kind)
 	PQclear(ds_pq_exec(conn, sql, kind));
 }
 
+/*
+ * A target set up by a role that is not a superuser must authenticate with
+ * a password: otherwise the server's own credentials (trust, peer, its
+ * passfile) would let that role reach what it could not reach itself.
+ * Closes the connection and raises when the server asked for none.
+ */
+void
+ds_pq_check_password_used(PGconn *conn, Oid owner, const char *target)
+{
+	if (superuser_arg(owner) || PQconnectionUsedPassword(conn))
+		return;
+	libpqsrv_disconnect(conn);
+	ereport(ERROR,
+			(errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
+			 errmsg("password is required to connect to target \"%s\"", target),
+			 errdetail("The target was set up by a role that is not a superuser, and the target server did not ask for a password."),
+			 errhint("Require password authentication for this connection on the target, or have a superuser set up the target.")));
+}
+
 /* Append a conninfo value, quoted the way libpq reads it back. */
 static void
 append_conn_value(StringInfo buf, const char *val)
@@ -316,7 +336,7 @@ ds_mask_conninfo(const char *conninfo)
 		if (buf.len > 0)
 			appendStringInfoChar(&buf, ' ');
 		appendStringInfo(&buf, "%s=", o->keyword);
-		if (strcmp(o->keyword, "password") == 0)
+		if (strstr(o->keyword, "password") != NULL)	/* also sslpassword */
 		{
 			appendStringInfoString(&buf, "********");
 			continue;

@@ -24,6 +24,7 @@
  */
 #include "datasync.h"
 
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "access/relation.h"
 #include "catalog/catalog.h"
@@ -35,7 +36,9 @@
 #include "replication/message.h"
 #include "replication/slot.h"
 #include "storage/condition_variable.h"
+#include "storage/latch.h"
 #include "storage/lmgr.h"
+#include "storage/spin.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -93,7 +96,7 @@ pipeline_row(const char *name, bool lock)
 	return r;
 }
 
-/* "schema.table" for messages; a table that is gone by its OID */
+/* schema.table as messages show it (in double quotes, not quoted again) */
 static char *
 table_display(Oid relid)
 {
@@ -101,7 +104,15 @@ table_display(Oid relid)
 
 	if (rel == NULL)
 		return psprintf("%u", relid);
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), rel);
+	return psprintf("%s.%s", get_namespace_name(get_rel_namespace(relid)), rel);
+}
+
+/* schema.table as SQL text */
+static char *
+table_sql(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
 }
 
 /* does the table have a primary key or a replica identity index? */
@@ -135,7 +146,7 @@ check_table(Oid relid)
 				 errmsg("relation with OID %u does not exist", relid)));
 	cls = (Form_pg_class) GETSTRUCT(tup);
 	nsp = cls->relnamespace;
-	display = quote_qualified_identifier(get_namespace_name(nsp), NameStr(cls->relname));
+	display = psprintf("%s.%s", get_namespace_name(nsp), NameStr(cls->relname));
 
 	if (cls->relkind != RELKIND_RELATION && cls->relkind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
@@ -164,7 +175,8 @@ check_table(Oid relid)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table \"%s\" has neither a primary key nor a usable replica identity", display),
-				 errhint("Add a primary key, or run ALTER TABLE %s REPLICA IDENTITY FULL.", display)));
+				 errhint("Add a primary key, or run ALTER TABLE %s REPLICA IDENTITY FULL.",
+						 quote_qualified_identifier(get_namespace_name(nsp), NameStr(cls->relname)))));
 	ReleaseSysCache(tup);
 }
 
@@ -300,7 +312,7 @@ publication_member(Oid relid)
 {
 	char		kind = get_rel_relkind(relid);
 
-	return psprintf("%s%s", kind == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ", table_display(relid));
+	return psprintf("%s%s", kind == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ", table_sql(relid));
 }
 
 Datum
@@ -509,6 +521,57 @@ stop_worker_and_lock(int64 pipeline_id)
 	(void) LockAcquire(&tag, AccessExclusiveLock, false, false);
 }
 
+/*
+ * Drop a pipeline's slot.  Its worker is gone; the walsender that served
+ * it may still hold the slot for a moment, or may still be creating it
+ * (waiting for running transactions, ours included): terminate it.
+ */
+static void
+drop_slot(const char *slot_name)
+{
+	int			tries;
+
+	for (tries = 0; tries < 300; tries++)
+	{
+		ReplicationSlot *slot;
+		pid_t		active_pid = 0;
+		bool		exists;
+
+		LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+		slot = SearchNamedReplicationSlot(slot_name, false);
+		exists = slot != NULL;
+		if (slot)
+		{
+			SpinLockAcquire(&slot->mutex);
+			active_pid = slot->active_pid;
+			SpinLockRelease(&slot->mutex);
+		}
+		LWLockRelease(ReplicationSlotControlLock);
+
+		if (!exists)
+			return;
+		if (active_pid == 0)
+		{
+			ReplicationSlotDrop(slot_name, true);
+			return;
+		}
+		(void) kill(active_pid, SIGTERM);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_IN_USE),
+			 errmsg("replication slot \"%s\" is still in use", slot_name),
+			 errhint("Try again in a moment.")));
+}
+
+/*
+ * drop_pipeline(name): stop the worker, remove the catalog rows and the
+ * publication, then the slot.  The slot cannot come back on rollback, so
+ * this refuses to run inside a transaction block.
+ */
 Datum
 datasync_drop_pipeline(PG_FUNCTION_ARGS)
 {
@@ -517,6 +580,7 @@ datasync_drop_pipeline(PG_FUNCTION_ARGS)
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1];
 
+	PreventInTransactionBlock(true, "datasync.drop_pipeline()");
 	ds_require_preload();
 	SPI_connect();
 	r = pipeline_row(name, true);
@@ -528,16 +592,7 @@ datasync_drop_pipeline(PG_FUNCTION_ARGS)
 				0, NULL, NULL, SPI_OK_UTILITY);
 	SPI_finish();
 
-	/* last, as it cannot be rolled back: the slot (waits for its walsender) */
-	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
-	if (SearchNamedReplicationSlot(r.slot_name, false) != NULL)
-	{
-		LWLockRelease(ReplicationSlotControlLock);
-		ReplicationSlotDrop(r.slot_name, false);
-	}
-	else
-		LWLockRelease(ReplicationSlotControlLock);
-
+	drop_slot(r.slot_name);
 	ds_slot_release(r.id);
 	PG_RETURN_VOID();
 }
@@ -610,7 +665,7 @@ datasync_remove_table(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("table \"%s\" is not in pipeline \"%s\"", table_display(relid), name)));
 	ds_spi_exec(psprintf("ALTER PUBLICATION %s DROP TABLE %s", quote_identifier(r.slot_name),
-						 table_display(relid)),
+						 table_sql(relid)),
 				0, NULL, NULL, SPI_OK_UTILITY);
 	args[0] = Int64GetDatum(r.id);
 	args[1] = ObjectIdGetDatum(relid);
@@ -706,12 +761,19 @@ datasync_wait_for_sync(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("argument \"timeout\" must not be null")));
 	timeout = PG_GETARG_INTERVAL_P(1);
-	timeout_ms = (timeout->time + (int64) timeout->day * USECS_PER_DAY +
-				  (int64) timeout->month * DAYS_PER_MONTH * USECS_PER_DAY) / 1000;
-	if (timeout_ms < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("timeout must not be negative")));
+	{
+		/* in double: a huge interval must not overflow */
+		double		ms = timeout->time / 1000.0 +
+			((double) timeout->day + (double) timeout->month * DAYS_PER_MONTH) * 86400000.0;
+
+		if (ms < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("argument \"timeout\" must not be negative: \"%s\"",
+							DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(timeout))))));
+		/* longer than a year is "wait until done" in practice */
+		timeout_ms = ms > 365.0 * 86400000.0 ? (int64) (365.0 * 86400000.0) : (int64) ms;
+	}
 	ds_require_preload();
 
 	SPI_connect();

@@ -29,6 +29,7 @@
 #include "portability/instr_time.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -44,33 +45,34 @@ PG_FUNCTION_INFO_V1(datasync_drop_target);
 PG_FUNCTION_INFO_V1(datasync_test_target);
 PG_FUNCTION_INFO_V1(datasync_mask_dsn);
 
+/*
+ * A DSN must parse and name something.  libpq's parse error is not shown:
+ * it quotes the offending part, which may be a password.
+ */
 static void
 check_dsn(const char *target, const char *dsn)
 {
 	char	   *err = NULL;
 	PQconninfoOption *opts = PQconninfoParse(dsn, &err);
+	const char *p;
 
 	if (opts == NULL)
 	{
-		char	   *msg = err ? pchomp(err) : pstrdup("out of memory");
-
 		if (err)
 			PQfreemem(err);
-		if (strstr(dsn, "password") != NULL || strchr(dsn, '@') != NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid DSN for target \"%s\"", target),
-					 errdetail("The DSN is not a valid libpq connection string or URI.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid DSN for target \"%s\": %s", target, msg),
-				 errhint("Write a libpq connection string (host=... dbname=...) or a postgresql:// URI.")));
+				 errmsg("invalid DSN for target \"%s\"", target),
+				 errdetail("The DSN is not a valid libpq connection string or URI."),
+				 errhint("Write keyword=value pairs (host=... port=... dbname=...) or a postgresql:// URI.")));
 	}
 	PQconninfoFree(opts);
-	if (dsn[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("DSN of target \"%s\" must not be empty", target)));
+	for (p = dsn; *p; p++)
+		if (!isspace((unsigned char) *p))
+			return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("DSN of target \"%s\" must not be empty", target)));
 }
 
 /* id of a target, or an error */
@@ -127,8 +129,8 @@ create_target(PG_FUNCTION_ARGS)
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	char	   *dsn = ds_arg_text(fcinfo, 1, "dsn");
 	Jsonb	   *options = ds_arg_jsonb(fcinfo, 2, "options");
-	Oid			argtypes[3] = {TEXTOID, TEXTOID, JSONBOID};
-	Datum		args[3];
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, JSONBOID, OIDOID};
+	Datum		args[4];
 
 	ds_check_name("target", name);
 	check_dsn(name, dsn);
@@ -143,8 +145,9 @@ create_target(PG_FUNCTION_ARGS)
 				 errmsg("target \"%s\" already exists", name)));
 	args[1] = CStringGetTextDatum(dsn);
 	args[2] = options ? JsonbPGetDatum(options) : DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
-	ds_spi_exec("INSERT INTO datasync._targets (name, dsn, options) VALUES ($1, $2, $3)",
-				3, argtypes, args, SPI_OK_INSERT);
+	args[3] = ObjectIdGetDatum(GetOuterUserId());
+	ds_spi_exec("INSERT INTO datasync._targets (name, dsn, options, owner) VALUES ($1, $2, $3, $4)",
+				4, argtypes, args, SPI_OK_INSERT);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -160,8 +163,8 @@ alter_target(PG_FUNCTION_ARGS)
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	Jsonb	   *options = ds_arg_jsonb(fcinfo, 1, "options");
 	char	   *newdsn;
-	Oid			argtypes[3] = {INT8OID, JSONBOID, TEXTOID};
-	Datum		args[3];
+	Oid			argtypes[4] = {INT8OID, JSONBOID, TEXTOID, OIDOID};
+	Datum		args[4];
 	int64		id;
 	Jsonb	   *merged;
 	uint64		i;
@@ -197,8 +200,12 @@ alter_target(PG_FUNCTION_ARGS)
 
 	args[1] = merged ? JsonbPGetDatum(merged) : DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
 	args[2] = newdsn ? CStringGetTextDatum(newdsn) : (Datum) 0;
-	SPI_execute_with_args("UPDATE datasync._targets SET options = $2, dsn = coalesce($3, dsn) WHERE id = $1",
-						  3, argtypes, args, newdsn ? "   " : "  n", false, 0);
+	args[3] = ObjectIdGetDatum(GetOuterUserId());
+	/* whoever sets the DSN owns the connection it makes */
+	if (SPI_execute_with_args("UPDATE datasync._targets SET options = $2, dsn = coalesce($3, dsn),"
+							  " owner = CASE WHEN $3 IS NULL THEN owner ELSE $4 END WHERE id = $1",
+							  4, argtypes, args, newdsn ? "    " : "  n ", false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update target \"%s\"", name);
 
 	ds_spi_exec("SELECT id FROM datasync._pipelines WHERE target_id = $1", 1, argtypes, args, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
@@ -278,8 +285,7 @@ missing_item(const char *kind, const char *name)
 static bool
 array_has_name(PGresult *res, int row, int col, const char *name)
 {
-	Datum		arr = DirectFunctionCall3(array_in, CStringGetDatum(PQgetvalue(res, row, col)),
-										  ObjectIdGetDatum(TEXTOID), Int32GetDatum(-1));
+	Datum		arr = OidInputFunctionCall(F_ARRAY_IN, PQgetvalue(res, row, col), TEXTOID, -1);
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n;
@@ -379,12 +385,14 @@ datasync_test_target(PG_FUNCTION_ARGS)
 	SPITupleTable *tables;
 	MemoryContext cxt = CurrentMemoryContext;
 	ListCell   *lc;
+	Oid			owner;
 
 	SPI_connect();
 	args[0] = Int64GetDatum(target_id(name, false));
-	ds_spi_exec("SELECT dsn, options FROM datasync._targets WHERE id = $1", 1, argtypes, args, SPI_OK_SELECT);
+	ds_spi_exec("SELECT dsn, options, owner FROM datasync._targets WHERE id = $1", 1, argtypes, args, SPI_OK_SELECT);
 	dsn = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	topts = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	password_env = ds_jsonb_get_text(topts, "password_env");
 	ds_spi_exec("SELECT DISTINCT pt.relid FROM datasync._pipeline_tables pt "
 				"JOIN datasync._pipelines p ON p.id = pt.pipeline_id WHERE p.target_id = $1 ORDER BY 1",
@@ -408,6 +416,13 @@ datasync_test_target(PG_FUNCTION_ARGS)
 
 			INSTR_TIME_SET_CURRENT(start);
 			conn = ds_pq_connect(dsn, password, false, "datasync test_target", DS_CONN_TARGET);
+			{
+				PGconn	   *c = conn;
+
+				conn = NULL;	/* closed by the check if it fails */
+				ds_pq_check_password_used(c, owner, name);
+				conn = c;
+			}
 			INSTR_TIME_SET_CURRENT(elapsed);
 			INSTR_TIME_SUBTRACT(elapsed, start);
 			appendStringInfo(&out, ", \"connect_ms\": %.3f", INSTR_TIME_GET_MILLISEC(elapsed));

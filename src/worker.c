@@ -108,10 +108,13 @@ ds_pipeline_locktag(LOCKTAG *tag, int64 pipeline_id)
 
 /* one streaming pass; returns when the catalog changed */
 static void
-stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt)
+stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation)
 {
-	uint32		generation = pg_atomic_read_u32(&MySlot->config_generation);
-
+	/* connected and started: an earlier error is over */
+	SpinLockAcquire(&MySlot->mutex);
+	MySlot->retry_attempt = 0;
+	MySlot->last_error[0] = '\0';
+	SpinLockRelease(&MySlot->mutex);
 	ds_slot_set_state(MySlot, DS_STATE_STREAMING);
 	pgstat_report_activity(STATE_RUNNING, "streaming");
 
@@ -234,6 +237,8 @@ run_session(MemoryContext sesscxt)
 	bool		started;
 	char		appname[NAMEDATALEN];
 	MemoryContext msgcxt;
+	/* read before the catalog: a change after this restarts the session */
+	uint32		generation = pg_atomic_read_u32(&MySlot->config_generation);
 
 	started = ds_xact_start();
 	cfg = ds_catalog_load(MyPipelineId);
@@ -313,7 +318,7 @@ run_session(MemoryContext sesscxt)
 
 	ds_stream_start(s, cfg->slot_name, cfg->slot_name, start);
 	msgcxt = AllocSetContextCreate(sesscxt, "datasync message", ALLOCSET_DEFAULT_SIZES);
-	stream_loop(d, s, msgcxt);
+	stream_loop(d, s, msgcxt, generation);
 
 	/* catalog changed: clean end of the session */
 	CurDecoder = NULL;

@@ -303,6 +303,12 @@ compare_tables($src, $tgt, 'other', 'id');
 # ---------------------------------------------------------------------------
 # (f) the password is never shown
 # ---------------------------------------------------------------------------
+# a call that fails with the password in its arguments: the error report
+# must not carry the statement (log_statement is off for our own text)
+my ($rc, $out, $stderr) = $src->psql('postgres',
+	"SET log_statement = 'none';\nSELECT datasync.create_target('t1', '$dsn');");
+like($stderr, qr/already exists/, 'create_target of an existing name fails');
+unlike($stderr, qr/\Q$secret\E/, 'the error does not show the password');
 like(query("SELECT dsn FROM datasync.targets WHERE name = 't1'"), qr/password=\*{8}/,
 	'datasync.targets masks the password');
 unlike(query("SELECT t::text FROM datasync.targets t"), qr/\Q$secret\E/,
