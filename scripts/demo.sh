@@ -199,7 +199,7 @@ psql_on $TGT_PORT -c "$SCHEMA"
 
 step "seeding the source"
 psql_on $SRC_PORT <<'EOSQL'
-SELECT setseed(0.42);
+SELECT setseed(0.42) \gset
 INSERT INTO inventory (sku, qty)
     SELECT 'SKU-' || lpad(g::text, 4, '0'), 100 + (random() * 900)::int
       FROM generate_series(1, 50) g;

@@ -43,6 +43,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -568,9 +569,75 @@ drop_slot(const char *slot_name)
 }
 
 /*
+ * Slots of pipelines dropped in the current transaction: dropped just
+ * before it commits (an error there aborts the transaction, so a rollback
+ * keeps both the pipeline and its slot), and forgotten if the transaction
+ * or the subtransaction that dropped the pipeline rolls back.
+ */
+typedef struct PendingSlotDrop
+{
+	char	   *slot_name;
+	int64		pipeline_id;
+	SubTransactionId subxid;
+} PendingSlotDrop;
+
+static List *pending_drops = NIL;
+static bool drop_callbacks_registered = false;
+
+static void
+drop_xact_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			foreach(lc, pending_drops)
+				drop_slot(((PendingSlotDrop *) lfirst(lc))->slot_name);
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (pending_drops != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that dropped a datasync pipeline")));
+			break;
+		case XACT_EVENT_COMMIT:
+			foreach(lc, pending_drops)
+				ds_slot_release(((PendingSlotDrop *) lfirst(lc))->pipeline_id);
+			pending_drops = NIL;	/* its memory goes with the transaction */
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			pending_drops = NIL;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+drop_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		foreach(lc, pending_drops)
+			if (((PendingSlotDrop *) lfirst(lc))->subxid == mySubid)
+				pending_drops = foreach_delete_current(pending_drops, lc);
+	}
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		foreach(lc, pending_drops)
+			if (((PendingSlotDrop *) lfirst(lc))->subxid == mySubid)
+				((PendingSlotDrop *) lfirst(lc))->subxid = parentSubid;
+	}
+}
+
+/*
  * drop_pipeline(name): stop the worker, remove the catalog rows and the
- * publication, then the slot.  The slot cannot come back on rollback, so
- * this refuses to run inside a transaction block.
+ * publication; the slot goes at commit.
  */
 Datum
 datasync_drop_pipeline(PG_FUNCTION_ARGS)
@@ -579,8 +646,9 @@ datasync_drop_pipeline(PG_FUNCTION_ARGS)
 	PipelineRow r;
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1];
+	MemoryContext old;
+	PendingSlotDrop *pd;
 
-	PreventInTransactionBlock(true, "datasync.drop_pipeline()");
 	ds_require_preload();
 	SPI_connect();
 	r = pipeline_row(name, true);
@@ -592,8 +660,19 @@ datasync_drop_pipeline(PG_FUNCTION_ARGS)
 				0, NULL, NULL, SPI_OK_UTILITY);
 	SPI_finish();
 
-	drop_slot(r.slot_name);
-	ds_slot_release(r.id);
+	if (!drop_callbacks_registered)
+	{
+		RegisterXactCallback(drop_xact_callback, NULL);
+		RegisterSubXactCallback(drop_subxact_callback, NULL);
+		drop_callbacks_registered = true;
+	}
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	pd = palloc(sizeof(PendingSlotDrop));
+	pd->slot_name = pstrdup(r.slot_name);
+	pd->pipeline_id = r.id;
+	pd->subxid = GetCurrentSubTransactionId();
+	pending_drops = lappend(pending_drops, pd);
+	MemoryContextSwitchTo(old);
 	PG_RETURN_VOID();
 }
 
