@@ -58,8 +58,16 @@ check_dsn(const char *target, const char *dsn)
 
 	if (opts == NULL)
 	{
+		char	   *msg = err ? pchomp(err) : NULL;
+
 		if (err)
 			PQfreemem(err);
+		/* only libpq messages that quote a keyword, never a value */
+		if (msg && (strncmp(msg, "invalid connection option", 25) == 0 ||
+					strncmp(msg, "invalid URI query parameter", 27) == 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid DSN for target \"%s\": %s", target, msg)));
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid DSN for target \"%s\"", target),
