@@ -228,6 +228,23 @@ SELECT msg, msg LIKE '%SECRET%' AS leaks
  ORDER BY n;
 
 --
+-- A target set up by a role that is not a superuser must use a password:
+-- this instance trusts local connections, so the connection is refused
+-- after it is made (the server's own credentials are not lent out).
+--
+SELECT format('host=%s port=%s dbname=contrib_regression',
+              split_part(current_setting('unix_socket_directories'), ',', 1),
+              current_setting('port')) AS local_dsn \gset
+SET ROLE ds_adm;
+SELECT datasync.create_target('adm_local', :'local_dsn');
+SELECT r->>'ok' AS ok, r->>'error' AS error FROM datasync.test_target('adm_local') r;
+RESET ROLE;
+-- the same DSN set up by a superuser connects
+SELECT datasync.alter_target('adm_local', jsonb_build_object('dsn', :'local_dsn'));
+SELECT r->>'ok' AS ok, r->>'error' AS error FROM datasync.test_target('adm_local') r;
+SELECT datasync.drop_target('adm_local');
+
+--
 -- Clean up
 --
 SELECT datasync.drop_pipeline('sec_pipe');
