@@ -645,8 +645,19 @@ pg_apply(DsApplyTarget *t, DsChange *ch)
 				bool		key_changed = false;
 
 				for (i = 0; i < rel->natts; i++)
-					if (ch->newtup->colstatus[i] == LOGICALREP_COLUMN_UNCHANGED)
+				{
+					if (ch->newtup->colstatus[i] != LOGICALREP_COLUMN_UNCHANGED)
+						continue;
+					/* a whole old row (REPLICA IDENTITY FULL) has the value */
+					if (rel->old_is_full && ch->oldtup &&
+						ch->oldtup->colstatus[i] != LOGICALREP_COLUMN_UNCHANGED)
+					{
+						ch->newtup->colstatus[i] = ch->oldtup->colstatus[i];
+						ch->newtup->colvalues[i] = ch->oldtup->colvalues[i];
+					}
+					else
 						partial = true;
+				}
 
 				if (rel->nkeys > 0 && ch->oldtup != NULL)
 				{
