@@ -49,7 +49,6 @@ typedef struct DsRelation
 	int			nkeys;			/* key columns: primary key / replica identity */
 	int		   *keyatts;		/* their positions in attnames */
 	bool		full_identity;	/* REPLICA IDENTITY FULL without a key */
-	bool		old_is_full;	/* REPLICA IDENTITY FULL: old rows are whole */
 	char	   *target_qname;	/* quoted, schema-qualified target table */
 	bool		in_pipeline;	/* false: changes are skipped */
 	XLogRecPtr	sync_lsn;		/* skip transactions committed before this

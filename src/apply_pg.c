@@ -644,20 +644,10 @@ pg_apply(DsApplyTarget *t, DsChange *ch)
 				bool		partial = false;
 				bool		key_changed = false;
 
+				/* decode.c filled unchanged TOAST values where it could */
 				for (i = 0; i < rel->natts; i++)
-				{
-					if (ch->newtup->colstatus[i] != LOGICALREP_COLUMN_UNCHANGED)
-						continue;
-					/* a whole old row (REPLICA IDENTITY FULL) has the value */
-					if (rel->old_is_full && ch->oldtup &&
-						ch->oldtup->colstatus[i] != LOGICALREP_COLUMN_UNCHANGED)
-					{
-						ch->newtup->colstatus[i] = ch->oldtup->colstatus[i];
-						ch->newtup->colvalues[i] = ch->oldtup->colvalues[i];
-					}
-					else
+					if (ch->newtup->colstatus[i] == LOGICALREP_COLUMN_UNCHANGED)
 						partial = true;
-				}
 
 				if (rel->nkeys > 0 && ch->oldtup != NULL)
 				{

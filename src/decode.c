@@ -29,11 +29,17 @@
  */
 #include "datasync.h"
 
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "libpq/pqformat.h"
 #include "replication/logicalproto.h"
 #include "storage/condition_variable.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "decode.h"
 #include "relmap.h"
 
@@ -127,6 +133,114 @@ wanted(DsDecoder *d, DsRelation *rel)
 	return true;
 }
 
+/*
+ * pgoutput leaves unchanged TOASTed values out of an UPDATE's new row, so
+ * as it stands the change can only modify a row the target already has;
+ * when the target lost the row (update_missing), source-wins needs all of
+ * it.  Fill the missing values from the old row when the stream sent them
+ * (REPLICA IDENTITY FULL), else from the source table's current row, read
+ * by key.  That row may already hold later changes; they follow in the
+ * stream, so the target still ends equal to the source.  When the source
+ * row is gone (deleted or re-keyed since), the change stays partial: a
+ * later change in the stream settles the row.
+ */
+static void
+complete_update(DsRelation *rel, LogicalRepTupleData *oldtup, LogicalRepTupleData *newtup)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	StringInfoData sql;
+	Oid		   *argtypes;
+	Datum	   *args;
+	bool		missing = false;
+	bool		started;
+	int			i;
+
+	for (i = 0; i < rel->natts; i++)
+	{
+		if (newtup->colstatus[i] != LOGICALREP_COLUMN_UNCHANGED)
+			continue;
+		if (oldtup && oldtup->colstatus[i] == LOGICALREP_COLUMN_TEXT)
+		{
+			newtup->colvalues[i] = oldtup->colvalues[i];
+			newtup->colstatus[i] = LOGICALREP_COLUMN_TEXT;
+		}
+		else
+			missing = true;
+	}
+	if (!missing || rel->nkeys == 0)
+		return;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT ");
+	for (i = 0; i < rel->natts; i++)
+		appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[i]));
+	argtypes = palloc(sizeof(Oid) * rel->nkeys);
+	args = palloc(sizeof(Datum) * rel->nkeys);
+
+	started = ds_xact_start();
+	appendStringInfo(&sql, " FROM %s%s WHERE ",
+					 get_rel_relkind(rel->remoteid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
+					 quote_qualified_identifier(rel->nspname, rel->relname));
+	for (i = 0; i < rel->nkeys; i++)
+	{
+		int			a = rel->keyatts[i];
+		LogicalRepTupleData *k = newtup->colstatus[a] == LOGICALREP_COLUMN_TEXT ? newtup : oldtup;
+
+		if (k == NULL || k->colstatus[a] != LOGICALREP_COLUMN_TEXT)
+		{
+			/* no usable key value: leave the change partial */
+			ds_xact_commit(started);
+			return;
+		}
+		appendStringInfo(&sql, "%s%s = $%d::%s", i > 0 ? " AND " : "",
+						 quote_identifier(rel->attnames[a]), i + 1,
+						 format_type_extended(rel->atttyps[a], -1, FORMAT_TYPE_FORCE_QUALIFY));
+		argtypes[i] = TEXTOID;
+		args[i] = CStringGetTextDatum(k->colvalues[a].data);
+	}
+
+	SPI_connect();
+	/* values read back the way the target session reads the stream's */
+	if (SPI_execute("SELECT pg_catalog.set_config('datestyle', 'ISO', true),"
+					" pg_catalog.set_config('intervalstyle', 'postgres', true),"
+					" pg_catalog.set_config('extra_float_digits', '3', true),"
+					" pg_catalog.set_config('bytea_output', 'hex', true),"
+					" pg_catalog.set_config('lc_monetary', 'C', true),"
+					" pg_catalog.set_config('timezone', 'UTC', true)",
+					false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not set up reading a source row");
+	if (SPI_execute_with_args(sql.data, rel->nkeys, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read a row of table \"%s.%s\"", rel->nspname, rel->relname);
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		for (i = 0; i < rel->natts; i++)
+		{
+			char	   *v;
+
+			if (newtup->colstatus[i] != LOGICALREP_COLUMN_UNCHANGED)
+				continue;
+			v = SPI_getvalue(tup, desc, i + 1);
+			if (v == NULL)
+			{
+				newtup->colstatus[i] = LOGICALREP_COLUMN_NULL;
+				continue;
+			}
+			v = MemoryContextStrdup(caller, v);
+			newtup->colvalues[i].data = v;
+			newtup->colvalues[i].len = strlen(v);
+			newtup->colvalues[i].maxlen = newtup->colvalues[i].len + 1;
+			newtup->colvalues[i].cursor = 0;
+			newtup->colstatus[i] = LOGICALREP_COLUMN_TEXT;
+		}
+	}
+	SPI_finish();
+	ds_xact_commit(started);
+	pfree(sql.data);
+}
+
 static void
 apply_change(DsDecoder *d, DsChangeKind kind, DsRelation *rel,
 			 LogicalRepTupleData *oldtup, LogicalRepTupleData *newtup)
@@ -135,6 +249,8 @@ apply_change(DsDecoder *d, DsChangeKind kind, DsRelation *rel,
 
 	if (!wanted(d, rel))
 		return;
+	if (kind == DS_CHANGE_UPDATE)
+		complete_update(rel, oldtup, newtup);
 	open_batch(d);
 	ch.kind = kind;
 	ch.rel = rel;

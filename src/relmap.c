@@ -233,7 +233,6 @@ ds_relmap_update(LogicalRepRelation *lrel)
 
 	if (lrel->replident == REPLICA_IDENTITY_FULL)
 	{
-		rel->old_is_full = true;
 		full_identity_key(rel);
 		if (rel->nkeys == 0)
 		{
