@@ -264,7 +264,7 @@ SELECT ds_try($$SELECT datasync.alter_pipeline('seed_words', '{"schedule": "* * 
 -- none of the refused changes landed
 SELECT options, conflict_strategy, mode FROM datasync.pipelines WHERE name = 'seed_words';
 -- merge, and remove a key with null
-SELECT datasync.alter_pipeline('seed_words', '{"max_retries": 3, "retry_base_ms": 100, "batch_size": 1000}');
+SELECT datasync.alter_pipeline('seed_words', '{"retry_max_ms": 3000, "retry_base_ms": 100, "batch_size": 1000}');
 SELECT options, conflict_strategy, mode FROM datasync.pipelines WHERE name = 'seed_words';
 SELECT datasync.alter_pipeline('seed_words', '{"initial_sync": null, "conflict_strategy": "SOURCE_WINS", "mode": "realtime"}');
 SELECT options, conflict_strategy, mode FROM datasync.pipelines WHERE name = 'seed_words';

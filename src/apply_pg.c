@@ -305,6 +305,11 @@ pg_connect(DsApplyTarget *t)
 	res = ds_pq_exec(pt->conn, "SELECT pg_catalog.to_regclass('" DATASYNC_PROGRESS_TABLE "') IS NULL",
 					 DS_CONN_TARGET);
 	if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+	{
+		/* workers of several pipelines may get here at once: serialize */
+		ds_pq_exec_ok(pt->conn, "BEGIN", DS_CONN_TARGET);
+		ds_pq_exec_ok(pt->conn, "SELECT pg_catalog.pg_advisory_xact_lock(1684108398, 1886547815)",
+					  DS_CONN_TARGET);
 		ds_pq_exec_ok(pt->conn,
 					  "CREATE TABLE IF NOT EXISTS " DATASYNC_PROGRESS_TABLE " ("
 					  " pipeline text NOT NULL,"
@@ -314,6 +319,8 @@ pg_connect(DsApplyTarget *t)
 					  " updated_at timestamptz NOT NULL DEFAULT now(),"
 					  " PRIMARY KEY (pipeline, relid))",
 					  DS_CONN_TARGET);
+		ds_pq_exec_ok(pt->conn, "COMMIT", DS_CONN_TARGET);
+	}
 	PQclear(res);
 }
 

@@ -35,7 +35,7 @@
 static const char *const future_options[] = {
 	"timestamp_column", "row_filter", "columns", "mask_columns",
 	"create_target_tables", "on_invalid", "track_history",
-	"history_retention", NULL
+	"history_retention", "max_retries", NULL
 };
 
 static int
@@ -89,7 +89,6 @@ ds_options_parse(Jsonb *options, DsPipelineOptions *out)
 	memset(out, 0, sizeof(*out));
 	out->batch_size = 10000;
 	out->batch_timeout_ms = 1000;
-	out->max_retries = 10;
 	out->retry_base_ms = 500;
 	out->retry_max_ms = 60000;
 	out->initial_sync = true;
@@ -116,8 +115,6 @@ ds_options_parse(Jsonb *options, DsPipelineOptions *out)
 			out->batch_size = option_int(&v, key, 1, 1000000);
 		else if (strcmp(key, "batch_timeout_ms") == 0)
 			out->batch_timeout_ms = option_int(&v, key, 0, 3600000);
-		else if (strcmp(key, "max_retries") == 0)
-			out->max_retries = option_int(&v, key, 0, 1000000);
 		else if (strcmp(key, "retry_base_ms") == 0)
 			out->retry_base_ms = option_int(&v, key, 1, 3600000);
 		else if (strcmp(key, "retry_max_ms") == 0)
@@ -174,7 +171,7 @@ ds_options_parse(Jsonb *options, DsPipelineOptions *out)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unrecognized pipeline option \"%s\"", key),
-					 errhint("Valid options are batch_size, batch_timeout_ms, max_retries, retry_base_ms, retry_max_ms, initial_sync, target_schema and table_map.")));
+					 errhint("Valid options are batch_size, batch_timeout_ms, retry_base_ms, retry_max_ms, initial_sync, target_schema and table_map.")));
 		}
 	}
 	if (out->retry_max_ms < out->retry_base_ms)

@@ -65,6 +65,11 @@ ds_pq_connect(const char *conninfo, const char *password, bool replication,
 	int			n = 0;
 	PGconn	   *conn;
 
+	/* defaults the DSN may override (it is expanded after them) */
+	keys[n] = "connect_timeout";
+	vals[n++] = "30";
+	keys[n] = "keepalives";
+	vals[n++] = "1";
 	keys[n] = "dbname";
 	vals[n++] = conninfo;
 	if (password)
@@ -77,16 +82,13 @@ ds_pq_connect(const char *conninfo, const char *password, bool replication,
 		keys[n] = "replication";
 		vals[n++] = "database";
 	}
+	/* what the text format of values depends on: ours, always */
 	keys[n] = "fallback_application_name";
 	vals[n++] = appname;
 	keys[n] = "client_encoding";
 	vals[n++] = GetDatabaseEncodingName();
 	keys[n] = "options";
-	vals[n++] = "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 -c lc_monetary=C -c timezone=UTC";
-	keys[n] = "connect_timeout";
-	vals[n++] = "30";
-	keys[n] = "keepalives";
-	vals[n++] = "1";
+	vals[n++] = "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 -c lc_monetary=C -c timezone=UTC -c bytea_output=hex";
 	keys[n] = NULL;
 	vals[n] = NULL;
 

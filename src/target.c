@@ -332,18 +332,26 @@ probe_target(PGconn *conn, StringInfo out, SPITupleTable *tables, uint64 ntables
 	for (i = 0; i < ntables; i++)
 	{
 		Oid			relid = DatumGetObjectId(SPI_getbinval(tables->vals[i], tables->tupdesc, 1, &isnull));
+		Jsonb	   *popts = DatumGetJsonbP(SPI_getbinval(tables->vals[i], tables->tupdesc, 2, &isnull));
+		DsPipelineConfig cfg;
 		char	   *nsp;
 		char	   *rel;
 		bool		part;
 		List	   *cols = ds_table_columns(relid, &nsp, &rel, &part);
-		char	   *qname = quote_qualified_identifier(nsp, rel);
+		char	   *qname;
 		const char *vals[1];
 		ListCell   *lc;
+
+		/* where the pipeline's options send this table */
+		memset(&cfg, 0, sizeof(cfg));
+		ds_options_parse(popts, &cfg.options);
+		qname = ds_target_qname(&cfg, nsp, rel);
 
 		vals[0] = qname;
 		res = ds_pq_exec_params(conn,
 								"SELECT c.oid IS NOT NULL,"
-								" coalesce(pg_catalog.has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE'), false),"
+								" array_to_string(ARRAY(SELECT p FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) p"
+								"       WHERE NOT pg_catalog.has_table_privilege(c.oid, p)), ', '),"
 								" ARRAY(SELECT attname::text FROM pg_catalog.pg_attribute"
 								"       WHERE attrelid = c.oid AND attnum > 0 AND NOT attisdropped)"
 								" FROM (SELECT pg_catalog.to_regclass($1) AS oid) c",
@@ -352,8 +360,9 @@ probe_target(PGconn *conn, StringInfo out, SPITupleTable *tables, uint64 ntables
 			*missing = lappend(*missing, missing_item("table", qname));
 		else
 		{
-			if (strcmp(PQgetvalue(res, 0, 1), "t") != 0)
-				*missing = lappend(*missing, missing_item("privilege", qname));
+			if (PQgetvalue(res, 0, 1)[0] != '\0')
+				*missing = lappend(*missing,
+								   missing_item("privilege", psprintf("%s on %s", PQgetvalue(res, 0, 1), qname)));
 			foreach(lc, cols)
 			{
 				char	   *col = strVal(lfirst(lc));
@@ -365,13 +374,25 @@ probe_target(PGconn *conn, StringInfo out, SPITupleTable *tables, uint64 ntables
 		}
 		PQclear(res);
 	}
+
+	/* the progress table: usable, or creatable */
+	res = ds_pq_exec(conn,
+					 "SELECT CASE WHEN pg_catalog.to_regclass('" DATASYNC_PROGRESS_TABLE "') IS NULL"
+					 " THEN pg_catalog.has_schema_privilege('public', 'CREATE')"
+					 " ELSE pg_catalog.has_table_privilege('" DATASYNC_PROGRESS_TABLE "', 'SELECT, INSERT, UPDATE')"
+					 " AND pg_catalog.has_table_privilege('" DATASYNC_PROGRESS_TABLE "', 'INSERT')"
+					 " AND pg_catalog.has_table_privilege('" DATASYNC_PROGRESS_TABLE "', 'UPDATE') END",
+					 DS_CONN_TARGET);
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+		*missing = lappend(*missing, missing_item("privilege", "SELECT, INSERT, UPDATE on " DATASYNC_PROGRESS_TABLE " (or CREATE on schema public)"));
+	PQclear(res);
 }
 
 /*
  * test_target(name): connect, report the server version and round-trip
  * latency, and for each table of the target's pipelines whether it exists
- * there (under its source name) with every column and the privileges
- * apply needs.  A target that cannot be reached is reported, not raised.
+ * there (under the name the pipeline's options give it) with every column
+ * and the privileges apply needs, and whether the progress table is usable.  A target that cannot be reached is reported, not raised.
  */
 Datum
 datasync_test_target(PG_FUNCTION_ARGS)
@@ -402,8 +423,8 @@ datasync_test_target(PG_FUNCTION_ARGS)
 	topts = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	password_env = ds_jsonb_get_text(topts, "password_env");
-	ds_spi_exec("SELECT DISTINCT pt.relid FROM datasync._pipeline_tables pt "
-				"JOIN datasync._pipelines p ON p.id = pt.pipeline_id WHERE p.target_id = $1 ORDER BY 1",
+	ds_spi_exec("SELECT pt.relid, p.options FROM datasync._pipeline_tables pt "
+				"JOIN datasync._pipelines p ON p.id = pt.pipeline_id WHERE p.target_id = $1 ORDER BY 1, p.id",
 				1, argtypes, args, SPI_OK_SELECT);
 	tables = SPI_tuptable;
 	ntables = SPI_processed;

@@ -71,6 +71,7 @@ static int64 MyPipelineId = 0;
 static DsStream *CurStream = NULL;
 static DsDecoder *CurDecoder = NULL;
 static DsApplyTarget *CurTarget = NULL;
+static int	RetryAttempt = 0;	/* transient failures since the last stream start */
 
 /* Keep the walsender from timing us out while a target is slow. */
 static void
@@ -111,6 +112,7 @@ static void
 stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation)
 {
 	/* connected and started: an earlier error is over */
+	RetryAttempt = 0;
 	SpinLockAcquire(&MySlot->mutex);
 	MySlot->retry_attempt = 0;
 	MySlot->last_error[0] = '\0';
@@ -246,6 +248,12 @@ run_session(MemoryContext sesscxt)
 	if (cfg == NULL || !cfg->enabled || cfg->error != NULL ||
 		strcmp(cfg->mode, "realtime") != 0)
 		return false;
+	{
+		char		name[NAMEDATALEN];
+
+		snprintf(name, sizeof(name), "datasync worker %s", cfg->name);
+		pgstat_report_appname(name);
+	}
 
 	pgstat_report_activity(STATE_RUNNING, "connecting");
 	t = CurTarget = ds_apply_pg_create(cfg);
@@ -348,7 +356,6 @@ DatasyncWorkerMain(Datum main_arg)
 	Oid			dboid;
 	LOCKTAG		tag;
 	MemoryContext sesscxt;
-	volatile int attempt = 0;
 
 	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
 	memcpy(&MyPipelineId, MyBgworkerEntry->bgw_extra + sizeof(Oid), sizeof(int64));
@@ -375,14 +382,7 @@ DatasyncWorkerMain(Datum main_arg)
 
 		PG_TRY();
 		{
-			{
-				char		name[64];
-
-				snprintf(name, sizeof(name), "datasync worker " INT64_FORMAT, MyPipelineId);
-				pgstat_report_appname(name);
-			}
 			keep_going = run_session(sesscxt);
-			attempt = 0;
 		}
 		PG_CATCH();
 		{
@@ -425,13 +425,13 @@ DatasyncWorkerMain(Datum main_arg)
 			}
 			ds_xact_commit(started);
 
-			delay = ds_retry_next_delay(attempt, base_ms, max_ms);
+			delay = ds_retry_next_delay(RetryAttempt, base_ms, max_ms);
 			SpinLockAcquire(&MySlot->mutex);
 			MySlot->state = DS_STATE_RETRYING;
-			MySlot->retry_attempt = attempt + 1;
+			MySlot->retry_attempt = RetryAttempt + 1;
 			MySlot->next_attempt_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay);
 			SpinLockRelease(&MySlot->mutex);
-			attempt++;
+			RetryAttempt++;
 			pgstat_report_activity(STATE_IDLE, "retrying");
 
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
