@@ -75,6 +75,7 @@ typedef struct PgTarget
 	bool		have_progress_stmt;
 	int			pending;		/* commands whose result has not come */
 	int			syncs;			/* Syncs whose result has not come */
+	int			unflushed;		/* commands queued since the last flush */
 	/* what each pending command was about, oldest first (for errors) */
 	const char **what;
 	int			what_cap;
@@ -170,6 +171,7 @@ drain(PgTarget *pt)
 static void
 flush_and_drain(PgTarget *pt)
 {
+	pt->unflushed = 0;
 	for (;;)
 	{
 		int			rc = PQflush(pt->conn);
@@ -203,7 +205,16 @@ sent(PgTarget *pt, int ok, const char *what)
 		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, what);
 	pt->pending++;
 	push_what(pt, what);
-	flush_and_drain(pt);
+	/*
+	 * libpq sends by itself once 64 kB are queued; push out and read back
+	 * every so often, so that neither its buffers nor the target's grow
+	 * without bound while a large transaction streams through.
+	 */
+	if (++pt->unflushed >= 256)
+	{
+		pt->unflushed = 0;
+		flush_and_drain(pt);
+	}
 }
 
 static void

@@ -196,6 +196,8 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation)
 		/* 2. nothing more pending: close the batch at this boundary */
 		if (d->batch_open && !d->in_txn)
 			ds_decode_close_batch(d);
+		else if (d->batch_open)
+			d->target->poll(d->target); /* let the target work meanwhile */
 		ds_stream_feedback(s, d->done_lsn, false);
 
 		/* 3. catalog changed: start a new session with it */
