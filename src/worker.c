@@ -107,6 +107,40 @@ ds_pipeline_locktag(LOCKTAG *tag, int64 pipeline_id)
 						 0x6473);	/* "ds" */
 }
 
+/* One CopyData frame of the stream: WAL data ('w') or a keepalive ('k'). */
+static void
+handle_frame(DsDecoder *d, DsStream *s, StringInfo msg)
+{
+	char		kind = pq_getmsgbyte(msg);
+	XLogRecPtr	start;
+	XLogRecPtr	end;
+
+	switch (kind)
+	{
+		case 'w':
+			start = pq_getmsgint64(msg);
+			end = pq_getmsgint64(msg);
+			(void) pq_getmsgint64(msg); /* send time */
+			s->received_lsn = Max(s->received_lsn, Max(start, end));
+			ds_decode_message(d, msg);
+			break;
+		case 'k':
+			end = pq_getmsgint64(msg);
+			(void) pq_getmsgint64(msg); /* send time */
+			s->received_lsn = Max(s->received_lsn, end);
+			/* idle and all received: everything up to end is done */
+			if (!d->in_txn && !d->batch_open)
+				ds_decode_set_done(d, end);
+			if (pq_getmsgbyte(msg))
+				ds_stream_feedback(s, d->done_lsn, true);
+			break;
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("unexpected message type \"%c\" in the replication stream", kind)));
+	}
+}
+
 /* one streaming pass; returns when the catalog changed */
 static void
 stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation)
@@ -145,42 +179,7 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation)
 			msg.maxlen = len + 1;
 			msg.cursor = 0;
 			PQfreemem(buf);
-			{
-
-				switch (pq_getmsgbyte(&msg))
-				{
-					case 'w':
-						{
-							XLogRecPtr	start = pq_getmsgint64(&msg);
-							XLogRecPtr	end = pq_getmsgint64(&msg);
-
-							(void) pq_getmsgint64(&msg);	/* send time */
-							s->received_lsn = Max(s->received_lsn, Max(start, end));
-							ds_decode_message(d, &msg);
-							break;
-						}
-					case 'k':
-						{
-							XLogRecPtr	end = pq_getmsgint64(&msg);
-							bool		reply;
-
-							(void) pq_getmsgint64(&msg);	/* send time */
-							reply = pq_getmsgbyte(&msg);
-							s->received_lsn = Max(s->received_lsn, end);
-							/* idle and all received: everything up to end is done */
-							if (!d->in_txn && !d->batch_open)
-								ds_decode_set_done(d, end);
-							if (reply)
-								ds_stream_feedback(s, d->done_lsn, true);
-							break;
-						}
-					default:
-						ereport(ERROR,
-								(errcode(ERRCODE_PROTOCOL_VIOLATION),
-								 errmsg("unexpected message type \"%c\" in the replication stream",
-										msg.data[0])));
-				}
-			}
+			handle_frame(d, s, &msg);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(msgcxt);
 
