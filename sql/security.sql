@@ -238,6 +238,12 @@ SELECT format('host=%s port=%s dbname=contrib_regression',
 SET ROLE ds_adm;
 SELECT datasync.create_target('adm_local', :'local_dsn');
 SELECT r->>'ok' AS ok, r->>'error' AS error FROM datasync.test_target('adm_local') r;
+-- a password the server does not ask for does not count either
+SELECT datasync.alter_target('adm_local', jsonb_build_object('dsn', :'local_dsn' || ' password=unused'));
+SELECT r->>'ok' AS ok, r->>'error' AS error FROM datasync.test_target('adm_local') r;
+-- only a superuser may name an environment variable of the server
+SELECT ds_try($$SELECT datasync.create_target('adm_env', 'host=db.invalid', '{"password_env": "HOME"}')$$);
+SELECT ds_try($$SELECT datasync.alter_target('adm_local', '{"password_env": "HOME"}')$$);
 RESET ROLE;
 -- the same DSN set up by a superuser connects
 SELECT datasync.alter_target('adm_local', jsonb_build_object('dsn', :'local_dsn'));

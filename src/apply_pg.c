@@ -289,7 +289,7 @@ pg_connect(DsApplyTarget *t)
 		PGconn	   *conn = pt->conn;
 
 		pt->conn = NULL;		/* closed by the check if it fails */
-		ds_pq_check_password_used(conn, cfg->target_owner, cfg->target_name);
+		ds_pq_check_password_used(conn, cfg->target_owner, cfg->target_name, cfg->dsn);
 		pt->conn = conn;
 		ds_xact_commit(started);
 	}

@@ -270,23 +270,43 @@ ds_pq_exec_ok(PGconn *conn, const char *sql, DsConnKind kind)
 	PQclear(ds_pq_exec(conn, sql, kind));
 }
 
+/* does the conninfo string itself hold a password? */
+static bool
+conninfo_has_password(const char *conninfo)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	PQconninfoOption *o;
+	bool		result = false;
+
+	if (opts == NULL)
+		return false;
+	for (o = opts; o->keyword != NULL; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val != NULL && o->val[0] != '\0')
+			result = true;
+	PQconninfoFree(opts);
+	return result;
+}
+
 /*
- * A target set up by a role that is not a superuser must authenticate with
- * a password: otherwise the server's own credentials (trust, peer, its
- * passfile) would let that role reach what it could not reach itself.
- * Closes the connection and raises when the server asked for none.
+ * A target set up by a role that is not a superuser must authenticate
+ * with the password written in its DSN, as dblink requires: otherwise the
+ * server's own credentials (trust, peer, its passfile) would let that role
+ * reach what it could not reach itself.  Closes the connection and raises
+ * when that is not so.
  */
 void
-ds_pq_check_password_used(PGconn *conn, Oid owner, const char *target)
+ds_pq_check_password_used(PGconn *conn, Oid owner, const char *target,
+						  const char *dsn)
 {
-	if (superuser_arg(owner) || PQconnectionUsedPassword(conn))
+	if (superuser_arg(owner) ||
+		(PQconnectionUsedPassword(conn) && conninfo_has_password(dsn)))
 		return;
 	libpqsrv_disconnect(conn);
 	ereport(ERROR,
 			(errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
 			 errmsg("password is required to connect to target \"%s\"", target),
-			 errdetail("The target was set up by a role that is not a superuser, and the target server did not ask for a password."),
-			 errhint("Require password authentication for this connection on the target, or have a superuser set up the target.")));
+			 errdetail("The target was set up by a role that is not a superuser; such a target must authenticate with the password in its DSN."),
+			 errhint("Put the password in the DSN and require password authentication on the target, or have a superuser set up the target.")));
 }
 
 /* Append a conninfo value, quoted the way libpq reads it back. */

@@ -36,7 +36,8 @@ extern void ds_pq_wait(PGconn *conn, int events, long timeout_ms);
 extern void ds_pq_report(PGconn *conn, PGresult *res, DsConnKind kind,
 						 const char *what) pg_attribute_noreturn();
 extern char *ds_mask_conninfo(const char *conninfo);
-extern void ds_pq_check_password_used(PGconn *conn, Oid owner, const char *target);
+extern void ds_pq_check_password_used(PGconn *conn, Oid owner, const char *target,
+									  const char *dsn);
 extern char *ds_source_conninfo(void);
 
 /* called at least once a second while a worker waits on a connection */

@@ -13,9 +13,12 @@
  *		datasync._targets, which only the extension owner reads, and shown
  *		only through ds_mask_conninfo; an error in create_target or
  *		alter_target keeps the statement (which holds the DSN) out of the
- *		server log.  A DSN libpq cannot parse is refused
- *		with libpq's reason, unless the string mentions a password (libpq
- *		may quote the offending part).
+ *		server log.  A DSN libpq cannot parse is refused; libpq's reason is
+ *		shown only when it names a keyword, since it may quote a value.
+ *
+ *		A target set up by a role that is not a superuser must log in with
+ *		the password in its DSN (see ds_pq_check_password_used), and only a
+ *		superuser may name a server environment variable (password_env).
  *
  *-------------------------------------------------------------------------
  */
@@ -83,6 +86,22 @@ check_dsn(const char *target, const char *dsn)
 			 errmsg("DSN of target \"%s\" must not be empty", target)));
 }
 
+/*
+ * Only a superuser may point a target at an environment variable of the
+ * server: its value is sent as a password to whatever host the DSN names.
+ */
+static void
+check_password_env(Jsonb *options, const char *target)
+{
+	if (options && JB_ROOT_IS_OBJECT(options) &&
+		getKeyJsonValueFromContainer(&options->root, "password_env", 12, NULL) != NULL &&
+		!superuser_arg(GetOuterUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to set option \"password_env\" of target \"%s\"", target),
+				 errdetail("Only superusers may name an environment variable of the server.")));
+}
+
 /* id of a target, or an error */
 static int64
 target_id(const char *name, bool for_update)
@@ -143,6 +162,7 @@ create_target(PG_FUNCTION_ARGS)
 	ds_check_name("target", name);
 	check_dsn(name, dsn);
 	ds_target_options_check(options, name);
+	check_password_env(options, name);
 
 	SPI_connect();
 	args[0] = CStringGetTextDatum(name);
@@ -205,6 +225,8 @@ alter_target(PG_FUNCTION_ARGS)
 		merged = isnull ? NULL : DatumGetJsonbPCopy(d);
 	}
 	ds_target_options_check(merged, name);
+	/* a new DSN takes the variable along to a new host */
+	check_password_env(newdsn ? merged : options, name);
 
 	args[1] = merged ? JsonbPGetDatum(merged) : DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
 	args[2] = newdsn ? CStringGetTextDatum(newdsn) : (Datum) 0;
@@ -379,7 +401,7 @@ probe_target(PGconn *conn, StringInfo out, SPITupleTable *tables, uint64 ntables
 	res = ds_pq_exec(conn,
 					 "SELECT CASE WHEN pg_catalog.to_regclass('" DATASYNC_PROGRESS_TABLE "') IS NULL"
 					 " THEN pg_catalog.has_schema_privilege('public', 'CREATE')"
-					 " ELSE pg_catalog.has_table_privilege('" DATASYNC_PROGRESS_TABLE "', 'SELECT, INSERT, UPDATE')"
+					 " ELSE pg_catalog.has_table_privilege('" DATASYNC_PROGRESS_TABLE "', 'SELECT')"
 					 " AND pg_catalog.has_table_privilege('" DATASYNC_PROGRESS_TABLE "', 'INSERT')"
 					 " AND pg_catalog.has_table_privilege('" DATASYNC_PROGRESS_TABLE "', 'UPDATE') END",
 					 DS_CONN_TARGET);
@@ -449,7 +471,7 @@ datasync_test_target(PG_FUNCTION_ARGS)
 				PGconn	   *c = conn;
 
 				conn = NULL;	/* closed by the check if it fails */
-				ds_pq_check_password_used(c, owner, name);
+				ds_pq_check_password_used(c, owner, name, dsn);
 				conn = c;
 			}
 			INSTR_TIME_SET_CURRENT(elapsed);
