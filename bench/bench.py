@@ -56,6 +56,7 @@ max_worker_processes = 16
 shared_preload_libraries = 'datasync'
 datasync.database = '{db}'
 log_line_prefix = '%m [%p] %b '
+log_min_messages = info
 """
 
 T0 = time.time()
@@ -136,6 +137,12 @@ class Cluster:
             raise BenchError('initdb %s failed: %s' % (self.name, err[-2000:]))
         with open(os.path.join(self.data, 'postgresql.conf'), 'a') as f:
             f.write(CONF.format(sock=SOCK, port=self.port, db=DB))
+        # the database exists before the server starts, so that datasync's launcher
+        # (datasync.database = bench) finds it at once
+        rc, out, err = run_cmd(as_postgres([PGBIN + '/postgres', '--single', '-D', self.data, 'postgres']), 120,
+                               input='CREATE DATABASE %s\n' % DB)
+        if rc != 0:
+            raise BenchError('creating database %s in %s failed: %s %s' % (DB, self.name, out[-1000:], err[-1000:]))
 
     def start(self):
         rc, out, err = run_cmd(as_postgres([PGBIN + '/pg_ctl', '-D', self.data, '-l', self.logfile,
@@ -145,7 +152,6 @@ class Cluster:
         with open(os.path.join(self.data, 'postmaster.pid')) as f:
             self.pid = int(f.readline())
         LIVE_POSTMASTERS.add(self.pid)
-        self.psql('CREATE DATABASE %s' % DB, db='postgres')
 
     def stop(self):
         if self.pid is None:
@@ -203,6 +209,24 @@ class Cluster:
             if c[1] == self.pid:
                 ticks += c[11] + c[12]
         return ticks / CLK_TCK
+
+
+def proc_ticks(ppid):
+    """{pid: (title, utime+stime ticks)} of the live children of ppid."""
+    res = {}
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit():
+            continue
+        try:
+            c = read_stat(int(pid))
+            if c[1] != ppid:
+                continue
+            with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                title = f.read().replace(b'\0', b' ').decode(errors='replace').strip()
+        except (OSError, ValueError, IndexError):
+            continue
+        res[int(pid)] = (title, c[11] + c[12])
+    return res
 
 
 def read_stat(pid):
@@ -484,6 +508,23 @@ class Pair:
     def cpu(self):
         return (self.src.cpu_seconds(), self.tgt.cpu_seconds())
 
+    def proc_snapshot(self):
+        return {'source': proc_ticks(self.src.pid), 'target': proc_ticks(self.tgt.pid)}
+
+    @staticmethod
+    def top_procs(before, after, seconds, n=4):
+        """The processes that used the most CPU between two snapshots, as
+        'cluster: title: cpu s (share of the window)'."""
+        rows = []
+        for side in ('source', 'target'):
+            for pid, (title, ticks) in after[side].items():
+                d = (ticks - before[side].get(pid, (title, 0))[1]) / CLK_TCK
+                if d > 0:
+                    title = re.sub(r'^postgres: (\S+: )?', '', title)
+                    rows.append((d, '%s: %s' % (side, title[:60])))
+        rows.sort(reverse=True)
+        return ['%s %.1fs (%.0f%%)' % (t, d, 100 * d / seconds if seconds > 0 else 0) for d, t in rows[:n]]
+
     def content_check(self, tables, timeout=600):
         """tables: list of (name, order by).  Raises on a mismatch."""
         for t, key in tables:
@@ -527,6 +568,7 @@ def w1_bulk(pair, cfg):
         sampler = RssSampler({'worker': worker, 'walsender': walsender})
         sampler.start()
         c0 = pair.cpu()
+        p0 = pair.proc_snapshot()
         try:
             r = pair.src.psql(
                 'SELECT extract(epoch FROM clock_timestamp());\n'
@@ -540,7 +582,9 @@ def w1_bulk(pair, cfg):
             p.cancel()
             peaks = sampler.stop()
         c1 = pair.cpu()
+        p1 = pair.proc_snapshot()
         cd = cpu_delta(c0, c1)
+        res[tag + '_top_procs'] = pair.top_procs(p0, p1, w['done'] - t_start)
         res[tag + '_commit_visible_s'] = w['done'] - t_commit
         res[tag + '_start_visible_s'] = w['done'] - t_start
         res[tag + '_source_s'] = t_commit - t_start
@@ -561,6 +605,7 @@ def w1_bulk(pair, cfg):
         log('  %s %s rows: commit->visible %.2fs, start->visible %.2fs, cpu src %s tgt %s s, partial polls %d'
             % (pair.system, rows, res[tag + '_commit_visible_s'], res[tag + '_start_visible_s'],
                cd[0], cd[1], w['partial']))
+        log('    busiest: ' + '; '.join(res[tag + '_top_procs']))
 
     one('w1a', n_small, 'w1_100k')
     one('w1', n, 'w1')
@@ -599,7 +644,7 @@ PGB_TGT_DDL = """
 CREATE TABLE hb_arrival (id bigint NOT NULL, arrived timestamptz NOT NULL);
 CREATE FUNCTION hb_arrive() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN
-    INSERT INTO hb_arrival VALUES (NEW.id, clock_timestamp());
+    INSERT INTO public.hb_arrival VALUES (NEW.id, clock_timestamp());
     RETURN NULL;
 END
 $f$;
@@ -730,6 +775,8 @@ def w2_oltp(pair, cfg):
     pair.checkpoint()
     lag = LagSampler(pair.src)
     c0 = pair.cpu()
+    p0 = pair.proc_snapshot()
+    t_begin = time.time()
     hbp = start_heartbeat(pair, cfg)
     lag.start()
     pb = pgbench(pair, cfg)
@@ -743,6 +790,8 @@ def w2_oltp(pair, cfg):
         stop_heartbeat(pair, hbp)
     t_mark, t_vis = pair.barrier(cfg['timeout_catchup'], key=2)
     c1 = pair.cpu()
+    p1 = pair.proc_snapshot()
+    res['w2_top_procs'] = pair.top_procs(p0, p1, t_vis - t_begin, 6)
     res['w2_tps'] = tps
     res['w2_tps_vs_norepl'] = tps / res['w2_tps_norepl']
     res['w2_catchup_s'] = t_vis - t_end
@@ -776,6 +825,7 @@ def w2_oltp(pair, cfg):
         % (pair.system, tps, res['w2_tps_vs_norepl'], res['w2_lat_p50_ms'], res['w2_lat_p99_ms'],
            res['w2_lat_max_ms'], res['w2_catchup_s'], res['w2_slot_lag_max_mb'],
            res['w2_cpu_src_s'], res['w2_cpu_tgt_s']))
+    log('    busiest: ' + '; '.join(res['w2_top_procs']))
     pair.content_check([('pgbench_accounts', 'aid'), ('pgbench_branches', 'bid'), ('pgbench_tellers', 'tid'),
                         ('pgbench_history', 'hid'), ('hb', 'id')])
     pair.stop_sync()
@@ -794,9 +844,15 @@ def w3_initial(pair, cfg):
                   .format(n=n), 600)
     pair.src.psql('VACUUM ANALYZE w3', 600)
     pair.checkpoint()
+    # Native's launcher starts apply workers at most once per wal_retrieve_retry_interval
+    # (5 s); the previous workload's DROP SUBSCRIPTION woke it, and a subscription created
+    # within those 5 s would wait for the rest of them.  Not what W3 is about: let the
+    # interval pass (both systems, same pause).
+    time.sleep(6)
     p = Poller(pair.tgt, 'SELECT EXISTS (SELECT 1 FROM w3 WHERE id = %d)' % n, cfg['timeout_bulk'],
                confirm='SELECT count(*) = %d FROM w3' % n, probe='SELECT EXISTS (SELECT 1 FROM w3 WHERE id = 1)')
     c0 = pair.cpu()
+    p0 = pair.proc_snapshot()
     try:
         t0 = pair.start_sync('w3', ['w3', 'mk'], cfg['timeout_bulk'])
         t_ret = time.time()
@@ -804,12 +860,15 @@ def w3_initial(pair, cfg):
     finally:
         p.cancel()
     c1 = pair.cpu()
+    p1 = pair.proc_snapshot()
     res = {'w3_create_visible_s': w['done'] - t0, 'w3_create_call_s': t_ret - t0,
            'w3_rows_per_s': n / (w['done'] - t0), 'w3_partial_polls': w['partial']}
     res['w3_cpu_src_s'], res['w3_cpu_tgt_s'] = cpu_delta(c0, c1)
     log('  %s initial sync %d rows: %.2fs (create call %.2fs), cpu src %s tgt %s s'
         % (pair.system, n, res['w3_create_visible_s'], res['w3_create_call_s'],
            res['w3_cpu_src_s'], res['w3_cpu_tgt_s']))
+    res['w3_top_procs'] = pair.top_procs(p0, p1, res['w3_create_visible_s'])
+    log('    busiest: ' + '; '.join(res['w3_top_procs']))
     pair.wait_ready(cfg['timeout_bulk'])
     pair.content_check([('w3', 'id')])
     pair.stop_sync()
@@ -863,6 +922,7 @@ def w4_upddel(pair, cfg):
     pair.checkpoint()
     p = Poller(pair.tgt, 'SELECT EXISTS (SELECT 1 FROM mk WHERE id = 4)', cfg['timeout_catchup'] + 600)
     c0 = pair.cpu()
+    p0 = pair.proc_snapshot()
     try:
         r = pair.src.psql(W4_DO.format(nu=nu, nd=nd, ntx=ntx), 900)
         t_start, t_last = float(r[0][0]), float(r[1][0])
@@ -870,6 +930,7 @@ def w4_upddel(pair, cfg):
     finally:
         p.cancel()
     c1 = pair.cpu()
+    p1 = pair.proc_snapshot()
     res = {'w4_source_s': t_last - t_start, 'w4_catchup_s': w['done'] - t_last,
            'w4_start_visible_s': w['done'] - t_start,
            'w4_changes_per_s': (nu + nd) / (w['done'] - t_start)}
@@ -877,6 +938,8 @@ def w4_upddel(pair, cfg):
     log('  %s %d updates + %d deletes in %d tx: source %.2fs, last commit->caught up %.2fs, cpu src %s tgt %s s'
         % (pair.system, nu, nd, ntx, res['w4_source_s'], res['w4_catchup_s'], res['w4_cpu_src_s'],
            res['w4_cpu_tgt_s']))
+    res['w4_top_procs'] = pair.top_procs(p0, p1, res['w4_start_visible_s'])
+    log('    busiest: ' + '; '.join(res['w4_top_procs']))
     pair.content_check([('w4', 'id')])
     pair.stop_sync()
     pair.both('DROP TABLE w4, mk')
@@ -1024,6 +1087,7 @@ def main():
     ap.add_argument('--reps', type=int)
     ap.add_argument('--only', help='comma-separated workloads, e.g. W1,W3 (for debugging)')
     ap.add_argument('--systems', default='datasync,native')
+    ap.add_argument('--keep-logs', action='store_true', help='copy every server log next to the results')
     ap.add_argument('--outdir', default=os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results'))
     args = ap.parse_args()
 
@@ -1051,7 +1115,8 @@ def main():
         commit = '?'
     pgv = subprocess.run([PGBIN + '/postgres', '--version'], capture_output=True, text=True).stdout.strip()
     meta = {'started': datetime.datetime.now().isoformat(timespec='seconds'), 'mode': 'quick' if args.quick else 'full',
-            'host': os.uname().nodename, 'pg_version': pgv.split()[-1] if pgv else '?', 'commit': commit,
+            'host': os.uname().nodename, 'commit': commit,
+            'pg_version': (re.search(r'PostgreSQL\) (\S+)', pgv) or re.search('(.*)', pgv)).group(1),
             'config': cfg}
     log('config: %s' % json.dumps(cfg))
 
@@ -1084,6 +1149,8 @@ def main():
                     pair_ok = False  # rebuild the clusters before the next workload
                 rec['wall_s'] = round(time.time() - t, 1)
                 runs.append(rec)
+            if args.keep_logs:
+                pair.save_logs(os.path.join(BASE, 'server-logs', 'rep%d-%s' % (rep, system)))
             pair.down()
 
     meta['duration_s'] = time.time() - T0
@@ -1097,6 +1164,8 @@ def main():
     if os.path.isdir(os.path.join(BASE, 'failed-logs')):
         shutil.copytree(os.path.join(BASE, 'failed-logs'), base + '-failed-logs', dirs_exist_ok=True)
     shutil.copy(os.path.join(BASE, 'driver.log'), base + '.log')
+    if os.path.isdir(os.path.join(BASE, 'server-logs')):
+        shutil.copytree(os.path.join(BASE, 'server-logs'), base + '-server-logs', dirs_exist_ok=True)
     print(md)
     log('wrote %s.md and %s.json' % (base, base))
     return 0 if all(r['ok'] for r in runs) else 1
