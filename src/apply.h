@@ -93,6 +93,13 @@ struct DsApplyTarget
 							   List *colnames);
 	void		(*copy_data) (DsApplyTarget *t, const char *buf, int len);
 	void		(*copy_end) (DsApplyTarget *t, Oid relid, XLogRecPtr lsn);
+	/*
+	 * The highest source end LSN whose target commit is durable; *all says
+	 * whether every commit so far is.  With refresh, ask the target first
+	 * (a round trip).  A target that commits synchronously is durable at
+	 * commit.
+	 */
+	XLogRecPtr	(*durable) (DsApplyTarget *t, bool refresh, bool *all);
 	/* read results that arrived, without waiting */
 	void		(*poll) (DsApplyTarget *t);
 	void		(*close) (DsApplyTarget *t);

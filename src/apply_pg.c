@@ -82,7 +82,27 @@ typedef struct PgTarget
 	int			what_head;
 	MemoryContext cxt;
 	char		incarnation[32];
+
+	/*
+	 * With synchronous_commit off (the default, as for native
+	 * subscriptions) a commit returns before the target flushed it.  Each
+	 * batch's source end LSN waits here with the target's WAL position
+	 * after its commit until the target's flush position passes it; only
+	 * then may the source slot be told (durable()).
+	 */
+	bool		async_commit;
+	bool		sync_this_xact; /* a copy: committed synchronously */
+	XLogRecPtr *wait_src;		/* ring of source end LSNs */
+	XLogRecPtr *wait_tgt;		/* and the target WAL position after each */
+	int			wait_cap;
+	int			wait_head;
+	int			wait_count;
+	XLogRecPtr	durable_src;	/* highest source end LSN durable on target */
 } PgTarget;
+
+/* tags of the commands whose result rows are read (see drain) */
+static const char WHAT_COMMIT_LSN[] = "reading the target's WAL position";
+static const char WHAT_FLUSH_LSN[] = "reading the target's flushed WAL position";
 
 static const char *
 pop_what(PgTarget *pt)
@@ -114,6 +134,64 @@ push_what(PgTarget *pt, const char *what)
 		pt->what_head = 0;
 	}
 	pt->what[(pt->what_head + pt->pending - 1) % pt->what_cap] = what;
+}
+
+static XLogRecPtr
+lsn_value(PGresult *res, int col)
+{
+	return DatumGetLSN(DirectFunctionCall1(pg_lsn_in, CStringGetDatum(PQgetvalue(res, 0, col))));
+}
+
+/* the target flushed its WAL up to flush: release what that makes durable */
+static void
+target_flushed(PgTarget *pt, XLogRecPtr flush)
+{
+	while (pt->wait_count > 0)
+	{
+		int			i = pt->wait_head;
+
+		if (XLogRecPtrIsInvalid(pt->wait_tgt[i]) || pt->wait_tgt[i] > flush)
+			break;
+		pt->durable_src = Max(pt->durable_src, pt->wait_src[i]);
+		pt->wait_head = (i + 1) % pt->wait_cap;
+		pt->wait_count--;
+	}
+}
+
+/* a committed batch whose durability is not known yet */
+static void
+wait_push(PgTarget *pt, XLogRecPtr src)
+{
+	if (pt->wait_count == pt->wait_cap)
+	{
+		int			newcap = pt->wait_cap * 2;
+		XLogRecPtr *s = MemoryContextAlloc(pt->cxt, sizeof(XLogRecPtr) * newcap);
+		XLogRecPtr *t = MemoryContextAlloc(pt->cxt, sizeof(XLogRecPtr) * newcap);
+		int			i;
+
+		for (i = 0; i < pt->wait_count; i++)
+		{
+			s[i] = pt->wait_src[(pt->wait_head + i) % pt->wait_cap];
+			t[i] = pt->wait_tgt[(pt->wait_head + i) % pt->wait_cap];
+		}
+		pfree(pt->wait_src);
+		pfree(pt->wait_tgt);
+		pt->wait_src = s;
+		pt->wait_tgt = t;
+		pt->wait_cap = newcap;
+		pt->wait_head = 0;
+	}
+	pt->wait_src[(pt->wait_head + pt->wait_count) % pt->wait_cap] = src;
+	pt->wait_tgt[(pt->wait_head + pt->wait_count) % pt->wait_cap] = InvalidXLogRecPtr;
+	pt->wait_count++;
+}
+
+/* the WAL position after the newest commit: its durability threshold */
+static void
+wait_set_last(PgTarget *pt, XLogRecPtr tgt)
+{
+	if (pt->wait_count > 0)
+		pt->wait_tgt[(pt->wait_head + pt->wait_count - 1) % pt->wait_cap] = tgt;
 }
 
 /*
@@ -151,10 +229,20 @@ drain(PgTarget *pt)
 				break;
 			case PGRES_COMMAND_OK:
 			case PGRES_TUPLES_OK:
-				pop_what(pt);
-				pt->pending--;
-				PQclear(res);
-				break;
+				{
+					const char *what = pop_what(pt);
+
+					pt->pending--;
+					if (what == WHAT_COMMIT_LSN)
+					{
+						wait_set_last(pt, lsn_value(res, 0));
+						target_flushed(pt, lsn_value(res, 1));
+					}
+					else if (what == WHAT_FLUSH_LSN)
+						target_flushed(pt, lsn_value(res, 0));
+					PQclear(res);
+					break;
+				}
 			default:
 				{
 					char		what[NAMEDATALEN * 3];
@@ -312,6 +400,16 @@ pg_connect(DsApplyTarget *t)
 		PQclear(res);
 	}
 
+	/* how target commits are made durable (see durable()) */
+	{
+		char	   *sql = psprintf("SET synchronous_commit = %s",
+								   quote_literal_cstr(cfg->options.synchronous_commit));
+
+		ds_pq_exec_ok(pt->conn, sql, DS_CONN_TARGET);
+		pt->async_commit = strcmp(cfg->options.synchronous_commit, "off") == 0;
+	}
+	pt->wait_head = pt->wait_count = 0;
+
 	/* the progress table */
 	res = ds_pq_exec(pt->conn, "SELECT pg_catalog.to_regclass('" DATASYNC_PROGRESS_TABLE "') IS NULL",
 					 DS_CONN_TARGET);
@@ -418,11 +516,40 @@ pg_commit(DsApplyTarget *t, XLogRecPtr end_lsn)
 	if (!XLogRecPtrIsInvalid(end_lsn))
 		send_progress(pt, InvalidOid, end_lsn);
 	send_sql(pt, "COMMIT", "committing a batch");
+	if (pt->async_commit && !pt->sync_this_xact && !XLogRecPtrIsInvalid(end_lsn))
+	{
+		/* the commit's WAL position, and how far the target flushed */
+		wait_push(pt, end_lsn);
+		send_sql(pt, "SELECT pg_catalog.pg_current_wal_insert_lsn(), pg_catalog.pg_current_wal_flush_lsn()",
+				 WHAT_COMMIT_LSN);
+	}
 	if (!PQpipelineSync(pt->conn))
 		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "sending a sync");
 	pt->syncs++;
 	wait_all(pt);
 	pt->in_xact = false;
+	if ((!pt->async_commit || pt->sync_this_xact) && !XLogRecPtrIsInvalid(end_lsn))
+		pt->durable_src = Max(pt->durable_src, end_lsn);
+	pt->sync_this_xact = false;
+}
+
+/* see PgTarget.async_commit */
+static XLogRecPtr
+pg_durable(DsApplyTarget *t, bool refresh, bool *all)
+{
+	PgTarget   *pt = (PgTarget *) t;
+
+	if (refresh && pt->wait_count > 0 && !pt->in_xact)
+	{
+		enter_pipeline(pt);
+		send_sql(pt, "SELECT pg_catalog.pg_current_wal_flush_lsn()", WHAT_FLUSH_LSN);
+		if (!PQpipelineSync(pt->conn))
+			ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "sending a sync");
+		pt->syncs++;
+		wait_all(pt);
+	}
+	*all = pt->wait_count == 0;
+	return pt->durable_src;
 }
 
 static void
@@ -802,6 +929,12 @@ pg_copy_begin(DsApplyTarget *t, const char *target_qname, List *colnames)
 		ds_pq_exec_ok(pt->conn, "BEGIN", DS_CONN_TARGET);
 		pt->in_xact = true;
 	}
+	/* the catalog marks a table copied once this commits: make it durable */
+	if (pt->async_commit && !pt->sync_this_xact)
+	{
+		ds_pq_exec_ok(pt->conn, "SET LOCAL synchronous_commit = on", DS_CONN_TARGET);
+		pt->sync_this_xact = true;
+	}
 
 	/* the copy replaces whatever the table held */
 	initStringInfo(&sql);
@@ -896,6 +1029,8 @@ pg_close(DsApplyTarget *t)
 	pt->conn = NULL;
 	pt->in_pipeline = pt->in_xact = pt->in_copy = false;
 	pt->pending = pt->syncs = 0;
+	pt->sync_this_xact = false;
+	pt->wait_count = 0;
 }
 
 /*
@@ -917,11 +1052,15 @@ ds_apply_pg_create(DsPipelineConfig *cfg)
 	pt->base.copy_data = pg_copy_data;
 	pt->base.copy_end = pg_copy_end;
 	pt->base.poll = pg_poll;
+	pt->base.durable = pg_durable;
 	pt->base.close = pg_close;
 	pt->base.cfg = cfg;
 	pt->cxt = CurrentMemoryContext;
 	pt->what_cap = 1024;
 	pt->what = palloc(sizeof(char *) * pt->what_cap);
+	pt->wait_cap = 64;
+	pt->wait_src = palloc(sizeof(XLogRecPtr) * pt->wait_cap);
+	pt->wait_tgt = palloc(sizeof(XLogRecPtr) * pt->wait_cap);
 	snprintf(pt->incarnation, sizeof(pt->incarnation), INT64_FORMAT, cfg->incarnation);
 	return &pt->base;
 }

@@ -92,6 +92,7 @@ ds_options_parse(Jsonb *options, DsPipelineOptions *out)
 	out->retry_base_ms = 500;
 	out->retry_max_ms = 60000;
 	out->initial_sync = true;
+	out->synchronous_commit = "off";
 
 	if (options == NULL)
 		return;
@@ -126,6 +127,19 @@ ds_options_parse(Jsonb *options, DsPipelineOptions *out)
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("pipeline option \"%s\" must be true or false", key)));
 			out->initial_sync = v.val.boolean;
+		}
+		else if (strcmp(key, "synchronous_commit") == 0)
+		{
+			char	   *val = option_string(&v, key);
+
+			if (strcmp(val, "on") != 0 && strcmp(val, "off") != 0 &&
+				strcmp(val, "local") != 0 && strcmp(val, "remote_write") != 0 &&
+				strcmp(val, "remote_apply") != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid value \"%s\" for pipeline option \"synchronous_commit\"", val),
+						 errhint("Valid values are \"off\", \"local\", \"remote_write\", \"remote_apply\" and \"on\".")));
+			out->synchronous_commit = val;
 		}
 		else if (strcmp(key, "target_schema") == 0)
 			out->target_schema = option_string(&v, key);
@@ -171,7 +185,7 @@ ds_options_parse(Jsonb *options, DsPipelineOptions *out)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unrecognized pipeline option \"%s\"", key),
-					 errhint("Valid options are batch_size, batch_timeout_ms, retry_base_ms, retry_max_ms, initial_sync, target_schema and table_map.")));
+					 errhint("Valid options are batch_size, batch_timeout_ms, retry_base_ms, retry_max_ms, initial_sync, synchronous_commit, target_schema and table_map.")));
 		}
 	}
 	if (out->retry_max_ms < out->retry_base_ms)

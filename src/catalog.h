@@ -24,6 +24,7 @@ typedef struct DsPipelineOptions
 	int			retry_base_ms;
 	int			retry_max_ms;
 	bool		initial_sync;
+	char	   *synchronous_commit;	/* of the target session; "off" default */
 	char	   *target_schema;	/* NULL: same schema as the source */
 	List	   *table_map;		/* of DsTableMapEntry */
 } DsPipelineOptions;

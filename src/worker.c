@@ -73,12 +73,27 @@ static DsDecoder *CurDecoder = NULL;
 static DsApplyTarget *CurTarget = NULL;
 static int	RetryAttempt = 0;	/* transient failures since the last stream start */
 
+/*
+ * What the source may consider flushed: everything before done_lsn once
+ * every target commit is durable, else the last durable batch's end.
+ */
+static XLogRecPtr
+feedback_lsn(DsDecoder *d, bool refresh)
+{
+	bool		all;
+	XLogRecPtr	durable = d->target->durable(d->target, refresh, &all);
+
+	if (all && !d->batch_open && !d->in_txn)
+		return Max(durable, d->done_lsn);
+	return durable;
+}
+
 /* Keep the walsender from timing us out while a target is slow. */
 static void
 keepalive_hook(void)
 {
 	if (CurStream && CurStream->streaming && CurDecoder)
-		ds_stream_feedback(CurStream, CurDecoder->done_lsn, false);
+		ds_stream_feedback(CurStream, feedback_lsn(CurDecoder, false), false);
 }
 
 static void
@@ -132,7 +147,7 @@ handle_frame(DsDecoder *d, DsStream *s, StringInfo msg)
 			if (!d->in_txn && !d->batch_open)
 				ds_decode_set_done(d, end);
 			if (pq_getmsgbyte(msg))
-				ds_stream_feedback(s, d->done_lsn, true);
+				ds_stream_feedback(s, feedback_lsn(d, false), true);
 			break;
 		default:
 			ereport(ERROR,
@@ -197,7 +212,7 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation)
 			ds_decode_close_batch(d);
 		else if (d->batch_open)
 			d->target->poll(d->target); /* let the target work meanwhile */
-		ds_stream_feedback(s, d->done_lsn, false);
+		ds_stream_feedback(s, feedback_lsn(d, false), false);
 
 		/* 3. catalog changed: start a new session with it */
 		if (!d->in_txn && !d->batch_open &&
@@ -210,6 +225,11 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation)
 							   PQsocket(s->conn), 1000, PG_WAIT_EXTENSION);
 		if (rc & WL_LATCH_SET)
 			ResetLatch(MyLatch);
+		if ((rc & WL_TIMEOUT) && !d->batch_open && !d->in_txn)
+		{
+			/* quiet: learn how far the target flushed, and tell the source */
+			ds_stream_feedback(s, feedback_lsn(d, true), false);
+		}
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
