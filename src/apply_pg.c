@@ -60,6 +60,8 @@ typedef struct PgRel
 	bool		have_delete;
 	char		upsert_name[NAMEDATALEN];
 	char		delete_name[NAMEDATALEN];
+	bool		have_multi;
+	char		multi_name[NAMEDATALEN];	/* multi-row INSERT of a full run */
 	List	   *updates;		/* of PgUpdateVariant */
 	char	   *what;			/* "applying changes to table ..." */
 } PgRel;
@@ -83,6 +85,14 @@ typedef struct PgTarget
 	MemoryContext cxt;
 	char		incarnation[32];
 
+	/* consecutive INSERTs into one table, sent as one multi-row INSERT */
+	DsRelation *run_rel;
+	uint32		run_version;
+	int			run_n;
+	int			run_cap;
+	char	  **run_vals;		/* run_n rows of natts values, in runcxt */
+	MemoryContext runcxt;
+
 	/*
 	 * With synchronous_commit off (the default, as for native
 	 * subscriptions) a commit returns before the target flushed it.  Each
@@ -99,6 +109,8 @@ typedef struct PgTarget
 	int			wait_count;
 	XLogRecPtr	durable_src;	/* highest source end LSN durable on target */
 } PgTarget;
+
+static void flush_run(PgTarget *pt);
 
 /* tags of the commands whose result rows are read (see drain) */
 static const char WHAT_COMMIT_LSN[] = "reading the target's WAL position";
@@ -513,6 +525,7 @@ pg_commit(DsApplyTarget *t, XLogRecPtr end_lsn)
 	if (!pt->in_xact)
 		pg_begin(t);
 	enter_pipeline(pt);
+	flush_run(pt);
 	if (!XLogRecPtrIsInvalid(end_lsn))
 		send_progress(pt, InvalidOid, end_lsn);
 	send_sql(pt, "COMMIT", "committing a batch");
@@ -558,7 +571,10 @@ pg_poll(DsApplyTarget *t)
 	PgTarget   *pt = (PgTarget *) t;
 
 	if (pt->conn)
+	{
+		flush_run(pt);
 		flush_and_drain(pt);
+	}
 }
 
 /* ---------------------------------------------------------------------
@@ -583,7 +599,7 @@ pg_rel(PgTarget *pt, DsRelation *rel)
 		/* statements of an older version stay on the server; names differ */
 		pr->version = rel->version;
 		pr->conn_gen = pt->conn_gen;
-		pr->have_upsert = pr->have_delete = false;
+		pr->have_upsert = pr->have_delete = pr->have_multi = false;
 		pr->updates = NIL;
 		pr->what = MemoryContextStrdup(pt->cxt, psprintf("applying changes to table %s", rel->target_qname));
 	}
@@ -622,21 +638,30 @@ append_full_match(StringInfo sql, DsRelation *rel, int firstparam)
 	appendStringInfoString(sql, " LIMIT 1)");
 }
 
+/*
+ * INSERT of nrows rows that, on a key the target already has, updates the
+ * row instead (source wins).  A table without a key gets plain INSERTs.
+ */
 static void
-prepare_upsert(PgTarget *pt, DsRelation *rel, PgRel *pr)
+prepare_insert(PgTarget *pt, DsRelation *rel, PgRel *pr, int nrows, const char *name)
 {
 	StringInfoData sql;
 	int			i;
+	int			r;
 	bool		any = false;
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "INSERT INTO %s (", rel->target_qname);
 	for (i = 0; i < rel->natts; i++)
 		appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[i]));
-	appendStringInfoString(&sql, ") VALUES (");
-	for (i = 0; i < rel->natts; i++)
-		appendStringInfo(&sql, "%s$%d", i > 0 ? ", " : "", i + 1);
-	appendStringInfoChar(&sql, ')');
+	appendStringInfoString(&sql, ") VALUES ");
+	for (r = 0; r < nrows; r++)
+	{
+		appendStringInfoString(&sql, r > 0 ? ", (" : "(");
+		for (i = 0; i < rel->natts; i++)
+			appendStringInfo(&sql, "%s$%d", i > 0 ? ", " : "", r * rel->natts + i + 1);
+		appendStringInfoChar(&sql, ')');
+	}
 	if (rel->nkeys > 0)
 	{
 		appendStringInfoString(&sql, " ON CONFLICT (");
@@ -667,10 +692,96 @@ prepare_upsert(PgTarget *pt, DsRelation *rel, PgRel *pr)
 			appendStringInfoString(&sql, " DO NOTHING");
 		}
 	}
-	snprintf(pr->upsert_name, NAMEDATALEN, "ds_%u_%u_i", rel->remoteid, rel->version);
-	send_prepare(pt, pr->upsert_name, sql.data, pr->what);
-	pr->have_upsert = true;
+	send_prepare(pt, name, sql.data, pr->what);
 	pfree(sql.data);
+}
+
+static void
+prepare_upsert(PgTarget *pt, DsRelation *rel, PgRel *pr)
+{
+	snprintf(pr->upsert_name, NAMEDATALEN, "ds_%u_%u_i", rel->remoteid, rel->version);
+	prepare_insert(pt, rel, pr, 1, pr->upsert_name);
+	pr->have_upsert = true;
+}
+
+/* rows a multi-row INSERT takes: 64, fewer for wide tables (65535 params) */
+static int
+run_rows(DsRelation *rel)
+{
+	return Max(1, Min(64, 65535 / Max(rel->natts, 1)));
+}
+
+/*
+ * Send the buffered run of INSERTs: full runs as one multi-row statement,
+ * a shorter remainder row by row.  Called before anything else goes to
+ * the target, so changes keep their order.
+ */
+static void
+flush_run(PgTarget *pt)
+{
+	DsRelation *rel = pt->run_rel;
+	PgRel	   *pr;
+	int			r;
+
+	if (rel == NULL || pt->run_n == 0)
+	{
+		pt->run_rel = NULL;
+		return;
+	}
+	if (rel->version != pt->run_version)
+		elog(ERROR, "relation %u changed while a run of inserts was buffered", rel->remoteid);
+	pr = pg_rel(pt, rel);
+	if (pt->run_n == run_rows(rel) && pt->run_n > 1)
+	{
+		if (!pr->have_multi)
+		{
+			snprintf(pr->multi_name, NAMEDATALEN, "ds_%u_%u_m", rel->remoteid, rel->version);
+			prepare_insert(pt, rel, pr, pt->run_n, pr->multi_name);
+			pr->have_multi = true;
+		}
+		send_exec(pt, pr->multi_name, pt->run_n * rel->natts,
+				  (const char *const *) pt->run_vals, pr->what);
+	}
+	else
+	{
+		if (!pr->have_upsert)
+			prepare_upsert(pt, rel, pr);
+		for (r = 0; r < pt->run_n; r++)
+			send_exec(pt, pr->upsert_name, rel->natts,
+					  (const char *const *) pt->run_vals + r * rel->natts, pr->what);
+	}
+	pt->run_n = 0;
+	pt->run_rel = NULL;
+	MemoryContextReset(pt->runcxt);
+}
+
+/* buffer one INSERT; a full run goes out at once */
+static void
+add_to_run(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup)
+{
+	int			i;
+	int			max = run_rows(rel);
+
+	if (pt->run_rel != rel)
+	{
+		flush_run(pt);
+		pt->run_rel = rel;
+		pt->run_version = rel->version;
+		if (pt->run_cap < max * rel->natts)
+		{
+			pt->run_cap = max * rel->natts;
+			if (pt->run_vals)
+				pfree(pt->run_vals);
+			pt->run_vals = MemoryContextAlloc(pt->cxt, sizeof(char *) * pt->run_cap);
+		}
+	}
+	for (i = 0; i < rel->natts; i++)
+		pt->run_vals[pt->run_n * rel->natts + i] =
+			tup->colstatus[i] == LOGICALREP_COLUMN_NULL ? NULL :
+			MemoryContextStrdup(pt->runcxt, tup->colvalues[i].data);
+	pt->run_n++;
+	if (pt->run_n == max)
+		flush_run(pt);
 }
 
 static void
@@ -773,15 +884,13 @@ pg_apply(DsApplyTarget *t, DsChange *ch)
 	int			i;
 
 	Assert(pt->in_xact);
+	if (ch->kind != DS_CHANGE_INSERT)
+		flush_run(pt);
 
 	switch (ch->kind)
 	{
 		case DS_CHANGE_INSERT:
-			if (!pr->have_upsert)
-				prepare_upsert(pt, rel, pr);
-			for (i = 0; i < rel->natts; i++)
-				vals[i] = colval(ch->newtup, i);
-			send_exec(pt, pr->upsert_name, rel->natts, vals, pr->what);
+			add_to_run(pt, rel, ch->newtup);
 			break;
 
 		case DS_CHANGE_UPDATE:
@@ -893,6 +1002,7 @@ pg_truncate(DsApplyTarget *t, List *rels, bool cascade, bool restart_seqs)
 	bool		first = true;
 
 	Assert(pt->in_xact);
+	flush_run(pt);
 	initStringInfo(&sql);
 	appendStringInfoString(&sql, "TRUNCATE ");
 	foreach(lc, rels)
@@ -923,6 +1033,7 @@ pg_copy_begin(DsApplyTarget *t, const char *target_qname, List *colnames)
 	bool		first = true;
 	PGresult   *res;
 
+	flush_run(pt);
 	leave_pipeline(pt);
 	if (!pt->in_xact)
 	{
@@ -1031,6 +1142,9 @@ pg_close(DsApplyTarget *t)
 	pt->pending = pt->syncs = 0;
 	pt->sync_this_xact = false;
 	pt->wait_count = 0;
+	pt->run_n = 0;
+	pt->run_rel = NULL;
+	MemoryContextReset(pt->runcxt);
 }
 
 /*
@@ -1058,6 +1172,8 @@ ds_apply_pg_create(DsPipelineConfig *cfg)
 	pt->cxt = CurrentMemoryContext;
 	pt->what_cap = 1024;
 	pt->what = palloc(sizeof(char *) * pt->what_cap);
+	pt->runcxt = AllocSetContextCreate(CurrentMemoryContext, "datasync insert run",
+									   ALLOCSET_DEFAULT_SIZES);
 	pt->wait_cap = 64;
 	pt->wait_src = palloc(sizeof(XLogRecPtr) * pt->wait_cap);
 	pt->wait_tgt = palloc(sizeof(XLogRecPtr) * pt->wait_cap);

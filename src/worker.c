@@ -201,10 +201,7 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation)
 			if (ds_decode_batch_full(d))
 				ds_decode_close_batch(d);
 			if (++nmsgs % 256 == 0)
-			{
 				CHECK_FOR_INTERRUPTS();
-				d->target->poll(d->target);
-			}
 		}
 
 		/* 2. nothing more pending: close the batch at this boundary */
