@@ -676,7 +676,7 @@ datasync_drop_pipeline(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* the pipeline's membership row for a table, or -1 */
+/* is the table in the pipeline? */
 static bool
 is_member(int64 pipeline_id, Oid relid)
 {
@@ -700,82 +700,87 @@ arg_table(FunctionCallInfo fcinfo, int argno)
 	return PG_GETARG_OID(argno);
 }
 
-Datum
-datasync_add_table(PG_FUNCTION_ARGS)
+typedef enum TableOp
+{
+	TABLE_ADD,
+	TABLE_REMOVE,
+	TABLE_RESYNC
+} TableOp;
+
+/*
+ * add_table, remove_table, resync_table: change the publication and the
+ * membership row; the worker starts a new session with them at commit
+ * (copying an added or resynced table first).
+ */
+static void
+change_table(FunctionCallInfo fcinfo, TableOp op)
 {
 	char	   *name = ds_arg_text(fcinfo, 0, "pipeline");
 	Oid			relid = arg_table(fcinfo, 1);
 	PipelineRow r;
 	Oid			argtypes[2] = {INT8OID, OIDOID};
 	Datum		args[2];
+	bool		member;
 
-	check_table(relid);
+	if (op == TABLE_ADD)
+		check_table(relid);
 	SPI_connect();
 	r = pipeline_row(name, true);
-	if (is_member(r.id, relid))
+	member = is_member(r.id, relid);
+	if (op == TABLE_ADD && member)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("table \"%s\" is already in pipeline \"%s\"", table_display(relid), name)));
-	ds_spi_exec(psprintf("ALTER PUBLICATION %s ADD TABLE %s", quote_identifier(r.slot_name),
-						 publication_member(relid)),
-				0, NULL, NULL, SPI_OK_UTILITY);
+	if (op != TABLE_ADD && !member)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("table \"%s\" is not in pipeline \"%s\"", table_display(relid), name)));
+
 	args[0] = Int64GetDatum(r.id);
 	args[1] = ObjectIdGetDatum(relid);
-	ds_spi_exec("INSERT INTO datasync._pipeline_tables (pipeline_id, relid) VALUES ($1, $2)",
-				2, argtypes, args, SPI_OK_INSERT);
+	switch (op)
+	{
+		case TABLE_ADD:
+			ds_spi_exec(psprintf("ALTER PUBLICATION %s ADD TABLE %s", quote_identifier(r.slot_name),
+								 publication_member(relid)),
+						0, NULL, NULL, SPI_OK_UTILITY);
+			ds_spi_exec("INSERT INTO datasync._pipeline_tables (pipeline_id, relid) VALUES ($1, $2)",
+						2, argtypes, args, SPI_OK_INSERT);
+			break;
+		case TABLE_REMOVE:
+			ds_spi_exec(psprintf("ALTER PUBLICATION %s DROP TABLE %s", quote_identifier(r.slot_name),
+								 table_sql(relid)),
+						0, NULL, NULL, SPI_OK_UTILITY);
+			ds_spi_exec("DELETE FROM datasync._pipeline_tables WHERE pipeline_id = $1 AND relid = $2",
+						2, argtypes, args, SPI_OK_DELETE);
+			break;
+		case TABLE_RESYNC:
+			ds_spi_exec("UPDATE datasync._pipeline_tables SET sync_state = 's' WHERE pipeline_id = $1 AND relid = $2",
+						2, argtypes, args, SPI_OK_UPDATE);
+			break;
+	}
 	SPI_finish();
 	ds_signal_at_commit(r.id);
+}
+
+Datum
+datasync_add_table(PG_FUNCTION_ARGS)
+{
+	change_table(fcinfo, TABLE_ADD);
 	PG_RETURN_VOID();
 }
 
 Datum
 datasync_remove_table(PG_FUNCTION_ARGS)
 {
-	char	   *name = ds_arg_text(fcinfo, 0, "pipeline");
-	Oid			relid = arg_table(fcinfo, 1);
-	PipelineRow r;
-	Oid			argtypes[2] = {INT8OID, OIDOID};
-	Datum		args[2];
-
-	SPI_connect();
-	r = pipeline_row(name, true);
-	if (!is_member(r.id, relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("table \"%s\" is not in pipeline \"%s\"", table_display(relid), name)));
-	ds_spi_exec(psprintf("ALTER PUBLICATION %s DROP TABLE %s", quote_identifier(r.slot_name),
-						 table_sql(relid)),
-				0, NULL, NULL, SPI_OK_UTILITY);
-	args[0] = Int64GetDatum(r.id);
-	args[1] = ObjectIdGetDatum(relid);
-	ds_spi_exec("DELETE FROM datasync._pipeline_tables WHERE pipeline_id = $1 AND relid = $2",
-				2, argtypes, args, SPI_OK_DELETE);
-	SPI_finish();
-	ds_signal_at_commit(r.id);
+	change_table(fcinfo, TABLE_REMOVE);
 	PG_RETURN_VOID();
 }
 
 Datum
 datasync_resync_table(PG_FUNCTION_ARGS)
 {
-	char	   *name = ds_arg_text(fcinfo, 0, "pipeline");
-	Oid			relid = arg_table(fcinfo, 1);
-	PipelineRow r;
-	Oid			argtypes[2] = {INT8OID, OIDOID};
-	Datum		args[2];
-
-	SPI_connect();
-	r = pipeline_row(name, true);
-	if (!is_member(r.id, relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("table \"%s\" is not in pipeline \"%s\"", table_display(relid), name)));
-	args[0] = Int64GetDatum(r.id);
-	args[1] = ObjectIdGetDatum(relid);
-	ds_spi_exec("UPDATE datasync._pipeline_tables SET sync_state = 's' WHERE pipeline_id = $1 AND relid = $2",
-				2, argtypes, args, SPI_OK_UPDATE);
-	SPI_finish();
-	ds_signal_at_commit(r.id);
+	change_table(fcinfo, TABLE_RESYNC);
 	PG_RETURN_VOID();
 }
 
