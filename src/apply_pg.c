@@ -73,6 +73,7 @@ typedef struct PgTarget
 	int			conn_gen;		/* bumped on every connect */
 	bool		in_pipeline;
 	bool		in_xact;
+	bool		explicit_xact;	/* BEGIN was sent (copies); else implicit */
 	bool		in_copy;
 	bool		have_progress_stmt;
 	int			pending;		/* commands whose result has not come */
@@ -500,6 +501,12 @@ send_progress(PgTarget *pt, Oid relid, XLogRecPtr lsn)
  * Batches
  * ---------------------------------------------------------------------
  */
+/*
+ * Start a batch.  No BEGIN is sent: in the extended protocol everything up
+ * to the next Sync runs as one implicit transaction, which the Sync that
+ * ends the batch commits (two statements fewer a batch).  Copies open an
+ * explicit transaction instead (see pg_copy_begin).
+ */
 static void
 pg_begin(DsApplyTarget *t)
 {
@@ -508,8 +515,16 @@ pg_begin(DsApplyTarget *t)
 	if (pt->in_xact)
 		return;
 	enter_pipeline(pt);
-	send_sql(pt, "BEGIN", "starting a transaction");
 	pt->in_xact = true;
+	pt->explicit_xact = false;
+}
+
+static void
+send_sync(PgTarget *pt)
+{
+	if (!PQpipelineSync(pt->conn))
+		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "sending a sync");
+	pt->syncs++;
 }
 
 /*
@@ -528,19 +543,20 @@ pg_commit(DsApplyTarget *t, XLogRecPtr end_lsn)
 	flush_run(pt);
 	if (!XLogRecPtrIsInvalid(end_lsn))
 		send_progress(pt, InvalidOid, end_lsn);
-	send_sql(pt, "COMMIT", "committing a batch");
+	if (pt->explicit_xact)
+		send_sql(pt, "COMMIT", "committing a batch");
+	send_sync(pt);				/* commits an implicit transaction */
 	if (pt->async_commit && !pt->sync_this_xact && !XLogRecPtrIsInvalid(end_lsn))
 	{
-		/* the commit's WAL position, and how far the target flushed */
+		/* after the commit: its WAL position, and how far the target flushed */
 		wait_push(pt, end_lsn);
 		send_sql(pt, "SELECT pg_catalog.pg_current_wal_insert_lsn(), pg_catalog.pg_current_wal_flush_lsn()",
 				 WHAT_COMMIT_LSN);
+		send_sync(pt);
 	}
-	if (!PQpipelineSync(pt->conn))
-		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "sending a sync");
-	pt->syncs++;
 	wait_all(pt);
 	pt->in_xact = false;
+	pt->explicit_xact = false;
 	if ((!pt->async_commit || pt->sync_this_xact) && !XLogRecPtrIsInvalid(end_lsn))
 		pt->durable_src = Max(pt->durable_src, end_lsn);
 	pt->sync_this_xact = false;
@@ -556,9 +572,7 @@ pg_durable(DsApplyTarget *t, bool refresh, bool *all)
 	{
 		enter_pipeline(pt);
 		send_sql(pt, "SELECT pg_catalog.pg_current_wal_flush_lsn()", WHAT_FLUSH_LSN);
-		if (!PQpipelineSync(pt->conn))
-			ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "sending a sync");
-		pt->syncs++;
+		send_sync(pt);
 		wait_all(pt);
 	}
 	*all = pt->wait_count == 0;
@@ -1034,11 +1048,13 @@ pg_copy_begin(DsApplyTarget *t, const char *target_qname, List *colnames)
 	PGresult   *res;
 
 	flush_run(pt);
+	Assert(!pt->in_xact || pt->explicit_xact);	/* never inside a batch */
 	leave_pipeline(pt);
 	if (!pt->in_xact)
 	{
 		ds_pq_exec_ok(pt->conn, "BEGIN", DS_CONN_TARGET);
 		pt->in_xact = true;
+		pt->explicit_xact = true;
 	}
 	/* the catalog marks a table copied once this commits: make it durable */
 	if (pt->async_commit && !pt->sync_this_xact)
