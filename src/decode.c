@@ -200,15 +200,6 @@ complete_update(DsRelation *rel, LogicalRepTupleData *oldtup, LogicalRepTupleDat
 	}
 
 	SPI_connect();
-	/* values read back the way the target session reads the stream's */
-	if (SPI_execute("SELECT pg_catalog.set_config('datestyle', 'ISO', true),"
-					" pg_catalog.set_config('intervalstyle', 'postgres', true),"
-					" pg_catalog.set_config('extra_float_digits', '3', true),"
-					" pg_catalog.set_config('bytea_output', 'hex', true),"
-					" pg_catalog.set_config('lc_monetary', 'C', true),"
-					" pg_catalog.set_config('timezone', 'UTC', true)",
-					false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not set up reading a source row");
 	if (SPI_execute_with_args(sql.data, rel->nkeys, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read a row of table \"%s.%s\"", rel->nspname, rel->relname);
 	if (SPI_processed == 1)

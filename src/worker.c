@@ -52,6 +52,7 @@
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -382,6 +383,18 @@ DatasyncWorkerMain(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+
+	/*
+	 * Values this session reads from the source itself (decode.c completes
+	 * updates that left TOASTed values out) must read back on the target
+	 * the way the stream's do: the settings the replication connection pins.
+	 */
+	SetConfigOption("datestyle", "ISO", PGC_USERSET, PGC_S_SESSION);
+	SetConfigOption("intervalstyle", "postgres", PGC_USERSET, PGC_S_SESSION);
+	SetConfigOption("extra_float_digits", "3", PGC_USERSET, PGC_S_SESSION);
+	SetConfigOption("bytea_output", "hex", PGC_USERSET, PGC_S_SESSION);
+	SetConfigOption("lc_monetary", "C", PGC_USERSET, PGC_S_SESSION);
+	SetConfigOption("timezone", "UTC", PGC_USERSET, PGC_S_SESSION);
 
 	/* one worker a pipeline; drop_pipeline waits for this lock */
 	ds_pipeline_locktag(&tag, MyPipelineId);
