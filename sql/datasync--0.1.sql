@@ -219,6 +219,13 @@ CREATE VIEW datasync.status AS
 COMMENT ON VIEW datasync.status IS 'one row a pipeline: state, lag, progress, counters, last error';
 
 /* ---------------------------------------------------------------------
+ * Declarative configuration: apply_config / export_config
+ * ---------------------------------------------------------------------
+ */
+/* BEGIN config section */
+/* END config section */
+
+/* ---------------------------------------------------------------------
  * Privileges: nothing for PUBLIC; admin configures, operator runs,
  * monitor reads.
  * ---------------------------------------------------------------------
