@@ -341,7 +341,7 @@ ds_catalog_list(void)
 	uint64		i;
 
 	SPI_connect();
-	if (SPI_execute("SELECT id, enabled AND error IS NULL AND mode = 'realtime' "
+	if (SPI_execute("SELECT id, enabled AND error IS NULL, mode = 'realtime', name, enabled "
 					"FROM datasync._pipelines ORDER BY id", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not list datasync pipelines");
 	for (i = 0; i < SPI_processed; i++)
@@ -351,7 +351,10 @@ ds_catalog_list(void)
 		bool		isnull;
 
 		b->id = DatumGetInt64(spi_datum(i, 1, &isnull));
-		b->runnable = DatumGetBool(spi_datum(i, 2, &isnull));
+		b->active = DatumGetBool(spi_datum(i, 2, &isnull));
+		b->realtime = DatumGetBool(spi_datum(i, 3, &isnull));
+		b->name = spi_text(i, 4);
+		b->enabled = DatumGetBool(spi_datum(i, 5, &isnull));
 		result = lappend(result, b);
 		MemoryContextSwitchTo(spi);
 	}

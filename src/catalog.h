@@ -63,7 +63,10 @@ typedef struct DsPipelineConfig
 typedef struct DsPipelineBrief
 {
 	int64		id;
-	bool		runnable;		/* enabled, no error, real-time */
+	char	   *name;
+	bool		enabled;		/* not paused */
+	bool		active;			/* enabled and not stopped by an error */
+	bool		realtime;		/* else it runs only for queued jobs */
 } DsPipelineBrief;
 
 extern void ds_options_parse(Jsonb *options, DsPipelineOptions *out);

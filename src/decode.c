@@ -272,6 +272,7 @@ handle_message(DsDecoder *d, StringInfo s)
 	if (strcmp(prefix, DATASYNC_MARKER_PREFIX) != 0 || len != sizeof(uint64))
 		return;
 	memcpy(&seq, pq_getmsgbytes(s, len), sizeof(uint64));
+	d->marker_seen = true;
 
 	if (d->batch_open || d->in_txn)
 		d->batch_marker = Max(d->batch_marker, seq);

@@ -40,6 +40,7 @@ typedef struct DsDecoder
 	uint64		batch_upd;
 	uint64		batch_del;
 	uint64		batch_marker;	/* wait_for_sync ticket to publish at commit */
+	bool		marker_seen;	/* a datasync marker passed (jobs check it) */
 
 	/* highest end LSN everything before which is on the target */
 	XLogRecPtr	done_lsn;

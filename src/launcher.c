@@ -40,6 +40,7 @@
 #include "utils/timestamp.h"
 
 #include "catalog.h"
+#include "jobs.h"
 #include "retry.h"
 #include "shmem.h"
 #include "worker.h"
@@ -58,6 +59,7 @@ static List *launched = NIL;
 static bool wakeup_at_commit = false;
 static bool xact_callback_registered = false;
 static List *signal_at_commit = NIL;	/* of pipeline ids (as pointers) */
+static bool orphans_checked = false;
 
 void
 ds_launcher_register(void)
@@ -231,10 +233,22 @@ launcher_round(MemoryContext roundcxt)
 	foreach(lc, launched)
 		((LaunchedWorker *) lfirst(lc))->seen = false;
 
+	/* once: rows of runs that a server restart interrupted */
+	if (!orphans_checked)
+	{
+		started = ds_xact_start();
+		ds_jobs_fail_orphans();
+		ds_xact_commit(started);
+		orphans_checked = true;
+	}
+
 	foreach(lc, pipelines)
 	{
 		DsPipelineBrief *b = lfirst(lc);
 		LaunchedWorker *w = find_launched(b->id);
+		DsPipelineSlot *slot;
+		bool		pending;
+		bool		clean_exit = false;
 
 		if (w == NULL)
 		{
@@ -246,10 +260,16 @@ launcher_round(MemoryContext roundcxt)
 		}
 		w->seen = true;
 
-		if (!b->runnable)
+		/* real-time pipelines run all the time, the others for their jobs */
+		slot = ds_slot_find(b->id);
+		pending = slot != NULL && ds_jobs_pending(slot);
+		if (!b->active || (!b->realtime && !pending))
 		{
-			if (worker_alive(w))
+			if (!b->active && worker_alive(w))
 				stop_worker(w);
+			else if (!b->active && pending)
+				ds_jobs_fail_all(slot, b->id, b->name,
+								 b->enabled ? "the pipeline stopped on an error" : "the pipeline was paused");
 			w->failures = 0;
 			w->next_start = 0;
 			continue;
@@ -257,10 +277,16 @@ launcher_round(MemoryContext roundcxt)
 		if (worker_alive(w))
 			continue;
 
-		/* it stopped: a short life counts as a failure */
+		/* it stopped: a short life counts as a failure, unless it was done */
+		if (slot != NULL)
+		{
+			SpinLockAcquire(&slot->mutex);
+			clean_exit = slot->clean_exit;
+			SpinLockRelease(&slot->mutex);
+		}
 		if (w->started_at != 0)
 		{
-			if (TimestampDifferenceExceeds(w->started_at, now, 60000))
+			if (clean_exit || TimestampDifferenceExceeds(w->started_at, now, 60000))
 				w->failures = 0;
 			else if (w->next_start <= w->started_at)
 			{

@@ -43,7 +43,7 @@ datasync_worker_stats(PG_FUNCTION_ARGS)
 		bool		nulls[13];
 
 		SpinLockAcquire(&slot->mutex);
-		memcpy(&copy, slot, offsetof(DsPipelineSlot, marker_seq));
+		memcpy(&copy, slot, offsetof(DsPipelineSlot, njobs));
 		SpinLockRelease(&slot->mutex);
 		if (copy.pipeline_id == 0)
 			continue;

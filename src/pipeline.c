@@ -51,6 +51,7 @@
 
 #include "apiutil.h"
 #include "catalog.h"
+#include "cron.h"
 #include "shmem.h"
 #include "worker.h"
 
@@ -70,6 +71,8 @@ typedef struct PipelineRow
 	char	   *slot_name;
 	bool		enabled;
 	bool		has_error;
+	char	   *mode;
+	char	   *schedule;		/* NULL unless scheduled */
 } PipelineRow;
 
 /* Look up a pipeline (locking its row); an error when it does not exist. */
@@ -83,8 +86,8 @@ pipeline_row(const char *name, bool lock)
 
 	args[0] = CStringGetTextDatum(name);
 	ds_spi_exec(lock ?
-				"SELECT id, slot_name, enabled, error IS NOT NULL FROM datasync._pipelines WHERE name = $1 FOR UPDATE" :
-				"SELECT id, slot_name, enabled, error IS NOT NULL FROM datasync._pipelines WHERE name = $1",
+				"SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule FROM datasync._pipelines WHERE name = $1 FOR UPDATE" :
+				"SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule FROM datasync._pipelines WHERE name = $1",
 				1, argtypes, args, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -94,6 +97,8 @@ pipeline_row(const char *name, bool lock)
 	r.slot_name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 	r.enabled = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	r.has_error = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+	r.mode = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
+	r.schedule = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
 	return r;
 }
 
@@ -252,11 +257,10 @@ check_mode(const char *mode)
 
 	if (strcmp(m, "realtime") == 0 || strcmp(m, "real-time") == 0)
 		return "realtime";
-	if (strcmp(m, "scheduled") == 0 || strcmp(m, "manual") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("mode \"%s\" is not supported yet", mode),
-				 errhint("Use mode \"realtime\".")));
+	if (strcmp(m, "scheduled") == 0)
+		return "scheduled";
+	if (strcmp(m, "manual") == 0)
+		return "manual";
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("invalid mode \"%s\"", mode),
@@ -327,19 +331,26 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 	Jsonb	   *options = ds_arg_jsonb(fcinfo, 6, "options");
 	DsPipelineOptions parsed;
 	char	   *slot;
+	char	   *schedule = NULL;
 	int64		target_id;
 	int64		pipeline_id;
 	int64		incarnation;
 	StringInfoData sql;
 	ListCell   *lc;
 	bool		isnull;
-	Oid			argtypes[7] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID};
-	Datum		args[7];
+	Oid			argtypes[8] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID, TEXTOID};
+	Datum		args[8];
+	char		nulls[8] = "        ";
 
 	ds_check_name("pipeline", name);
 	ds_require_preload();
 	tables = table_list(fcinfo, 2);
-	if (!PG_ARGISNULL(4))
+	if (strcmp(mode, "scheduled") == 0)
+	{
+		schedule = ds_cron_check_schedule(PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4)));
+		ds_cron_require();
+	}
+	else if (!PG_ARGISNULL(4))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a schedule is only valid for mode \"scheduled\""),
@@ -414,9 +425,12 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 	args[4] = CStringGetTextDatum(strategy);
 	args[5] = options ? JsonbPGetDatum(options) : DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
 	args[6] = Int64GetDatum(incarnation);
-	ds_spi_exec("INSERT INTO datasync._pipelines (name, slot_name, target_id, mode, conflict_strategy, options, incarnation)"
-				" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-				7, argtypes, args, SPI_OK_INSERT_RETURNING);
+	args[7] = schedule ? CStringGetTextDatum(schedule) : (Datum) 0;
+	nulls[7] = schedule ? ' ' : 'n';
+	if (SPI_execute_with_args("INSERT INTO datasync._pipelines (name, slot_name, target_id, mode, conflict_strategy, options, incarnation, schedule)"
+							  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+							  8, argtypes, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not insert pipeline \"%s\"", name);
 	pipeline_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
 	foreach(lc, tables)
@@ -430,6 +444,9 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 					2, targtypes, targs, SPI_OK_INSERT);
 	}
 	SPI_finish();
+	/* last: pg_cron validates the expression; an error undoes it all */
+	if (schedule)
+		ds_cron_schedule(pipeline_id, name, schedule);
 	ds_launcher_wakeup_at_commit();
 	PG_RETURN_VOID();
 }
@@ -445,11 +462,16 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	Jsonb	   *options = ds_arg_jsonb(fcinfo, 1, "options");
 	PipelineRow r;
-	Oid			argtypes[4] = {INT8OID, JSONBOID, TEXTOID, TEXTOID};
-	Datum		args[4];
-	char		nulls[4] = "    ";
+	Oid			argtypes[5] = {INT8OID, JSONBOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[5];
+	char		nulls[5] = "     ";
 	char	   *strategy = NULL;
 	char	   *mode = NULL;
+	const char *new_mode;
+	JsonbValue *sv;
+	bool		schedule_given = false;
+	char	   *schedule = NULL;
+	char	   *new_schedule = NULL;
 	Jsonb	   *merged;
 	bool		isnull;
 	DsPipelineOptions parsed;
@@ -478,17 +500,36 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 					 errmsg("pipeline option \"mode\" must be a string")));
 		mode = check_mode(m);
 	}
-	if (getKeyJsonValueFromContainer(&options->root, "schedule", 8, NULL))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a schedule is only valid for mode \"scheduled\"")));
+	if ((sv = getKeyJsonValueFromContainer(&options->root, "schedule", 8, NULL)) != NULL)
+	{
+		schedule_given = true;
+		schedule = ds_jsonb_get_text(options, "schedule");
+		if (schedule == NULL && sv->type != jbvNull)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("pipeline option \"schedule\" must be a string")));
+	}
 
 	SPI_connect();
 	r = pipeline_row(name, true);
+
+	/* mode and schedule go together: a scheduled pipeline has a pg_cron job */
+	new_mode = mode ? mode : r.mode;
+	if (strcmp(new_mode, "scheduled") == 0)
+	{
+		new_schedule = ds_cron_check_schedule(schedule_given ? schedule : r.schedule);
+		ds_cron_require();
+	}
+	else if (schedule_given && schedule != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a schedule is only valid for mode \"scheduled\""),
+				 errhint("Pass {\"mode\": \"scheduled\", \"schedule\": \"...\"} to schedule pipeline \"%s\".", name)));
+
 	args[0] = Int64GetDatum(r.id);
 	args[1] = JsonbPGetDatum(options);
 	ds_spi_exec("SELECT coalesce(jsonb_object_agg(e.key, e.value) FILTER (WHERE jsonb_typeof(e.value) <> 'null'), '{}') "
-				"FROM datasync._pipelines p, jsonb_each(p.options || ($2 - 'conflict_strategy' - 'mode')) e WHERE p.id = $1",
+				"FROM datasync._pipelines p, jsonb_each(p.options || ($2 - 'conflict_strategy' - 'mode' - 'schedule')) e WHERE p.id = $1",
 				2, argtypes, args, SPI_OK_SELECT);
 	merged = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	ds_options_parse(merged, &parsed);
@@ -498,12 +539,21 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 	args[3] = mode ? CStringGetTextDatum(mode) : (Datum) 0;
 	nulls[2] = strategy ? ' ' : 'n';
 	nulls[3] = mode ? ' ' : 'n';
+	args[4] = new_schedule ? CStringGetTextDatum(new_schedule) : (Datum) 0;
+	nulls[4] = new_schedule ? ' ' : 'n';
 	if (SPI_execute_with_args("UPDATE datasync._pipelines SET options = $2,"
 							  " conflict_strategy = coalesce($3, conflict_strategy),"
-							  " mode = coalesce($4, mode) WHERE id = $1",
-							  4, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
+							  " mode = coalesce($4, mode), schedule = $5 WHERE id = $1",
+							  5, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update pipeline \"%s\"", name);
 	SPI_finish();
+
+	/* the pg_cron job follows; a change of mode needs no other step */
+	if (new_schedule && (r.schedule == NULL || strcmp(r.schedule, new_schedule) != 0 ||
+						 strcmp(r.mode, "scheduled") != 0))
+		ds_cron_schedule(r.id, name, new_schedule);
+	else if (new_schedule == NULL && strcmp(r.mode, "scheduled") == 0)
+		ds_cron_unschedule(name);
 	ds_signal_at_commit(r.id);
 	PG_RETURN_VOID();
 }
@@ -656,9 +706,15 @@ datasync_drop_pipeline(PG_FUNCTION_ARGS)
 
 	args[0] = Int64GetDatum(r.id);
 	ds_spi_exec("DELETE FROM datasync._pipelines WHERE id = $1", 1, argtypes, args, SPI_OK_DELETE);
+	/* a run that was going on ends with the pipeline */
+	ds_spi_exec("UPDATE datasync.jobs SET status = 'failed', finished_at = now(),"
+				" error = 'the pipeline was dropped' WHERE pipeline_id = $1 AND status = 'running'",
+				1, argtypes, args, SPI_OK_UPDATE);
 	ds_spi_exec(psprintf("DROP PUBLICATION IF EXISTS %s", quote_identifier(r.slot_name)),
 				0, NULL, NULL, SPI_OK_UTILITY);
 	SPI_finish();
+	if (strcmp(r.mode, "scheduled") == 0)
+		ds_cron_unschedule(name);
 
 	if (!drop_callbacks_registered)
 	{

@@ -67,6 +67,7 @@ ds_shmem_startup(void)
 		DsShmem->lock = &(GetNamedLWLockTranche("datasync"))->lock;
 		DsShmem->nslots = datasync_max_pipelines;
 		pg_atomic_init_u64(&DsShmem->marker_seq, 0);
+		pg_atomic_init_u64(&DsShmem->last_job_id, 0);
 		ConditionVariableInit(&DsShmem->progress_cv);
 		for (i = 0; i < DsShmem->nslots; i++)
 		{
@@ -125,50 +126,24 @@ ds_slot_find(int64 pipeline_id)
 	return NULL;
 }
 
-/*
- * Claim the slot of a pipeline for the calling worker: its old slot if it
- * has one, else a free one.  Errors out when all are taken.
- */
-DsPipelineSlot *
-ds_slot_claim(int64 pipeline_id)
+/* the slot of a pipeline, allocated if it has none; DsShmem->lock held */
+static DsPipelineSlot *
+slot_get(int64 pipeline_id)
 {
 	DsPipelineSlot *found = NULL;
 	DsPipelineSlot *free_slot = NULL;
 	int			i;
 
-	LWLockAcquire(DsShmem->lock, LW_EXCLUSIVE);
 	for (i = 0; i < DsShmem->nslots; i++)
 	{
 		DsPipelineSlot *slot = &DsShmem->slots[i];
 
 		if (slot->pipeline_id == pipeline_id)
-		{
-			found = slot;
-			break;
-		}
+			return slot;
 		if (slot->pipeline_id == 0 && free_slot == NULL)
 			free_slot = slot;
 	}
-	if (found == NULL && free_slot != NULL)
-	{
-		found = free_slot;
-		SpinLockAcquire(&found->mutex);
-		found->pipeline_id = pipeline_id;
-		found->applied_lsn = InvalidXLogRecPtr;
-		found->done_lsn = InvalidXLogRecPtr;
-		found->last_sync_at = 0;
-		found->retry_attempt = 0;
-		found->next_attempt_at = 0;
-		found->last_error[0] = '\0';
-		SpinLockRelease(&found->mutex);
-		pg_atomic_write_u64(&found->marker_seq, 0);
-		pg_atomic_write_u64(&found->rows_inserted, 0);
-		pg_atomic_write_u64(&found->rows_updated, 0);
-		pg_atomic_write_u64(&found->rows_deleted, 0);
-		pg_atomic_write_u64(&found->transactions, 0);
-		pg_atomic_write_u64(&found->errors, 0);
-	}
-	if (found == NULL)
+	if (free_slot == NULL)
 	{
 		LWLockRelease(DsShmem->lock);
 		ereport(ERROR,
@@ -176,11 +151,64 @@ ds_slot_claim(int64 pipeline_id)
 				 errmsg("all %d datasync pipeline slots are in use", DsShmem->nslots),
 				 errhint("Raise datasync.max_pipelines and restart the server.")));
 	}
+	found = free_slot;
+	SpinLockAcquire(&found->mutex);
+	found->pipeline_id = pipeline_id;
+	found->pid = 0;
+	found->latch = NULL;
+	found->state = DS_STATE_STOPPED;
+	found->applied_lsn = InvalidXLogRecPtr;
+	found->done_lsn = InvalidXLogRecPtr;
+	found->last_sync_at = 0;
+	found->retry_attempt = 0;
+	found->next_attempt_at = 0;
+	found->last_error[0] = '\0';
+	found->clean_exit = false;
+	found->njobs = 0;
+	found->next_result = 0;
+	memset(found->results, 0, sizeof(found->results));
+	SpinLockRelease(&found->mutex);
+	pg_atomic_write_u64(&found->marker_seq, 0);
+	pg_atomic_write_u64(&found->rows_inserted, 0);
+	pg_atomic_write_u64(&found->rows_updated, 0);
+	pg_atomic_write_u64(&found->rows_deleted, 0);
+	pg_atomic_write_u64(&found->transactions, 0);
+	pg_atomic_write_u64(&found->errors, 0);
+	return found;
+}
+
+/*
+ * Claim the slot of a pipeline for the calling worker: its old slot if it
+ * has one, else a free one.  Errors out when all are taken.
+ */
+DsPipelineSlot *
+ds_slot_claim(int64 pipeline_id)
+{
+	DsPipelineSlot *found;
+
+	LWLockAcquire(DsShmem->lock, LW_EXCLUSIVE);
+	found = slot_get(pipeline_id);
 	SpinLockAcquire(&found->mutex);
 	found->pid = MyProcPid;
 	found->latch = MyLatch;
 	found->state = DS_STATE_STARTING;
+	found->clean_exit = false;
 	SpinLockRelease(&found->mutex);
+	LWLockRelease(DsShmem->lock);
+	return found;
+}
+
+/*
+ * The slot of a pipeline for a backend that queues a run: allocated when
+ * the pipeline has none yet (a manual pipeline that never ran).
+ */
+DsPipelineSlot *
+ds_slot_attach(int64 pipeline_id)
+{
+	DsPipelineSlot *found;
+
+	LWLockAcquire(DsShmem->lock, LW_EXCLUSIVE);
+	found = slot_get(pipeline_id);
 	LWLockRelease(DsShmem->lock);
 	return found;
 }
@@ -204,6 +232,7 @@ ds_slot_release(int64 pipeline_id)
 			slot->pipeline_id = 0;
 			slot->pid = 0;
 			slot->latch = NULL;
+			slot->njobs = 0;
 			SpinLockRelease(&slot->mutex);
 		}
 	}

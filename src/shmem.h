@@ -33,6 +33,47 @@ typedef enum DsWorkerState
 } DsWorkerState;
 
 #define DS_LAST_ERROR_LEN 512
+#define DS_MAX_JOBS 8			/* queued runs a pipeline (incl. the current) */
+#define DS_JOB_RESULTS 8		/* finished runs a waiter can still read */
+#define DS_JOB_JSON_LEN 2048
+
+/* what started a run: sync_now, create_job, or pg_cron */
+typedef enum DsJobKind
+{
+	DS_JOB_MANUAL = 0,
+	DS_JOB_API,
+	DS_JOB_SCHEDULED
+} DsJobKind;
+
+/*
+ * A requested run of a pipeline.  It is done once the worker has applied
+ * everything before the marker the requester wrote (marker_seq / lsn), as
+ * wait_for_sync; the counters at its start give its row counts.
+ */
+typedef struct DsJobRequest
+{
+	int64		job_id;
+	DsJobKind	kind;
+	uint64		marker_seq;
+	XLogRecPtr	lsn;
+	Oid			requested_by;
+	TimestampTz requested_at;
+	bool		started;		/* the worker wrote its row, counters below */
+	TimestampTz started_at;
+	uint64		base_ins;
+	uint64		base_upd;
+	uint64		base_del;
+	uint64		base_txns;
+	uint64		base_errors;
+} DsJobRequest;
+
+/* a finished run, as the JSON of its datasync.jobs row */
+typedef struct DsJobResult
+{
+	int64		job_id;			/* 0: unused */
+	bool		failed;
+	char		json[DS_JOB_JSON_LEN];	/* "" when it did not fit */
+} DsJobResult;
 
 /*
  * One slot a pipeline.  A slot is claimed by the pipeline's worker and kept
@@ -55,6 +96,13 @@ typedef struct DsPipelineSlot
 	int			retry_attempt;
 	TimestampTz next_attempt_at;
 	char		last_error[DS_LAST_ERROR_LEN];
+	bool		clean_exit;		/* the last worker exited with code 0 */
+
+	/* runs: FIFO, jobs[0] is the current one; results is a ring */
+	int			njobs;
+	DsJobRequest jobs[DS_MAX_JOBS];
+	int			next_result;
+	DsJobResult results[DS_JOB_RESULTS];
 
 	pg_atomic_uint64 marker_seq;	/* highest wait_for_sync marker applied */
 	pg_atomic_uint64 rows_inserted;
@@ -71,6 +119,7 @@ typedef struct DsShared
 	pid_t		launcher_pid;
 	Latch	   *launcher_latch;
 	pg_atomic_uint64 marker_seq;	/* last wait_for_sync ticket handed out */
+	pg_atomic_uint64 last_job_id;	/* 0 until read from datasync.jobs */
 	ConditionVariable progress_cv;	/* broadcast when any marker_seq moves */
 	int			nslots;
 	DsPipelineSlot slots[FLEXIBLE_ARRAY_MEMBER];
@@ -81,6 +130,7 @@ extern DsShared *DsShmem;
 extern bool ds_shmem_available(void);
 extern DsPipelineSlot *ds_slot_find(int64 pipeline_id);
 extern DsPipelineSlot *ds_slot_claim(int64 pipeline_id);
+extern DsPipelineSlot *ds_slot_attach(int64 pipeline_id);
 extern void ds_slot_release(int64 pipeline_id);
 extern void ds_slot_set_state(DsPipelineSlot *slot, DsWorkerState state);
 extern void ds_slot_set_error(DsPipelineSlot *slot, const char *msg);

@@ -59,6 +59,7 @@
 #include "apply.h"
 #include "catalog.h"
 #include "decode.h"
+#include "jobs.h"
 #include "pgconn.h"
 #include "relmap.h"
 #include "retry.h"
@@ -73,6 +74,15 @@ static DsStream *CurStream = NULL;
 static DsDecoder *CurDecoder = NULL;
 static DsApplyTarget *CurTarget = NULL;
 static int	RetryAttempt = 0;	/* transient failures since the last stream start */
+
+/* what the main loop does after a session */
+typedef enum SessionEnd
+{
+	SESSION_AGAIN,				/* start another one (catalog changed, run done) */
+	SESSION_IDLE,				/* manual/scheduled with no run queued: exit if
+								 * still none */
+	SESSION_STOP				/* paused, dropped: exit */
+} SessionEnd;
 
 /*
  * What the source may consider flushed: everything before done_lsn once
@@ -107,6 +117,7 @@ worker_shmem_exit(int code, Datum arg)
 		{
 			MySlot->pid = 0;
 			MySlot->latch = NULL;
+			MySlot->clean_exit = (code == 0);
 			if (MySlot->state != DS_STATE_ERROR)
 				MySlot->state = DS_STATE_STOPPED;
 		}
@@ -157,9 +168,32 @@ handle_frame(DsDecoder *d, DsStream *s, StringInfo msg)
 	}
 }
 
-/* one streaming pass; returns when the catalog changed */
+/*
+ * Runs (jobs.c) end as the stream passes their markers.  A manual or
+ * scheduled pipeline's session ends with its last queued run: at its
+ * marker, closing the batch there, so nothing after it is applied.
+ * Returns false when such a session should end.
+ */
+static bool
+check_jobs(DsDecoder *d, bool job_mode)
+{
+	bool		more;
+
+	if (job_mode && d->batch_open && !d->in_txn)
+		ds_decode_close_batch(d);
+	if (d->batch_open || d->in_txn)
+		return true;
+	more = ds_jobs_poll(MySlot, MyPipelineId, d->cfg->name);
+	return more || !job_mode;
+}
+
+/*
+ * One streaming pass; returns when the catalog changed or, for a manual or
+ * scheduled pipeline, when its queued runs are done.
+ */
 static void
-stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation)
+stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation,
+			bool job_mode)
 {
 	/* connected and started: an earlier error is over */
 	RetryAttempt = 0;
@@ -201,6 +235,12 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation)
 
 			if (ds_decode_batch_full(d))
 				ds_decode_close_batch(d);
+			if (d->marker_seen && !d->in_txn)
+			{
+				d->marker_seen = false;
+				if (ds_jobs_pending(MySlot) && !check_jobs(d, job_mode))
+					return;
+			}
 			if (++nmsgs % 256 == 0)
 				CHECK_FOR_INTERRUPTS();
 		}
@@ -211,6 +251,8 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation)
 		else if (d->batch_open)
 			d->target->poll(d->target); /* let the target work meanwhile */
 		ds_stream_feedback(s, feedback_lsn(d, false), false);
+		if ((job_mode || ds_jobs_pending(MySlot)) && !check_jobs(d, job_mode))
+			return;
 
 		/* 3. catalog changed: start a new session with it */
 		if (!d->in_txn && !d->batch_open &&
@@ -240,11 +282,37 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation)
 }
 
 /*
- * One session: set up from the catalog and the target, copy what needs
- * copying, stream until the catalog changes.  Returns false when the
- * pipeline should no longer run.
+ * Tell the source what the target holds durably before a session of a
+ * manual or scheduled pipeline ends, so that the slot does not keep WAL
+ * that was applied: the target flushes an asynchronous commit within a
+ * few wal_writer_delay.
  */
-static bool
+static void
+final_feedback(DsDecoder *d, DsStream *s)
+{
+	int			i;
+
+	for (i = 0; i < 20; i++)
+	{
+		bool		all;
+
+		(void) d->target->durable(d->target, true, &all);
+		if (all)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	ds_stream_feedback(s, feedback_lsn(d, false), true);
+}
+
+/*
+ * One session: set up from the catalog and the target, copy what needs
+ * copying, stream until the catalog changes (real-time) or the queued
+ * runs are done (manual, scheduled).
+ */
+static SessionEnd
 run_session(MemoryContext sesscxt)
 {
 	DsPipelineConfig *cfg;
@@ -258,15 +326,18 @@ run_session(MemoryContext sesscxt)
 	bool		started;
 	char		appname[NAMEDATALEN];
 	MemoryContext msgcxt;
+	bool		job_mode;
 	/* read before the catalog: a change after this restarts the session */
 	uint32		generation = pg_atomic_read_u32(&MySlot->config_generation);
 
 	started = ds_xact_start();
 	cfg = ds_catalog_load(MyPipelineId);
 	ds_xact_commit(started);
-	if (cfg == NULL || !cfg->enabled || cfg->error != NULL ||
-		strcmp(cfg->mode, "realtime") != 0)
-		return false;
+	if (cfg == NULL || !cfg->enabled || cfg->error != NULL)
+		return SESSION_STOP;
+	job_mode = strcmp(cfg->mode, "realtime") != 0;
+	if (job_mode && !ds_jobs_pending(MySlot))
+		return SESSION_IDLE;
 	{
 		char		name[NAMEDATALEN];
 
@@ -343,17 +414,23 @@ run_session(MemoryContext sesscxt)
 	d->skip_before = start;
 	ds_decode_set_done(d, start);
 
-	ds_stream_start(s, cfg->slot_name, cfg->slot_name, start);
-	msgcxt = AllocSetContextCreate(sesscxt, "datasync message", ALLOCSET_DEFAULT_SIZES);
-	stream_loop(d, s, msgcxt, generation);
+	/* runs asked for before the copy's start are done */
+	if (!job_mode || ds_jobs_poll(MySlot, MyPipelineId, cfg->name))
+	{
+		ds_stream_start(s, cfg->slot_name, cfg->slot_name, start);
+		msgcxt = AllocSetContextCreate(sesscxt, "datasync message", ALLOCSET_DEFAULT_SIZES);
+		stream_loop(d, s, msgcxt, generation, job_mode);
+		if (job_mode)
+			final_feedback(d, s);
+	}
 
-	/* catalog changed: clean end of the session */
+	/* catalog changed, or the runs are done: clean end of the session */
 	CurDecoder = NULL;
 	CurStream = NULL;
 	CurTarget = NULL;
 	ds_stream_close(s);
 	t->close(t);
-	return true;
+	return SESSION_AGAIN;
 }
 
 static void
@@ -408,12 +485,12 @@ DatasyncWorkerMain(Datum main_arg)
 
 	for (;;)
 	{
-		bool		keep_going = true;
+		SessionEnd end = SESSION_AGAIN;
 		MemoryContext old = MemoryContextSwitchTo(sesscxt);
 
 		PG_TRY();
 		{
-			keep_going = run_session(sesscxt);
+			end = run_session(sesscxt);
 		}
 		PG_CATCH();
 		{
@@ -447,6 +524,7 @@ DatasyncWorkerMain(Datum main_arg)
 			if (cfg && !ds_retry_is_transient(edata->sqlerrcode))
 			{
 				ds_catalog_set_error(MyPipelineId, edata->message);
+				ds_jobs_fail_all(MySlot, MyPipelineId, cfg->name, edata->message);
 				ds_xact_commit(started);
 				ds_slot_set_state(MySlot, DS_STATE_ERROR);
 				ereport(LOG,
@@ -475,7 +553,10 @@ DatasyncWorkerMain(Datum main_arg)
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(sesscxt);
 		CHECK_FOR_INTERRUPTS();
-		if (!keep_going)
+		if (end == SESSION_STOP)
+			break;
+		/* no run queued: give up the slot, unless one just came */
+		if (end == SESSION_IDLE && ds_jobs_worker_exit(MySlot))
 			break;
 	}
 	proc_exit(0);

@@ -1,0 +1,288 @@
+# Copyright (c) 2026, datasync developers
+#
+# Sync modes and jobs: manual (sync_now), scheduled (pg_cron), real-time,
+# create_job / job_status / datasync.jobs / NOTIFY datasync_events, pause
+# and resume in every mode, and mode switches under a running workload
+# that must neither lose nor repeat a change.
+use strict;
+use warnings FATAL => 'all';
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+use DatasyncTest;
+
+my $src = source_node(
+	'src_modes',
+	shared_preload_libraries => 'datasync,pg_cron',
+	'cron.database_name' => 'postgres',
+	'cron.use_background_workers' => 'on',
+	max_worker_processes => 40,
+	max_connections => 40);
+$src->safe_psql('postgres', 'CREATE EXTENSION pg_cron');
+my $tgt = target_node('tgt_modes');
+
+my $tables = q{
+CREATE TABLE man (id int PRIMARY KEY, v text);
+CREATE TABLE sch (id int PRIMARY KEY, v text);
+CREATE TABLE sw (id bigserial PRIMARY KEY, v int NOT NULL);
+};
+$src->safe_psql('postgres', $tables . q{
+CREATE TABLE change_log (n bigserial PRIMARY KEY, id bigint, v int);
+CREATE FUNCTION log_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    INSERT INTO change_log (id, v) VALUES (OLD.id, -1);
+  ELSE
+    INSERT INTO change_log (id, v) VALUES (NEW.id, NEW.v);
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER log_change AFTER INSERT OR UPDATE OR DELETE ON sw
+  FOR EACH ROW EXECUTE FUNCTION log_change();
+INSERT INTO man SELECT g, 'pre' || g FROM generate_series(1, 10) g;
+});
+$tgt->safe_psql('postgres', $tables . q{
+CREATE TABLE applied_log (n bigserial PRIMARY KEY, id bigint, v int);
+CREATE FUNCTION log_applied() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    INSERT INTO applied_log (id, v) VALUES (OLD.id, -1);
+  ELSE
+    INSERT INTO applied_log (id, v) VALUES (NEW.id, NEW.v);
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER log_applied AFTER INSERT OR UPDATE OR DELETE ON sw
+  FOR EACH ROW EXECUTE FUNCTION log_applied();
+ALTER TABLE sw ENABLE ALWAYS TRIGGER log_applied;
+});
+
+my $dsn = target_dsn($tgt);
+$src->safe_psql('postgres', "SELECT datasync.create_target('tgt', '$dsn')");
+
+sub src_q { return $src->safe_psql('postgres', $_[0]); }
+sub tgt_q { return $tgt->safe_psql('postgres', $_[0]); }
+
+# ---------------------------------------------------------------------
+# manual: nothing until sync_now; sync_now applies what was committed
+# ---------------------------------------------------------------------
+src_q("SELECT datasync.create_pipeline('man', 'tgt', ARRAY['man']::regclass[], mode => 'manual')");
+sleep 3;
+is(tgt_q('SELECT count(*) FROM man'), '0', 'manual: nothing applied before the first sync_now');
+is(src_q("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'datasync_man'"), '0',
+	'manual: no slot before the first run');
+is(src_q("SELECT state FROM datasync.status WHERE name = 'man'"), 'idle', 'manual: state idle');
+
+my $out = src_q("SELECT datasync.sync_now('man')");
+like($out, qr/"status": "succeeded"/, 'first sync_now succeeded');
+like($out, qr/"kind": "manual"/, 'first sync_now is a manual job');
+is(tgt_q('SELECT count(*) FROM man'), '10', 'first run copied the table');
+
+src_q(q{
+INSERT INTO man SELECT g, 'new' || g FROM generate_series(11, 15) g;
+UPDATE man SET v = 'upd' WHERE id IN (1, 2);
+DELETE FROM man WHERE id = 3;
+});
+sleep 2;
+is(tgt_q('SELECT count(*) FROM man'), '10', 'manual: changes held until sync_now');
+$out = src_q("SELECT datasync.sync_now('man')");
+like($out, qr/"rows_inserted": 5\b/, 'outcome counts 5 inserts');
+like($out, qr/"rows_updated": 2\b/, 'outcome counts 2 updates');
+like($out, qr/"rows_deleted": 1\b/, 'outcome counts 1 delete');
+like($out, qr/"rows_applied": 8\b/, 'outcome counts 8 rows');
+like($out, qr/"duration_ms": [0-9.]+/, 'outcome has a duration');
+compare_tables($src, $tgt, 'man', 'id');
+
+# a run with nothing to apply succeeds with zero rows
+$out = src_q("SELECT datasync.sync_now('man')");
+like($out, qr/"status": "succeeded".*|"rows_applied": 0\b/, 'an empty run succeeds');
+like($out, qr/"rows_applied": 0\b/, 'an empty run applies nothing');
+
+# the worker of a manual pipeline exits after its runs
+ok( $src->poll_query_until('postgres',
+		"SELECT worker_pid IS NULL AND state = 'idle' FROM datasync.status WHERE name = 'man'"),
+	'manual: worker gone and state idle after the run');
+is(src_q("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn) < 1000000 FROM pg_replication_slots WHERE slot_name = 'datasync_man'"),
+	't', 'manual: slot confirmed after the run');
+
+# ---------------------------------------------------------------------
+# create_job, job_status, datasync.jobs, NOTIFY datasync_events
+# ---------------------------------------------------------------------
+src_q("INSERT INTO man VALUES (100, 'job')");
+my ($stdout, $stderr) = ('', '');
+$src->psql('postgres', q{
+LISTEN datasync_events;
+SELECT datasync.create_job('man') AS j \gset
+SELECT set_config('test.j', :'j', false);
+DO $$
+BEGIN
+  FOR i IN 1 .. 300 LOOP
+    EXIT WHEN EXISTS (SELECT FROM datasync.jobs
+                       WHERE id = current_setting('test.j')::bigint AND status = 'succeeded');
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+END $$;
+SELECT pg_sleep(0.2);
+SELECT 'job', :j;
+}, stdout => \$stdout, stderr => \$stderr);
+my ($jid) = $stdout =~ /job\|(\d+)/;
+ok($jid, "create_job returned an id ($jid)");
+like($stdout, qr/Asynchronous notification "datasync_events" with payload "\{(?=[^\n]*"event": "jobCompleted")(?=[^\n]*"id": $jid\b)/,
+	'NOTIFY datasync_events jobCompleted with the job id');
+like(src_q("SELECT datasync.job_status($jid)"), qr/"status": "succeeded"/, 'job_status: succeeded');
+is(tgt_q('SELECT v FROM man WHERE id = 100'), 'job', 'the job applied the row');
+is(src_q("SELECT kind || ' ' || status || ' ' || rows_inserted FROM datasync.jobs WHERE id = $jid"),
+	'api succeeded 1', 'datasync.jobs row of the job');
+
+# two runs of one pipeline never overlap: the second waits for the first
+src_q("INSERT INTO man SELECT g, 'x' FROM generate_series(200, 2200) g");
+my $j1 = src_q("SELECT datasync.create_job('man')");
+my $j2 = src_q("SELECT datasync.create_job('man')");
+like(src_q("SELECT datasync.job_status($j2)"), qr/"status": "(queued|running|succeeded)"/, 'second job queued');
+ok( $src->poll_query_until('postgres',
+		"SELECT count(*) = 2 FROM datasync.jobs WHERE id IN ($j1, $j2) AND status = 'succeeded'"),
+	'both jobs succeed');
+is(src_q("SELECT (SELECT finished_at FROM datasync.jobs WHERE id = $j1) <= (SELECT started_at FROM datasync.jobs WHERE id = $j2)"),
+	't', 'the second run started after the first ended');
+compare_tables($src, $tgt, 'man', 'id');
+
+# bad inputs
+my ($rc, $o, $e) = $src->psql('postgres', "SELECT datasync.job_status(999999)");
+like($e, qr/job 999999 does not exist/, 'job_status of an unknown id');
+($rc, $o, $e) = $src->psql('postgres', "SELECT datasync.sync_now('nope')");
+like($e, qr/pipeline "nope" does not exist/, 'sync_now of an unknown pipeline');
+
+# ---------------------------------------------------------------------
+# pause / resume in manual mode
+# ---------------------------------------------------------------------
+src_q("SELECT datasync.pause('man')");
+is(src_q("SELECT state FROM datasync.status WHERE name = 'man'"), 'paused', 'manual: paused');
+($rc, $o, $e) = $src->psql('postgres', "SELECT datasync.sync_now('man')");
+like($e, qr/pipeline "man" is paused/, 'sync_now on a paused pipeline is refused');
+src_q("SELECT datasync.resume('man')");
+src_q("INSERT INTO man VALUES (3000, 'after resume')");
+like(src_q("SELECT datasync.sync_now('man')"), qr/"rows_inserted": 1\b/, 'sync_now after resume');
+
+# ---------------------------------------------------------------------
+# a failing run: jobFailed, the job row says why
+# ---------------------------------------------------------------------
+tgt_q('ALTER TABLE man DROP COLUMN v');
+src_q("INSERT INTO man VALUES (4000, 'boom')");
+$out = src_q("SELECT datasync.sync_now('man')");
+like($out, qr/"status": "failed"/, 'a run that hits a permanent error fails');
+like($out, qr/"error": ".*v/, 'its error names the column');
+is(src_q("SELECT state FROM datasync.status WHERE name = 'man'"), 'error', 'pipeline in error');
+tgt_q('ALTER TABLE man ADD COLUMN v text');
+tgt_q("UPDATE man t SET v = s.v FROM (VALUES (1,'upd'),(2,'upd')) s(id, v) WHERE t.id = s.id");
+src_q("SELECT datasync.resume('man')");
+like(src_q("SELECT datasync.sync_now('man')"), qr/"status": "succeeded"/, 'after the fix a run succeeds');
+is(tgt_q("SELECT v FROM man WHERE id = 4000"), 'boom', 'the failed change applied once fixed');
+
+# ---------------------------------------------------------------------
+# sync_now on a real-time pipeline: returns once caught up
+# ---------------------------------------------------------------------
+src_q("SELECT datasync.create_pipeline('sw', 'tgt', ARRAY['sw']::regclass[])");
+ok(wait_for_sync($src, 'sw'), 'real-time pipeline streaming');
+src_q("INSERT INTO sw (v) SELECT g FROM generate_series(1, 100) g");
+like(src_q("SELECT datasync.sync_now('sw')"), qr/"status": "succeeded"/, 'sync_now on a real-time pipeline');
+is(tgt_q('SELECT count(*) FROM sw'), '100', 'real-time: caught up when sync_now returned');
+
+# ---------------------------------------------------------------------
+# scheduled: pg_cron job, runs with no manual call, follows alter/drop
+# ---------------------------------------------------------------------
+($rc, $o, $e) = $src->psql('postgres',
+	"SELECT datasync.create_pipeline('bad', 'tgt', ARRAY['sch']::regclass[], mode => 'scheduled', schedule => 'every day')");
+like($e, qr/invalid schedule/, 'a bad cron expression is refused');
+is(src_q("SELECT (SELECT count(*) FROM datasync.pipelines WHERE name = 'bad') + (SELECT count(*) FROM pg_publication WHERE pubname = 'datasync_bad') + (SELECT count(*) FROM cron.job WHERE jobname = 'datasync_bad')"),
+	'0', 'and leaves nothing behind');
+($rc, $o, $e) = $src->psql('postgres',
+	"SELECT datasync.create_pipeline('bad', 'tgt', ARRAY['sch']::regclass[], mode => 'scheduled')");
+like($e, qr/needs a schedule/, 'scheduled without a schedule is refused');
+
+src_q("SELECT datasync.create_pipeline('sch', 'tgt', ARRAY['sch']::regclass[], mode => 'scheduled', schedule => '* * * * *')");
+is(src_q("SELECT schedule || ' ' || command FROM cron.job WHERE jobname = 'datasync_sch'"),
+	'* * * * * SELECT datasync._scheduled_run(' . src_q("SELECT id FROM datasync._pipelines WHERE name = 'sch'") . ')',
+	'a pg_cron job named after the pipeline');
+src_q("INSERT INTO sch SELECT g, 's' FROM generate_series(1, 50) g");
+my $t0 = time;
+ok( $tgt->poll_query_until('postgres', 'SELECT count(*) = 50 FROM sch'),
+	'scheduled: caught up with no manual call');
+note('scheduled run after ' . (time - $t0) . ' s');
+ok(time - $t0 <= 130, 'within about a cron minute');
+is(src_q("SELECT count(*) > 0 FROM datasync.jobs WHERE pipeline = 'sch' AND kind = 'scheduled' AND status = 'succeeded'"),
+	't', 'a scheduled job in datasync.jobs');
+like(src_q("SELECT datasync.sync_now('sch')"), qr/"status": "succeeded"/, 'sync_now on a scheduled pipeline');
+
+src_q(q{SELECT datasync.alter_pipeline('sch', '{"schedule": "*/5 * * * *"}')});
+is(src_q("SELECT schedule FROM cron.job WHERE jobname = 'datasync_sch'"), '*/5 * * * *', 'alter_pipeline changes the cron job');
+is(src_q("SELECT schedule FROM datasync.pipelines WHERE name = 'sch'"), '*/5 * * * *', 'and the pipeline');
+($rc, $o, $e) = $src->psql('postgres', q{SELECT datasync.alter_pipeline('sch', '{"schedule": "61 * * * *"}')});
+like($e, qr/invalid schedule/, 'alter to a bad expression is refused');
+is(src_q("SELECT schedule FROM cron.job WHERE jobname = 'datasync_sch'"), '*/5 * * * *', 'and changes nothing');
+
+src_q("SELECT datasync.drop_pipeline('sch')");
+is(src_q("SELECT count(*) FROM cron.job WHERE jobname = 'datasync_sch'"), '0', 'drop_pipeline removes the cron job');
+
+# ---------------------------------------------------------------------
+# mode switches under a running workload: nothing lost, nothing twice
+# ---------------------------------------------------------------------
+my $stopfile = "$PostgreSQL::Test::Utils::tmp_check/modes_stop";
+my $wl_sql = "$PostgreSQL::Test::Utils::tmp_check/modes_workload.sql";
+open(my $fh, '>', $wl_sql) or die $!;
+print $fh <<'EOS' x 10;
+BEGIN;
+INSERT INTO sw (v) VALUES ((random() * 1000)::int);
+UPDATE sw SET v = v + 1 WHERE id = (SELECT max(id) FROM sw) - (random() * 20)::int;
+DELETE FROM sw WHERE id = (SELECT max(id) FROM sw) - 30 - (random() * 10)::int;
+COMMIT;
+EOS
+close($fh);
+my $connstr = $src->connstr('postgres');
+my $workload = IPC::Run::start(
+	[ 'bash', '-c',
+		"while [ ! -e '$stopfile' ]; do psql -X -q -d \"\$1\" -f '$wl_sql' >/dev/null 2>&1; sleep 0.05; done",
+		'workload', $connstr ]);
+
+sleep 2;
+src_q(q{SELECT datasync.alter_pipeline('sw', '{"mode": "manual"}')});
+ok($src->poll_query_until('postgres', "SELECT worker_pid IS NULL FROM datasync.status WHERE name = 'sw'"),
+	'realtime -> manual: the worker stops');
+sleep 2;
+like(src_q("SELECT datasync.sync_now('sw')"), qr/"status": "succeeded"/, 'manual run during the workload');
+sleep 1;
+src_q(q{SELECT datasync.alter_pipeline('sw', '{"mode": "scheduled", "schedule": "* * * * *"}')});
+is(src_q("SELECT count(*) FROM cron.job WHERE jobname = 'datasync_sw'"), '1', 'manual -> scheduled: cron job created');
+like(src_q("SELECT datasync.sync_now('sw')"), qr/"status": "succeeded"/, 'extra run of a scheduled pipeline');
+sleep 1;
+src_q(q{SELECT datasync.alter_pipeline('sw', '{"mode": "realtime"}')});
+is(src_q("SELECT count(*) FROM cron.job WHERE jobname = 'datasync_sw'"), '0', 'scheduled -> realtime: cron job removed');
+is(src_q("SELECT schedule IS NULL FROM datasync.pipelines WHERE name = 'sw'"), 't', 'and the schedule cleared');
+sleep 2;
+src_q(q{SELECT datasync.alter_pipeline('sw', '{"mode": "manual"}')});
+sleep 1;
+src_q(q{SELECT datasync.alter_pipeline('sw', '{"mode": "real-time"}')});
+sleep 2;
+
+open($fh, '>', $stopfile) or die $!;
+close($fh);
+$workload->finish;
+ok(wait_for_sync($src, 'sw', 60), 'caught up after the switches');
+compare_tables($src, $tgt, 'sw', 'id');
+my $srclog = src_q('SELECT id, v, count(*) FROM change_log GROUP BY 1, 2 ORDER BY 1, 2');
+my $tgtlog = tgt_q('SELECT id, v, count(*) FROM applied_log GROUP BY 1, 2 ORDER BY 1, 2');
+my $nchanges = src_q('SELECT count(*) FROM change_log');
+ok($nchanges > 500, "workload made $nchanges changes");
+ok($srclog eq $tgtlog, 'every change applied exactly once across the mode switches');
+is(src_q("SELECT count(*) FROM datasync.jobs WHERE status = 'running'"), '0', 'no job left running');
+
+# bad mode switches
+($rc, $o, $e) = $src->psql('postgres', q{SELECT datasync.alter_pipeline('sw', '{"mode": "scheduled"}')});
+like($e, qr/needs a schedule/, 'switch to scheduled without a schedule is refused');
+($rc, $o, $e) = $src->psql('postgres', q{SELECT datasync.alter_pipeline('sw', '{"schedule": "* * * * *"}')});
+like($e, qr/only valid for mode "scheduled"/, 'a schedule for a real-time pipeline is refused');
+($rc, $o, $e) = $src->psql('postgres', q{SELECT datasync.alter_pipeline('sw', '{"mode": "sometimes"}')});
+like($e, qr/invalid mode "sometimes"/, 'an unknown mode is refused');
+
+done_testing();
