@@ -135,7 +135,9 @@ SELECT ds_try($$SELECT datasync.create_pipeline('bad', 'no_such_target', ARRAY['
 SELECT ds_try($$SELECT datasync.create_pipeline('bad', 'pipe_tgt', ARRAY['users']::regclass[], mode => 'sometimes')$$);
 SELECT ds_try($$SELECT datasync.create_pipeline('bad', 'pipe_tgt', ARRAY['users']::regclass[], mode => NULL)$$);
 SELECT ds_try($$SELECT datasync.create_pipeline('bad', 'pipe_tgt', ARRAY['users']::regclass[], mode => 'scheduled', schedule => '*/5 * * * *')$$);
-SELECT ds_try($$SELECT datasync.create_pipeline('bad', 'pipe_tgt', ARRAY['users']::regclass[], mode => 'manual')$$);
+SELECT ds_try($$SELECT datasync.create_pipeline('bad', 'pipe_tgt', ARRAY['users']::regclass[], mode => 'scheduled')$$);
+SELECT ds_try($$SELECT datasync.create_pipeline('bad', 'pipe_tgt', ARRAY['users']::regclass[], mode => 'scheduled', schedule => '')$$);
+SELECT ds_try($$SELECT datasync.create_pipeline('bad', 'pipe_tgt', ARRAY['users']::regclass[], mode => 'scheduled', schedule => E'* * *\n* *')$$);
 SELECT ds_try($$SELECT datasync.create_pipeline('bad', 'pipe_tgt', ARRAY['users']::regclass[], schedule => '*/5 * * * *')$$);
 SELECT ds_try($$SELECT datasync.create_pipeline('bad', 'pipe_tgt', ARRAY['users']::regclass[], conflict_strategy => 'loudest-wins')$$);
 SELECT ds_try($$SELECT datasync.create_pipeline('bad', 'pipe_tgt', ARRAY['users']::regclass[], conflict_strategy => NULL)$$);
@@ -259,7 +261,7 @@ SELECT ds_try($$SELECT datasync.alter_pipeline('seed_words', '{"retry_max_ms": 1
 SELECT ds_try($$SELECT datasync.alter_pipeline('seed_words', '{"conflict_strategy": "target-wins"}')$$);
 SELECT ds_try($$SELECT datasync.alter_pipeline('seed_words', '{"conflict_strategy": "loudest-wins"}')$$);
 SELECT ds_try($$SELECT datasync.alter_pipeline('seed_words', '{"conflict_strategy": 1}')$$);
-SELECT ds_try($$SELECT datasync.alter_pipeline('seed_words', '{"mode": "manual"}')$$);
+SELECT ds_try($$SELECT datasync.alter_pipeline('seed_words', '{"mode": "scheduled"}')$$);
 SELECT ds_try($$SELECT datasync.alter_pipeline('seed_words', '{"schedule": "* * * * *"}')$$);
 -- none of the refused changes landed
 SELECT options, conflict_strategy, mode FROM datasync.pipelines WHERE name = 'seed_words';
