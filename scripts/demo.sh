@@ -6,17 +6,20 @@
 #   2. stop and remove the clusters of a previous demo (/tmp/datasync-demo)
 #   3. as the `postgres` OS user, initdb two clusters (trust auth, Unix socket
 #      only, socket directory /tmp/datasync-demo):
-#        source  port 5433  shared_preload_libraries = 'datasync',
-#                           wal_level = logical, datasync.database = 'demo'
+#        source  port 5433  shared_preload_libraries = 'datasync,pg_cron',
+#                           wal_level = logical, datasync.database = 'demo',
+#                           cron.database_name = 'demo'
 #        target  port 5434  a plain PostgreSQL
 #   4. database `demo` on both, with the same tables: users, orders,
 #      order_items, inventory; a few hundred rows on the source
-#   5. CREATE EXTENSION datasync; a target and three real-time pipelines:
-#      users-sync (users), orders-sync (orders, order_items),
-#      inventory-sync (inventory)
+#   5. CREATE EXTENSION datasync, pg_cron; a target and one pipeline of each
+#      mode: users-sync (users, real-time), orders-sync (orders, order_items,
+#      manual), inventory-sync (inventory, scheduled every minute by pg_cron)
 #   6. 10 seconds of pgbench traffic (inserts, updates, deletes) on the source
-#   7. datasync.wait_for_sync() for each pipeline, then datasync.status and a
-#      source-vs-target comparison of every table (row count and md5)
+#   7. users-sync: datasync.wait_for_sync(); orders-sync: datasync.sync_now();
+#      inventory-sync: wait for its next pg_cron run (at most a minute); then
+#      datasync.status, datasync.jobs and a source-vs-target comparison of
+#      every table (row count and md5)
 #
 # Exits non-zero if a pipeline does not catch up or a table differs.  The
 # clusters are left running; the last lines say how to connect and stop.
@@ -151,14 +154,16 @@ for port in $SRC_PORT $TGT_PORT; do
 done
 
 cat >>"$SRC/postgresql.conf" <<EOF
-shared_preload_libraries = 'datasync'
+shared_preload_libraries = 'datasync,pg_cron'
 wal_level = logical
 max_replication_slots = 10      # one slot a pipeline, plus one while a table is copied
 max_wal_senders = 10            # one WAL sender a pipeline, plus one while a table is copied
-max_worker_processes = 16       # launcher + one worker a pipeline + PostgreSQL's own
+max_worker_processes = 20       # launcher + one worker a pipeline + pg_cron's + PostgreSQL's own
 datasync.database = '$DB'
+cron.database_name = '$DB'      # pg_cron runs the scheduled pipeline
+cron.use_background_workers = on
 EOF
-step "restarting the source with shared_preload_libraries = 'datasync', wal_level = logical"
+step "restarting the source with shared_preload_libraries = 'datasync,pg_cron', wal_level = logical"
 as_pg "$PGBIN/pg_ctl" -D "$SRC" -l "$DEMO/source.log" -m fast -w -t 60 restart >/dev/null \
 	|| die "could not restart the source (log: $DEMO/source.log)"
 
@@ -224,9 +229,10 @@ psql_on $SRC_PORT -c "SELECT (SELECT count(*) FROM users) AS users, (SELECT coun
                              (SELECT count(*) FROM order_items) AS order_items, (SELECT count(*) FROM inventory) AS inventory"
 
 # ---- 5. datasync --------------------------------------------------------------------
-step "CREATE EXTENSION datasync; one target, three pipelines"
+step "CREATE EXTENSION datasync, pg_cron; one target, a pipeline of each mode"
 psql_on $SRC_PORT -e <<EOSQL
 CREATE EXTENSION datasync;
+CREATE EXTENSION pg_cron;
 SELECT datasync.create_target('demo-target', 'host=$DEMO port=$TGT_PORT dbname=$DB');
 EOSQL
 # One after the other: each pipeline's worker copies its tables and then
@@ -234,17 +240,25 @@ EOSQL
 # of pipelines created at the same moment on a new target race to create
 # its progress table, public.datasync_progress; all but one stop in state
 # "error" until datasync.resume().  Creating the first one alone avoids it.)
-create_pipeline() {   # create_pipeline NAME TABLE...
-	local name=$1 tables
-	shift
+# A manual or scheduled pipeline copies its tables in its first run: the
+# demo asks for that run at once with sync_now().
+create_pipeline() {   # create_pipeline NAME MODE_ARGS TABLE...
+	local name=$1 mode=$2 tables
+	shift 2
 	tables=$(printf "'%s', " "$@")
-	psql_on $SRC_PORT -e -c "SELECT datasync.create_pipeline('$name', 'demo-target', ARRAY[${tables%, }]::regclass[])"
-	[ "$(value_on $SRC_PORT "SELECT datasync.wait_for_sync('$name', '60s')")" = t ] \
-		|| die "pipeline $name did not finish its initial copy within 60 s"
+	psql_on $SRC_PORT -e -c "SELECT datasync.create_pipeline('$name', 'demo-target', ARRAY[${tables%, }]::regclass[]$mode)"
+	if [ -z "$mode" ]; then
+		[ "$(value_on $SRC_PORT "SELECT datasync.wait_for_sync('$name', '60s')")" = t ] \
+			|| die "pipeline $name did not finish its initial copy within 60 s"
+	else
+		[ "$(value_on $SRC_PORT "SELECT datasync.sync_now('$name', '60s')->>'status'")" = succeeded ] \
+			|| die "the first run of pipeline $name did not succeed within 60 s"
+	fi
 }
-create_pipeline users-sync users
-create_pipeline orders-sync orders order_items
-create_pipeline inventory-sync inventory
+create_pipeline users-sync "" users
+create_pipeline orders-sync ", mode => 'manual'" orders order_items
+create_pipeline inventory-sync ", mode => 'scheduled', schedule => '* * * * *'" inventory
+psql_on $SRC_PORT -c "SELECT jobname, schedule, command FROM cron.job"
 
 # ---- 6. activity -------------------------------------------------------------------
 WORKLOAD=$DEMO/workload.sql
@@ -290,13 +304,36 @@ else
 fi
 
 # ---- 7. results --------------------------------------------------------------------
-step "SELECT datasync.wait_for_sync(name, '60s') for each pipeline"
 synced=1
-for p in users-sync orders-sync inventory-sync; do
-	r=$(value_on $SRC_PORT "SELECT datasync.wait_for_sync('$p', '60s')")
-	printf '    %-16s %s\n' "$p" "$r"
-	[ "$r" = t ] || synced=0
+ACTIVITY_END=$(value_on $SRC_PORT "SELECT now()")
+step "users-sync (real-time): SELECT datasync.wait_for_sync('users-sync', '60s')"
+r=$(value_on $SRC_PORT "SELECT datasync.wait_for_sync('users-sync', '60s')")
+echo "    $r"
+[ "$r" = t ] || synced=0
+
+step "orders-sync (manual): the target has what the last run applied, until datasync.sync_now('orders-sync')"
+for tbl in orders order_items; do
+	printf '    %-12s source %6s rows, target %6s rows\n' "$tbl" \
+		"$(value_on $SRC_PORT "SELECT count(*) FROM $tbl")" "$(value_on $TGT_PORT "SELECT count(*) FROM $tbl")"
 done
+psql_on $SRC_PORT -c "SELECT j->>'status' AS status, j->>'rows_inserted' AS inserted, j->>'rows_updated' AS updated,
+       j->>'rows_deleted' AS deleted, j->>'transactions' AS transactions, round((j->>'duration_ms')::numeric, 1) AS ms
+  FROM datasync.sync_now('orders-sync', '60s') j"
+
+step "inventory-sync (scheduled '* * * * *'): waiting for its next pg_cron run (at most about a minute)"
+r=f
+for _ in $(seq 1 90); do
+	r=$(value_on $SRC_PORT "SELECT EXISTS (SELECT FROM datasync.jobs WHERE pipeline = 'inventory-sync'
+	      AND kind = 'scheduled' AND status = 'succeeded' AND requested_at > '$ACTIVITY_END')")
+	[ "$r" = t ] && break
+	sleep 1
+done
+echo "    scheduled run done: $r"
+[ "$r" = t ] || synced=0
+
+step "datasync.jobs"
+psql_on $SRC_PORT -P footer=off -c "SELECT id, pipeline, kind, status, rows_applied, transactions, round(duration_ms::numeric, 1) AS ms
+  FROM datasync.jobs ORDER BY id"
 
 step "datasync.status"
 psql_on $SRC_PORT -P footer=off -c "SELECT name, mode, state, target, lag_bytes, last_applied_lsn, rows_applied, errors, last_error
@@ -333,7 +370,7 @@ cat <<EOF
     remove them:        rm -rf $DEMO   (after stopping; bash scripts/demo.sh does both)
 EOF
 
-[ "$synced" -eq 1 ] || die "a pipeline did not catch up within 60 s (see datasync.status above)"
+[ "$synced" -eq 1 ] || die "a pipeline did not catch up (see datasync.status above)"
 [ "$differ" -eq 0 ] || die "source and target differ (see the table above)"
 echo
 echo "demo: OK: every table on the target equals the source"

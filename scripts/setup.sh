@@ -30,6 +30,7 @@ PACKAGES=(
 	libpq-dev libcurl4-openssl-dev
 	make gcc libc6-dev
 	perl libipc-run-perl libio-pty-perl
+	python3 python3-yaml
 )
 
 step() { echo "==> setup: $*"; }

@@ -118,7 +118,8 @@ ds_decode_close_batch(DsDecoder *d)
 	SpinLockRelease(&slot->mutex);
 	ds_decode_publish_marker(slot, d->batch_marker);
 	d->batch_marker = 0;
-	ds_decode_set_done(d, d->batch_end_lsn);
+	ds_decode_set_done(d, Max(d->batch_end_lsn, d->batch_marker_lsn));
+	d->batch_marker_lsn = InvalidXLogRecPtr;
 }
 
 /* does this change get applied? */
@@ -264,9 +265,10 @@ handle_message(DsDecoder *d, StringInfo s)
 	const char *prefix;
 	int			len;
 	uint64		seq = 0;
+	XLogRecPtr	lsn;
 
 	(void) pq_getmsgbyte(s);	/* flags */
-	(void) pq_getmsgint64(s);	/* lsn */
+	lsn = pq_getmsgint64(s);
 	prefix = pq_getmsgstring(s);
 	len = pq_getmsgint(s, 4);
 	if (strcmp(prefix, DATASYNC_MARKER_PREFIX) != 0 || len != sizeof(uint64))
@@ -274,10 +276,20 @@ handle_message(DsDecoder *d, StringInfo s)
 	memcpy(&seq, pq_getmsgbytes(s, len), sizeof(uint64));
 	d->marker_seen = true;
 
+	/*
+	 * Everything that committed before the marker came before it in the
+	 * stream: once that is on the target, so is everything up to it.
+	 */
 	if (d->batch_open || d->in_txn)
+	{
 		d->batch_marker = Max(d->batch_marker, seq);
+		d->batch_marker_lsn = Max(d->batch_marker_lsn, lsn);
+	}
 	else
+	{
 		ds_decode_publish_marker(d->slot, seq);
+		ds_decode_set_done(d, lsn);
+	}
 }
 
 /*
@@ -315,9 +327,10 @@ ds_decode_message(DsDecoder *d, StringInfo s)
 				else
 				{
 					/* nothing of it went to the target: done already */
-					ds_decode_set_done(d, commit.end_lsn);
+					ds_decode_set_done(d, Max(commit.end_lsn, d->batch_marker_lsn));
 					ds_decode_publish_marker(d->slot, d->batch_marker);
 					d->batch_marker = 0;
+					d->batch_marker_lsn = InvalidXLogRecPtr;
 				}
 				break;
 			}

@@ -41,6 +41,7 @@ typedef struct DsDecoder
 	uint64		batch_del;
 	uint64		batch_marker;	/* wait_for_sync ticket to publish at commit */
 	bool		marker_seen;	/* a datasync marker passed (jobs check it) */
+	XLogRecPtr	batch_marker_lsn;	/* where the last marker in the batch was */
 
 	/* highest end LSN everything before which is on the target */
 	XLogRecPtr	done_lsn;

@@ -104,8 +104,9 @@ like($out, qr/"rows_applied": 0\b/, 'an empty run applies nothing');
 ok( $src->poll_query_until('postgres',
 		"SELECT worker_pid IS NULL AND state = 'idle' FROM datasync.status WHERE name = 'man'"),
 	'manual: worker gone and state idle after the run');
-is(src_q("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn) < 1000000 FROM pg_replication_slots WHERE slot_name = 'datasync_man'"),
-	't', 'manual: slot confirmed after the run');
+# confirmed up to the run's marker (upto_lsn is the end of the marker record)
+is(src_q("SELECT pg_wal_lsn_diff((SELECT upto_lsn FROM datasync.jobs WHERE pipeline = 'man' ORDER BY id DESC LIMIT 1), confirmed_flush_lsn) < 200 FROM pg_replication_slots WHERE slot_name = 'datasync_man'"),
+	't', 'manual: slot confirmed up to the run after the run');
 
 # ---------------------------------------------------------------------
 # create_job, job_status, datasync.jobs, NOTIFY datasync_events
@@ -284,5 +285,71 @@ like($e, qr/needs a schedule/, 'switch to scheduled without a schedule is refuse
 like($e, qr/only valid for mode "scheduled"/, 'a schedule for a real-time pipeline is refused');
 ($rc, $o, $e) = $src->psql('postgres', q{SELECT datasync.alter_pipeline('sw', '{"mode": "sometimes"}')});
 like($e, qr/invalid mode "sometimes"/, 'an unknown mode is refused');
+
+# ---------------------------------------------------------------------
+# the configuration document from a YAML file (scripts/apply-config):
+# pipelines of each mode, applied twice (no-op), an invalid one (nothing)
+# ---------------------------------------------------------------------
+my $tgt_host = $tgt->host;
+my $tgt_port = $tgt->port;
+my $yaml = "$PostgreSQL::Test::Utils::tmp_check/shop.yaml";
+open($fh, '>', $yaml) or die $!;
+print $fh <<"EOY";
+sourceSystem:
+  database: postgres
+targetSystem:
+  name: cfg-target
+  type: postgresql
+  connectionString: "host=$tgt_host port=$tgt_port dbname=postgres"
+syncMode: manual
+schedule:
+  cron: "0 */5 * * * *"
+conflictResolution: source-wins
+pipelines:
+  - name: cfg-man
+    tables: [man]
+  - name: cfg-sch
+    tables: [sch]
+    syncMode: scheduled
+EOY
+close($fh);
+my $tool = "$ENV{TESTDIR}/scripts/apply-config";
+my ($cout, $cerr);
+IPC::Run::run([ $tool, $yaml, '-d', $src->connstr('postgres') ], '>', \$cout, '2>', \$cerr);
+is($?, 0, 'apply-config with a YAML file succeeds') or diag($cerr);
+like($cout, qr/"created"/, 'it reports what it created');
+is(src_q("SELECT string_agg(name || ':' || mode || ':' || coalesce(schedule, '-'), ' ' ORDER BY name) FROM datasync.pipelines WHERE name LIKE 'cfg-%'"),
+	'cfg-man:manual:- cfg-sch:scheduled:*/5 * * * *', 'pipelines of the document, with their modes');
+is(src_q("SELECT schedule FROM cron.job WHERE jobname = 'datasync_cfg-sch'"), '*/5 * * * *',
+	'the scheduled one has its pg_cron job');
+my $before = src_q("SELECT string_agg(xmin::text, ',' ORDER BY id) FROM datasync._pipelines")
+  . src_q("SELECT string_agg(xmin::text, ',' ORDER BY jobid) FROM cron.job");
+IPC::Run::run([ $tool, $yaml, '-d', $src->connstr('postgres') ], '>', \$cout, '2>', \$cerr);
+is($?, 0, 'applied a second time');
+unlike($cout, qr/"(created|altered)": \[[^\]]/, 'the second run changes nothing');
+is(src_q("SELECT string_agg(xmin::text, ',' ORDER BY id) FROM datasync._pipelines")
+	  . src_q("SELECT string_agg(xmin::text, ',' ORDER BY jobid) FROM cron.job"),
+	$before, 'no catalog or cron row was rewritten');
+
+open($fh, '>', $yaml) or die $!;
+print $fh <<"EOY";
+targetSystem:
+  name: cfg-target
+  connectionString: "host=$tgt_host port=$tgt_port dbname=postgres"
+pipelines:
+  - name: cfg-man
+    tables: [man, sch]
+  - name: cfg-sch
+    tables: [sch]
+    syncMode: sometimes
+EOY
+close($fh);
+IPC::Run::run([ $tool, $yaml, '-d', $src->connstr('postgres') ], '>', \$cout, '2>', \$cerr);
+isnt($?, 0, 'an invalid document is refused');
+like($cerr, qr/pipelines\[1\]\.syncMode/, 'the error points at the offending path');
+is(src_q("SELECT string_agg(xmin::text, ',' ORDER BY id) FROM datasync._pipelines")
+	  . src_q("SELECT string_agg(xmin::text, ',' ORDER BY jobid) FROM cron.job"),
+	$before, 'and nothing changed');
+like(src_q("SELECT datasync.sync_now('cfg-man')"), qr/"status": "succeeded"/, 'the manual pipeline of the document runs');
 
 done_testing();
