@@ -326,7 +326,7 @@ my $before = src_q("SELECT string_agg(xmin::text, ',' ORDER BY id) FROM datasync
   . src_q("SELECT string_agg(xmin::text, ',' ORDER BY jobid) FROM cron.job");
 IPC::Run::run([ $tool, $yaml, '-d', $src->connstr('postgres') ], '>', \$cout, '2>', \$cerr);
 is($?, 0, 'applied a second time');
-unlike($cout, qr/"(created|altered)": \[[^\]]/, 'the second run changes nothing');
+unlike($cout, qr/"(created|altered)": \[\s*"/, 'the second run changes nothing');
 is(src_q("SELECT string_agg(xmin::text, ',' ORDER BY id) FROM datasync._pipelines")
 	  . src_q("SELECT string_agg(xmin::text, ',' ORDER BY jobid) FROM cron.job"),
 	$before, 'no catalog or cron row was rewritten');
