@@ -24,6 +24,7 @@
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
+#include "utils/timestamp.h"
 
 #include "shmem.h"
 
@@ -66,7 +67,13 @@ ds_shmem_startup(void)
 		memset(DsShmem, 0, ds_shmem_size());
 		DsShmem->lock = &(GetNamedLWLockTranche("datasync"))->lock;
 		DsShmem->nslots = datasync_max_pipelines;
-		pg_atomic_init_u64(&DsShmem->marker_seq, 0);
+		/*
+		 * Marker tickets must grow across server restarts too: the stream
+		 * may still carry markers written before one, and a waiter compares
+		 * tickets.  Starting from the clock (microseconds) does that unless
+		 * more than one ticket a microsecond was handed out before.
+		 */
+		pg_atomic_init_u64(&DsShmem->marker_seq, (uint64) GetCurrentTimestamp());
 		pg_atomic_init_u64(&DsShmem->last_job_id, 0);
 		ConditionVariableInit(&DsShmem->progress_cv);
 		for (i = 0; i < DsShmem->nslots; i++)

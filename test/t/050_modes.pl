@@ -19,7 +19,8 @@ my $src = source_node(
 	'cron.database_name' => 'postgres',
 	'cron.use_background_workers' => 'on',
 	max_worker_processes => 40,
-	max_connections => 40);
+	max_connections => 40,
+	restart_after_crash => 'on');
 $src->safe_psql('postgres', 'CREATE EXTENSION pg_cron');
 my $tgt = target_node('tgt_modes');
 
@@ -27,6 +28,7 @@ my $tables = q{
 CREATE TABLE man (id int PRIMARY KEY, v text);
 CREATE TABLE sch (id int PRIMARY KEY, v text);
 CREATE TABLE sw (id bigserial PRIMARY KEY, v int NOT NULL);
+CREATE TABLE big (id int PRIMARY KEY, pad text);
 };
 $src->safe_psql('postgres', $tables . q{
 CREATE TABLE change_log (n bigserial PRIMARY KEY, id bigint, v int);
@@ -285,6 +287,36 @@ like($e, qr/needs a schedule/, 'switch to scheduled without a schedule is refuse
 like($e, qr/only valid for mode "scheduled"/, 'a schedule for a real-time pipeline is refused');
 ($rc, $o, $e) = $src->psql('postgres', q{SELECT datasync.alter_pipeline('sw', '{"mode": "sometimes"}')});
 like($e, qr/invalid mode "sometimes"/, 'an unknown mode is refused');
+
+# ---------------------------------------------------------------------
+# a run whose worker is terminated goes on (the queue survives); a run
+# whose worker is killed -9 (the source restarts) is marked failed, and
+# the next run applies everything once
+# ---------------------------------------------------------------------
+src_q("SELECT datasync.create_pipeline('bigp', 'tgt', ARRAY['big']::regclass[], mode => 'manual')");
+like(src_q("SELECT datasync.sync_now('bigp')"), qr/"status": "succeeded"/, 'bigp: first run');
+src_q("INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 300000) g");
+my $bj = src_q("SELECT datasync.create_job('bigp')");
+ok($src->poll_query_until('postgres', "SELECT status = 'running' FROM datasync.jobs WHERE id = $bj"),
+	'bigp: the run is going on');
+src_q("SELECT pg_terminate_backend(worker_pid) FROM datasync.status WHERE name = 'bigp'");
+ok($src->poll_query_until('postgres', "SELECT status = 'succeeded' FROM datasync.jobs WHERE id = $bj"),
+	'a run whose worker was terminated still succeeds');
+is(tgt_q('SELECT count(*) FROM big'), '300000', 'and applied everything');
+
+src_q("INSERT INTO big SELECT g, repeat('y', 100) FROM generate_series(300001, 600000) g");
+$bj = src_q("SELECT datasync.create_job('bigp')");
+ok($src->poll_query_until('postgres', "SELECT status = 'running' FROM datasync.jobs WHERE id = $bj"),
+	'bigp: second run going on');
+my $wpid = src_q("SELECT worker_pid FROM datasync.status WHERE name = 'bigp'");
+ok($wpid =~ /^\d+$/, "worker pid $wpid");
+kill 'KILL', $wpid;
+ok($src->poll_query_until('postgres', "SELECT status = 'failed' FROM datasync.jobs WHERE id = $bj"),
+	'a run interrupted by a crash restart is marked failed');
+like(src_q("SELECT error FROM datasync.jobs WHERE id = $bj"), qr/interrupted/, 'with the reason');
+like(src_q("SELECT datasync.sync_now('bigp')"), qr/"status": "succeeded"/, 'the next run succeeds');
+compare_hash($src, $tgt, 'big');
+is(src_q("SELECT count(*) FROM datasync.jobs WHERE status = 'running'"), '0', 'no job left running');
 
 # ---------------------------------------------------------------------
 # the configuration document from a YAML file (scripts/apply-config):
