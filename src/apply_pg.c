@@ -62,6 +62,8 @@ typedef struct PgRel
 	char		delete_name[NAMEDATALEN];
 	bool		have_multi;
 	char		multi_name[NAMEDATALEN];	/* multi-row INSERT of a full run */
+	bool		have_multi_delete;
+	char		multi_delete_name[NAMEDATALEN]; /* DELETE of a full run of keys */
 	List	   *updates;		/* of PgUpdateVariant */
 	char	   *what;			/* "applying changes to table ..." */
 } PgRel;
@@ -86,12 +88,18 @@ typedef struct PgTarget
 	MemoryContext cxt;
 	char		incarnation[32];
 
-	/* consecutive INSERTs into one table, sent as one multi-row INSERT */
+	/*
+	 * Consecutive changes of one kind to one table, sent as one statement:
+	 * inserts and whole-row updates as a multi-row upsert ('u': run_n rows
+	 * of natts values), deletes by key as one DELETE ('d': run_n rows of
+	 * nkeys values).
+	 */
 	DsRelation *run_rel;
+	char		run_kind;
 	uint32		run_version;
 	int			run_n;
 	int			run_cap;
-	char	  **run_vals;		/* run_n rows of natts values, in runcxt */
+	char	  **run_vals;		/* in runcxt */
 	MemoryContext runcxt;
 
 	/*
@@ -112,6 +120,8 @@ typedef struct PgTarget
 } PgTarget;
 
 static void flush_run(PgTarget *pt);
+static void prepare_delete(PgTarget *pt, DsRelation *rel, PgRel *pr);
+static const char *colval(LogicalRepTupleData *tup, int i);
 
 /* tags of the commands whose result rows are read (see drain) */
 static const char WHAT_COMMIT_LSN[] = "reading the target's WAL position";
@@ -614,6 +624,7 @@ pg_rel(PgTarget *pt, DsRelation *rel)
 		pr->version = rel->version;
 		pr->conn_gen = pt->conn_gen;
 		pr->have_upsert = pr->have_delete = pr->have_multi = false;
+		pr->have_multi_delete = false;
 		pr->updates = NIL;
 		pr->what = MemoryContextStrdup(pt->cxt, psprintf("applying changes to table %s", rel->target_qname));
 	}
@@ -718,17 +729,52 @@ prepare_upsert(PgTarget *pt, DsRelation *rel, PgRel *pr)
 	pr->have_upsert = true;
 }
 
-/* rows a multi-row INSERT takes: 64, fewer for wide tables (65535 params) */
+/* values a row of a run has: the whole row, or its key for deletes */
 static int
-run_rows(DsRelation *rel)
+run_width(DsRelation *rel, char kind)
 {
-	return Max(1, Min(64, 65535 / Max(rel->natts, 1)));
+	return kind == 'd' ? rel->nkeys : rel->natts;
+}
+
+/* rows a run statement takes: 64, fewer for wide rows (65535 params) */
+static int
+run_rows(DsRelation *rel, char kind)
+{
+	return Max(1, Min(64, 65535 / Max(run_width(rel, kind), 1)));
+}
+
+/* DELETE of nrows keys: WHERE key IN (...) */
+static void
+prepare_multi_delete(PgTarget *pt, DsRelation *rel, PgRel *pr, int nrows)
+{
+	StringInfoData sql;
+	int			i;
+	int			r;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "DELETE FROM %s WHERE (", rel->target_qname);
+	for (i = 0; i < rel->nkeys; i++)
+		appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "",
+						 quote_identifier(rel->attnames[rel->keyatts[i]]));
+	appendStringInfoString(&sql, ") IN (");
+	for (r = 0; r < nrows; r++)
+	{
+		appendStringInfoString(&sql, r > 0 ? ", (" : "(");
+		for (i = 0; i < rel->nkeys; i++)
+			appendStringInfo(&sql, "%s$%d", i > 0 ? ", " : "", r * rel->nkeys + i + 1);
+		appendStringInfoChar(&sql, ')');
+	}
+	appendStringInfoChar(&sql, ')');
+	snprintf(pr->multi_delete_name, NAMEDATALEN, "ds_%u_%u_md", rel->remoteid, rel->version);
+	send_prepare(pt, pr->multi_delete_name, sql.data, pr->what);
+	pr->have_multi_delete = true;
+	pfree(sql.data);
 }
 
 /*
- * Send the buffered run of INSERTs: full runs as one multi-row statement,
- * a shorter remainder row by row.  Called before anything else goes to
- * the target, so changes keep their order.
+ * Send the buffered run: full runs as one statement, a shorter remainder
+ * row by row.  Called before anything else goes to the target, so changes
+ * keep their order.
  */
 static void
 flush_run(PgTarget *pt)
@@ -743,9 +789,27 @@ flush_run(PgTarget *pt)
 		return;
 	}
 	if (rel->version != pt->run_version)
-		elog(ERROR, "relation %u changed while a run of inserts was buffered", rel->remoteid);
+		elog(ERROR, "relation %u changed while a run of changes was buffered", rel->remoteid);
 	pr = pg_rel(pt, rel);
-	if (pt->run_n == run_rows(rel) && pt->run_n > 1)
+	if (pt->run_kind == 'd')
+	{
+		if (pt->run_n == run_rows(rel, 'd') && pt->run_n > 1)
+		{
+			if (!pr->have_multi_delete)
+				prepare_multi_delete(pt, rel, pr, pt->run_n);
+			send_exec(pt, pr->multi_delete_name, pt->run_n * rel->nkeys,
+					  (const char *const *) pt->run_vals, pr->what);
+		}
+		else
+		{
+			if (!pr->have_delete)
+				prepare_delete(pt, rel, pr);
+			for (r = 0; r < pt->run_n; r++)
+				send_exec(pt, pr->delete_name, rel->nkeys,
+						  (const char *const *) pt->run_vals + r * rel->nkeys, pr->what);
+		}
+	}
+	else if (pt->run_n == run_rows(rel, 'u') && pt->run_n > 1)
 	{
 		if (!pr->have_multi)
 		{
@@ -769,30 +833,68 @@ flush_run(PgTarget *pt)
 	MemoryContextReset(pt->runcxt);
 }
 
-/* buffer one INSERT; a full run goes out at once */
+static bool
+same_value(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+/* does the buffered upsert run hold a row with this key already? */
+static bool
+run_has_key(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup)
+{
+	int			r;
+	int			k;
+
+	for (r = 0; r < pt->run_n; r++)
+	{
+		char	  **row = pt->run_vals + r * rel->natts;
+
+		for (k = 0; k < rel->nkeys; k++)
+			if (!same_value(row[rel->keyatts[k]], colval(tup, rel->keyatts[k])))
+				break;
+		if (k == rel->nkeys)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Buffer a change of a run: an insert or whole-row update ('u': its new
+ * row) or a delete by key ('d': its key); a full run goes out at once.  One
+ * upsert statement may not touch a row twice, so a second change of a key
+ * starts a new run.
+ */
 static void
-add_to_run(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup)
+add_to_run(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup, char kind)
 {
 	int			i;
-	int			max = run_rows(rel);
+	int			max = run_rows(rel, kind);
+	int			width = run_width(rel, kind);
 
-	if (pt->run_rel != rel)
+	if (pt->run_rel != rel || pt->run_kind != kind ||
+		(kind == 'u' && rel->nkeys > 0 && run_has_key(pt, rel, tup)))
 	{
 		flush_run(pt);
 		pt->run_rel = rel;
+		pt->run_kind = kind;
 		pt->run_version = rel->version;
-		if (pt->run_cap < max * rel->natts)
+		if (pt->run_cap < max * width)
 		{
-			pt->run_cap = max * rel->natts;
+			pt->run_cap = max * width;
 			if (pt->run_vals)
 				pfree(pt->run_vals);
 			pt->run_vals = MemoryContextAlloc(pt->cxt, sizeof(char *) * pt->run_cap);
 		}
 	}
-	for (i = 0; i < rel->natts; i++)
-		pt->run_vals[pt->run_n * rel->natts + i] =
-			tup->colstatus[i] == LOGICALREP_COLUMN_NULL ? NULL :
-			MemoryContextStrdup(pt->runcxt, tup->colvalues[i].data);
+	for (i = 0; i < width; i++)
+	{
+		const char *v = colval(tup, kind == 'd' ? rel->keyatts[i] : i);
+
+		pt->run_vals[pt->run_n * width + i] = v ? MemoryContextStrdup(pt->runcxt, v) : NULL;
+	}
 	pt->run_n++;
 	if (pt->run_n == max)
 		flush_run(pt);
@@ -898,13 +1000,11 @@ pg_apply(DsApplyTarget *t, DsChange *ch)
 	int			i;
 
 	Assert(pt->in_xact);
-	if (ch->kind != DS_CHANGE_INSERT)
-		flush_run(pt);
 
 	switch (ch->kind)
 	{
 		case DS_CHANGE_INSERT:
-			add_to_run(pt, rel, ch->newtup);
+			add_to_run(pt, rel, ch->newtup, 'u');
 			break;
 
 		case DS_CHANGE_UPDATE:
@@ -930,6 +1030,13 @@ pg_apply(DsApplyTarget *t, DsChange *ch)
 							key_changed = true;
 				}
 
+				/* the whole new row under the same key: an upsert of a run */
+				if (rel->nkeys > 0 && !partial && !key_changed)
+				{
+					add_to_run(pt, rel, ch->newtup, 'u');
+					break;
+				}
+				flush_run(pt);
 				if (rel->nkeys > 0 && !partial)
 				{
 					/* full new row: delete the old key if it moved, upsert */
@@ -989,6 +1096,14 @@ pg_apply(DsApplyTarget *t, DsChange *ch)
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						 errmsg("DELETE from table \"%s.%s\" came without its key",
 								rel->nspname, rel->relname)));
+			if (rel->nkeys > 0)
+			{
+				/* checks that the key was sent */
+				key_values(rel, ch->oldtup, vals);
+				add_to_run(pt, rel, ch->oldtup, 'd');
+				break;
+			}
+			flush_run(pt);
 			if (!pr->have_delete)
 				prepare_delete(pt, rel, pr);
 			if (rel->nkeys > 0)
