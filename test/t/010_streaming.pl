@@ -347,6 +347,26 @@ compare_tables($src, $tgt, q{"we'ird ""name"""}, 'id');
 compare_tables($src, $tgt, '"select"', '"from"');
 compare_tables($src, $tgt, 'comp', 'a, b');
 
+# runs: inserts and whole-row updates go out as multi-row upserts (a key
+# seen again in the run starts a new one), deletes by key as one DELETE
+# per run; mixed in one transaction with a composite key
+$src->safe_psql('postgres', <<'EOSQL');
+BEGIN;
+INSERT INTO comp SELECT 100 + g, 'r', g FROM generate_series(1, 300) g;
+UPDATE comp SET v = v + 1000 WHERE a > 100 AND b = 'r';
+UPDATE comp SET v = v + 1 WHERE a = 101 AND b = 'r';
+UPDATE comp SET v = v + 1 WHERE a = 101 AND b = 'r';
+UPDATE comp SET v = v + 1 WHERE a = 101 AND b = 'r';
+DELETE FROM comp WHERE a > 150 AND b = 'r';
+INSERT INTO comp VALUES (151, 'r', -1);
+UPDATE comp SET v = -2 WHERE a = 151 AND b = 'r';
+DELETE FROM comp WHERE a = 102 AND b = 'r';
+DELETE FROM comp WHERE a = 102 AND b = 'r';
+COMMIT;
+EOSQL
+synced('runs of upserts and deletes');
+compare_tables($src, $tgt, 'comp', 'a, b');
+
 # REPLICA IDENTITY FULL without a key: duplicates are distinct rows
 $src->safe_psql('postgres', <<'EOSQL');
 INSERT INTO nokey VALUES (5, 'dup', '[1, 2]'), (5, 'dup', '[1, 2]'), (6, 'dup2', NULL), (6, 'dup2', NULL);
