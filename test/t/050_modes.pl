@@ -151,6 +151,14 @@ is(src_q("SELECT (SELECT finished_at FROM datasync.jobs WHERE id = $j1) <= (SELE
 	't', 'the second run started after the first ended');
 compare_tables($src, $tgt, 'man', 'id');
 
+# sync_now with a timeout returns before the run ends; the run goes on
+src_q("INSERT INTO man VALUES (2500, 'timeout')");
+my $tj = src_q("SELECT datasync.sync_now('man', '0 s')");
+like($tj, qr/"status": "queued"/, 'sync_now with a zero timeout returns the queued run');
+my ($tjid) = $tj =~ /"id": (\d+)/;
+ok($src->poll_query_until('postgres', "SELECT status = 'succeeded' FROM datasync.jobs WHERE id = $tjid"),
+	'and the run still ends');
+
 # bad inputs
 my ($rc, $o, $e) = $src->psql('postgres', "SELECT datasync.job_status(999999)");
 like($e, qr/job 999999 does not exist/, 'job_status of an unknown id');
@@ -224,6 +232,15 @@ is(src_q("SELECT schedule FROM datasync.pipelines WHERE name = 'sch'"), '*/5 * *
 ($rc, $o, $e) = $src->psql('postgres', q{SELECT datasync.alter_pipeline('sch', '{"schedule": "61 * * * *"}')});
 like($e, qr/invalid schedule/, 'alter to a bad expression is refused');
 is(src_q("SELECT schedule FROM cron.job WHERE jobname = 'datasync_sch'"), '*/5 * * * *', 'and changes nothing');
+
+# a paused scheduled pipeline skips its runs: what pg_cron calls returns NULL
+src_q("SELECT datasync.pause('sch')");
+my $sch_id = src_q("SELECT id FROM datasync._pipelines WHERE name = 'sch'");
+my $njobs = src_q("SELECT count(*) FROM datasync.jobs WHERE pipeline = 'sch'");
+is(src_q("SELECT datasync._scheduled_run($sch_id) IS NULL"), 't', 'paused: a scheduled run is skipped');
+is(src_q("SELECT count(*) FROM datasync.jobs WHERE pipeline = 'sch'"), $njobs, 'and records no job');
+src_q("SELECT datasync.resume('sch')");
+like(src_q("SELECT datasync._scheduled_run($sch_id)"), qr/"kind": "scheduled"/, 'resumed: a scheduled run runs');
 
 src_q("SELECT datasync.drop_pipeline('sch')");
 is(src_q("SELECT count(*) FROM cron.job WHERE jobname = 'datasync_sch'"), '0', 'drop_pipeline removes the cron job');
