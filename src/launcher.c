@@ -10,10 +10,13 @@
  *
  * NOTES
  *		A static background worker in datasync.database.  Every naptime, or
- *		when a SQL call sets its latch at commit, it reads the pipelines and
- *		starts a dynamic worker (BGW_NEVER_RESTART) for each runnable one
- *		that has none, and terminates the workers of pipelines that were
- *		paused or dropped.  A worker that exits soon after it started is
+ *		when a SQL call sets its latch, it reads the pipelines and starts a
+ *		dynamic worker (BGW_NEVER_RESTART) for each runnable one that has
+ *		none: a real-time pipeline always, a manual or scheduled one while
+ *		runs are queued for it (jobs.c); it terminates the workers of
+ *		pipelines that were paused or dropped, and fails the runs still
+ *		queued for a paused or stopped pipeline.  When it starts, it marks
+ *		runs that a server restart interrupted as failed.  A worker that exits soon after it started is
  *		restarted after an exponential backoff with jitter (the postmaster
  *		only knows a fixed restart interval).  Transient errors inside a
  *		session are retried by the worker itself (worker.c).
