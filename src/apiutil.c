@@ -20,6 +20,7 @@
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 
 #include "apiutil.h"
 #include "shmem.h"
@@ -73,6 +74,27 @@ ds_spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *args, int expected
 
 	if (rc != expected)
 		elog(ERROR, "SPI_execute failed (%s): %s", SPI_result_code_string(rc), sql);
+}
+
+/*
+ * A non-NULL interval argument "timeout" in milliseconds, at most a year
+ * (longer is "wait until done" in practice).  Negative ones are refused.
+ */
+int64
+ds_arg_timeout_ms(FunctionCallInfo fcinfo, int argno)
+{
+	Interval   *timeout = PG_GETARG_INTERVAL_P(argno);
+
+	/* in double: a huge interval must not overflow */
+	double		ms = timeout->time / 1000.0 +
+		((double) timeout->day + (double) timeout->month * DAYS_PER_MONTH) * 86400000.0;
+
+	if (ms < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"timeout\" must not be negative: \"%s\"",
+						DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(timeout))))));
+	return ms > DS_TIMEOUT_MAX_MS ? DS_TIMEOUT_MAX_MS : (int64) ms;
 }
 
 /* pipelines need datasync preloaded and logical WAL */

@@ -22,5 +22,8 @@ extern void ds_check_name(const char *what, const char *name);
 extern void ds_spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *args,
 						int expected);
 extern void ds_require_preload(void);
+#define DS_TIMEOUT_MAX_MS INT64CONST(31536000000)	/* a year */
+
+extern int64 ds_arg_timeout_ms(FunctionCallInfo fcinfo, int argno);
 
 #endif							/* DATASYNC_APIUTIL_H */

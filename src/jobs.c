@@ -556,23 +556,22 @@ job_enqueue(JobPipeline *p, DsJobKind kind, DsPipelineSlot **slot_out)
 	job_id = next_job_id();
 
 	slot = ds_slot_attach(p->id);
-	SpinLockAcquire(&slot->mutex);
-	if (slot->njobs >= DS_MAX_JOBS)
-	{
-		SpinLockRelease(&slot->mutex);
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("pipeline \"%s\" has %d runs queued already", p->name, DS_MAX_JOBS),
-				 errhint("Wait for them to finish (see datasync.jobs and datasync.job_status()).")));
-	}
-	SpinLockRelease(&slot->mutex);
 
+	/* a marker that no run waits for (queue full) is passed over */
 	seq = pg_atomic_add_fetch_u64(&DsShmem->marker_seq, 1);
 	lsn = LogLogicalMessage(DATASYNC_MARKER_PREFIX, (const char *) &seq, sizeof(seq), false);
 	XLogFlush(lsn);
 
 	SpinLockAcquire(&slot->mutex);
-	if (slot->njobs >= DS_MAX_JOBS || slot->pipeline_id != p->id)
+	if (slot->pipeline_id != p->id)
+	{
+		/* dropped since we looked it up */
+		SpinLockRelease(&slot->mutex);
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("pipeline \"%s\" does not exist", p->name)));
+	}
+	if (slot->njobs >= DS_MAX_JOBS)
 	{
 		SpinLockRelease(&slot->mutex);
 		ereport(ERROR,
@@ -833,19 +832,12 @@ datasync_sync_now(PG_FUNCTION_ARGS)
 	char	   *json;
 	bool		failed;
 
+	/* NULL, or a year or more: until the run is done */
 	if (!PG_ARGISNULL(1))
 	{
-		Interval   *timeout = PG_GETARG_INTERVAL_P(1);
-		double		ms = timeout->time / 1000.0 +
-			((double) timeout->day + (double) timeout->month * DAYS_PER_MONTH) * 86400000.0;
-
-		if (ms < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("argument \"timeout\" must not be negative: \"%s\"",
-							DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(timeout)))),
-					 errhint("Pass NULL to wait until the run is done.")));
-		timeout_ms = ms > 365.0 * 86400000.0 ? -1 : (int64) ms;
+		timeout_ms = ds_arg_timeout_ms(fcinfo, 1);
+		if (timeout_ms >= DS_TIMEOUT_MAX_MS)
+			timeout_ms = -1;
 	}
 	ds_require_preload();
 	p = runnable_pipeline(name);

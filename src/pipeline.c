@@ -888,7 +888,6 @@ Datum
 datasync_wait_for_sync(PG_FUNCTION_ARGS)
 {
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
-	Interval   *timeout;
 	int64		timeout_ms;
 	PipelineRow r;
 	uint64		seq;
@@ -900,20 +899,7 @@ datasync_wait_for_sync(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("argument \"timeout\" must not be null")));
-	timeout = PG_GETARG_INTERVAL_P(1);
-	{
-		/* in double: a huge interval must not overflow */
-		double		ms = timeout->time / 1000.0 +
-			((double) timeout->day + (double) timeout->month * DAYS_PER_MONTH) * 86400000.0;
-
-		if (ms < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("argument \"timeout\" must not be negative: \"%s\"",
-							DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(timeout))))));
-		/* longer than a year is "wait until done" in practice */
-		timeout_ms = ms > 365.0 * 86400000.0 ? (int64) (365.0 * 86400000.0) : (int64) ms;
-	}
+	timeout_ms = ds_arg_timeout_ms(fcinfo, 1);
 	ds_require_preload();
 
 	SPI_connect();
