@@ -47,7 +47,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(source_node target_node target_dsn wait_for_sync
-  compare_tables table_hash compare_hash);
+  compare_tables table_hash compare_hash change_logs);
 
 # Database that the helpers use on every node.
 our $DBNAME = 'postgres';
@@ -279,6 +279,42 @@ sub compare_hash
 }
 
 =pod
+
+=item change_logs($src, $tgt, $table)
+
+Exactly-once evidence for C<$table> (columns C<id> and an integer C<v>): an
+AFTER trigger on the source logs every change to C<change_log (id, v)>, and
+an C<ENABLE ALWAYS> trigger on the target (it fires under
+C<session_replication_role = replica> too) logs every applied change to
+C<applied_log>; a delete logs C<v = -1>.  Compare the two logs as multisets.
+
+=cut
+
+sub change_logs
+{
+	my ($src, $tgt, $table) = @_;
+	my $sql = sub {
+		my ($log, $fn) = @_;
+		return qq{
+CREATE TABLE $log (n bigserial PRIMARY KEY, id bigint, v int);
+CREATE FUNCTION $fn() RETURNS trigger LANGUAGE plpgsql AS \$\$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    INSERT INTO $log (id, v) VALUES (OLD.id, -1);
+  ELSE
+    INSERT INTO $log (id, v) VALUES (NEW.id, NEW.v);
+  END IF;
+  RETURN NULL;
+END \$\$;
+CREATE TRIGGER $fn AFTER INSERT OR UPDATE OR DELETE ON $table
+  FOR EACH ROW EXECUTE FUNCTION $fn();
+};
+	};
+	$src->safe_psql($DBNAME, $sql->('change_log', 'log_change'));
+	$tgt->safe_psql($DBNAME, $sql->('applied_log', 'log_applied')
+		  . "ALTER TABLE $table ENABLE ALWAYS TRIGGER log_applied;");
+	return;
+}
 
 =back
 

@@ -30,35 +30,9 @@ my $tgt = target_node('tgt_faults');
 my $table_sql = q{
 CREATE TABLE acct (id bigserial PRIMARY KEY, v int NOT NULL, note text);
 };
-$src->safe_psql('postgres', $table_sql . q{
-CREATE TABLE change_log (n bigserial PRIMARY KEY, id bigint, v int);
-CREATE FUNCTION log_change() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF TG_OP = 'DELETE' THEN
-    INSERT INTO change_log (id, v) VALUES (OLD.id, -1);
-  ELSE
-    INSERT INTO change_log (id, v) VALUES (NEW.id, NEW.v);
-  END IF;
-  RETURN NULL;
-END $$;
-CREATE TRIGGER log_change AFTER INSERT OR UPDATE OR DELETE ON acct
-  FOR EACH ROW EXECUTE FUNCTION log_change();
-});
-$tgt->safe_psql('postgres', $table_sql . q{
-CREATE TABLE applied_log (n bigserial PRIMARY KEY, id bigint, v int);
-CREATE FUNCTION log_applied() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF TG_OP = 'DELETE' THEN
-    INSERT INTO applied_log (id, v) VALUES (OLD.id, -1);
-  ELSE
-    INSERT INTO applied_log (id, v) VALUES (NEW.id, NEW.v);
-  END IF;
-  RETURN NULL;
-END $$;
-CREATE TRIGGER log_applied AFTER INSERT OR UPDATE OR DELETE ON acct
-  FOR EACH ROW EXECUTE FUNCTION log_applied();
-ALTER TABLE acct ENABLE ALWAYS TRIGGER log_applied;
-});
+$src->safe_psql('postgres', $table_sql);
+$tgt->safe_psql('postgres', $table_sql);
+change_logs($src, $tgt, 'acct');
 
 my $dsn = target_dsn($tgt);
 $src->safe_psql('postgres', qq{

@@ -31,35 +31,10 @@ CREATE TABLE sw (id bigserial PRIMARY KEY, v int NOT NULL);
 CREATE TABLE big (id int PRIMARY KEY, pad text);
 };
 $src->safe_psql('postgres', $tables . q{
-CREATE TABLE change_log (n bigserial PRIMARY KEY, id bigint, v int);
-CREATE FUNCTION log_change() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF TG_OP = 'DELETE' THEN
-    INSERT INTO change_log (id, v) VALUES (OLD.id, -1);
-  ELSE
-    INSERT INTO change_log (id, v) VALUES (NEW.id, NEW.v);
-  END IF;
-  RETURN NULL;
-END $$;
-CREATE TRIGGER log_change AFTER INSERT OR UPDATE OR DELETE ON sw
-  FOR EACH ROW EXECUTE FUNCTION log_change();
 INSERT INTO man SELECT g, 'pre' || g FROM generate_series(1, 10) g;
 });
-$tgt->safe_psql('postgres', $tables . q{
-CREATE TABLE applied_log (n bigserial PRIMARY KEY, id bigint, v int);
-CREATE FUNCTION log_applied() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF TG_OP = 'DELETE' THEN
-    INSERT INTO applied_log (id, v) VALUES (OLD.id, -1);
-  ELSE
-    INSERT INTO applied_log (id, v) VALUES (NEW.id, NEW.v);
-  END IF;
-  RETURN NULL;
-END $$;
-CREATE TRIGGER log_applied AFTER INSERT OR UPDATE OR DELETE ON sw
-  FOR EACH ROW EXECUTE FUNCTION log_applied();
-ALTER TABLE sw ENABLE ALWAYS TRIGGER log_applied;
-});
+$tgt->safe_psql('postgres', $tables);
+change_logs($src, $tgt, 'sw');
 
 my $dsn = target_dsn($tgt);
 $src->safe_psql('postgres', "SELECT datasync.create_target('tgt', '$dsn')");
