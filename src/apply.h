@@ -28,9 +28,19 @@
 #include "access/xlogdefs.h"
 #include "nodes/bitmapset.h"
 #include "nodes/pg_list.h"
+#include "datatype/timestamp.h"
 #include "replication/logicalproto.h"
 
 #include "catalog.h"
+
+/* conflict strategies (catalog.c names them) */
+typedef enum DsStrategy
+{
+	DS_SOURCE_WINS,
+	DS_TARGET_WINS,
+	DS_LATEST_TIMESTAMP,
+	DS_MANUAL
+} DsStrategy;
 
 /*
  * A source relation as the stream described it, plus where it goes.
@@ -49,6 +59,10 @@ typedef struct DsRelation
 	int			nkeys;			/* key columns: primary key / replica identity */
 	int		   *keyatts;		/* their positions in attnames */
 	bool		full_identity;	/* REPLICA IDENTITY FULL without a key */
+	bool		old_full;		/* REPLICA IDENTITY FULL: old rows are whole */
+	DsStrategy	strategy;		/* this table's conflict strategy */
+	bool		detect;			/* changes take the conflict-checking path */
+	int			ts_att;			/* latest-timestamp column, -1: commit time */
 	char	   *target_qname;	/* quoted, schema-qualified target table */
 	bool		in_pipeline;	/* false: changes are skipped */
 	XLogRecPtr	sync_lsn;		/* skip transactions committed before this
@@ -71,7 +85,32 @@ typedef struct DsChange
 	DsRelation *rel;
 	LogicalRepTupleData *oldtup;	/* key or full old row; NULL if none sent */
 	LogicalRepTupleData *newtup;	/* INSERT and UPDATE */
+	XLogRecPtr	change_lsn;		/* commit LSN of its source transaction */
+	int			change_seq;		/* its place in that transaction */
+	TimestampTz commit_time;	/* of its source transaction */
 } DsChange;
+
+/*
+ * A conflict the target met on the checking path (see apply_pg.c), as
+ * handed to the decider (conflict.c).  One palloc'd chunk: strings point
+ * into it.
+ */
+typedef struct DsConflictHit
+{
+	DsRelation *rel;
+	DsChangeKind change;
+	const char *kind;			/* insert_exists, update_missing, ... */
+	bool		applied;		/* the source version was applied */
+	char	   *target_row;		/* to_jsonb of the target row; NULL: none */
+	XLogRecPtr	change_lsn;
+	int			change_seq;
+	TimestampTz commit_time;
+	char	  **newvals;		/* natts values, NULL: SQL NULL */
+	bool	   *newsent;		/* false: not sent (unchanged TOAST) */
+	bool		has_new;		/* false for deletes */
+	char	  **keyvals;		/* nkeys values of the key it was found by */
+	char	  **newkeyvals;		/* nkeys values of the new key (updates) */
+} DsConflictHit;
 
 typedef struct DsApplyTarget DsApplyTarget;
 
@@ -102,9 +141,17 @@ struct DsApplyTarget
 	XLogRecPtr	(*durable) (DsApplyTarget *t, bool refresh, bool *all);
 	/* read results that arrived, without waiting */
 	void		(*poll) (DsApplyTarget *t);
+	/* wait for the results of every statement sent (no commit) */
+	void		(*settle) (DsApplyTarget *t);
 	void		(*close) (DsApplyTarget *t);
 
 	DsPipelineConfig *cfg;
+
+	/* set by the decider: called for each conflict a result reports */
+	void		(*on_conflict) (DsConflictHit *hit, void *arg);
+	void	   *on_conflict_arg;
+	/* conflicts counted on the fast path (source-wins) */
+	uint64		counted_conflicts;
 };
 
 extern DsApplyTarget *ds_apply_pg_create(DsPipelineConfig *cfg);

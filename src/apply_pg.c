@@ -38,11 +38,13 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
 #include "storage/latch.h"
 #include "utils/memutils.h"
 #include "utils/pg_lsn.h"
 
 #include "apply.h"
+#include "conflict.h"
 #include "pgconn.h"
 
 typedef struct PgUpdateVariant
@@ -50,6 +52,44 @@ typedef struct PgUpdateVariant
 	char	   *mask;			/* '1' for each column the UPDATE sets */
 	char		name[NAMEDATALEN];
 } PgUpdateVariant;
+
+/*
+ * A statement of the conflict-checking path: one per change kind, set of
+ * columns sent and old-row shape.  Parameters are numbered as the SQL text
+ * is built: psrc says where each value comes from ('n' the new row, 'o'
+ * the old row, 'c' the source commit time), pcol which column.
+ */
+typedef struct PgCheckStmt
+{
+	char		kind;			/* 'i', 'u', 'd' */
+	char	   *mask;			/* columns of the new row sent; NULL: all */
+	bool		oldfull;		/* the old row is whole */
+	bool		oldkey;			/* the key is read from the old row */
+	char		name[NAMEDATALEN];
+	int			nparams;
+	char	   *psrc;
+	int		   *pcol;
+} PgCheckStmt;
+
+/* how the result of a pending command is read (see drain) */
+typedef enum PgResultUse
+{
+	USE_NONE,
+	USE_COMMIT_LSN,				/* WAL insert and flush positions */
+	USE_FLUSH_LSN,				/* WAL flush position */
+	USE_XMAX_SET,				/* rows whose xmax is set: insert_exists */
+	USE_XMAX_ZERO,				/* rows newly inserted: update_missing */
+	USE_MISSED,					/* expected - rows affected: *_missing */
+	USE_CHECK					/* one row: kind, applied, target row */
+} PgResultUse;
+
+typedef struct PgPending
+{
+	const char *what;
+	PgResultUse use;
+	int			expected;		/* USE_MISSED */
+	DsConflictHit *hit;			/* USE_CHECK */
+} PgPending;
 
 /* per-relation statements; reset when the relation's version changes */
 typedef struct PgRel
@@ -65,6 +105,11 @@ typedef struct PgRel
 	bool		have_multi_delete;
 	char		multi_delete_name[NAMEDATALEN]; /* DELETE of a full run of keys */
 	List	   *updates;		/* of PgUpdateVariant */
+	bool		have_upsert_u;	/* the upserts of whole-row updates */
+	char		upsert_u_name[NAMEDATALEN];
+	bool		have_multi_u;
+	char		multi_u_name[NAMEDATALEN];
+	List	   *checks;			/* of PgCheckStmt */
 	char	   *what;			/* "applying changes to table ..." */
 } PgRel;
 
@@ -81,8 +126,8 @@ typedef struct PgTarget
 	int			pending;		/* commands whose result has not come */
 	int			syncs;			/* Syncs whose result has not come */
 	int			unflushed;		/* commands queued since the last flush */
-	/* what each pending command was about, oldest first (for errors) */
-	const char **what;
+	/* each pending command, oldest first: what for errors, how to read it */
+	PgPending  *what;
 	int			what_cap;
 	int			what_head;
 	MemoryContext cxt;
@@ -101,6 +146,7 @@ typedef struct PgTarget
 	int			run_cap;
 	char	  **run_vals;		/* in runcxt */
 	MemoryContext runcxt;
+	MemoryContext hitcxt;		/* DsConflictHits of the checking path */
 
 	/*
 	 * With synchronous_commit off (the default, as for native
@@ -120,33 +166,34 @@ typedef struct PgTarget
 } PgTarget;
 
 static void flush_run(PgTarget *pt);
+static bool is_key_att(DsRelation *rel, int att);
 static void prepare_delete(PgTarget *pt, DsRelation *rel, PgRel *pr);
 static const char *colval(LogicalRepTupleData *tup, int i);
 
-/* tags of the commands whose result rows are read (see drain) */
-static const char WHAT_COMMIT_LSN[] = "reading the target's WAL position";
-static const char WHAT_FLUSH_LSN[] = "reading the target's flushed WAL position";
-
-static const char *
-pop_what(PgTarget *pt)
+static PgPending *
+pop_pending(PgTarget *pt)
 {
-	const char *w;
+	static PgPending none = {"a command", USE_NONE, 0, NULL};
+	PgPending  *p;
 
 	if (pt->pending <= 0)
-		return "a command";
-	w = pt->what[pt->what_head];
+		return &none;
+	p = &pt->what[pt->what_head];
 	pt->what_head = (pt->what_head + 1) % pt->what_cap;
-	return w;
+	return p;
 }
 
 static void
-push_what(PgTarget *pt, const char *what)
+push_pending(PgTarget *pt, const char *what, PgResultUse use, int expected,
+			 DsConflictHit *hit)
 {
+	PgPending  *p;
+
 	/* pending was already incremented by the caller */
 	if (pt->pending > pt->what_cap)
 	{
 		int			newcap = pt->what_cap * 2;
-		const char **n = MemoryContextAlloc(pt->cxt, sizeof(char *) * newcap);
+		PgPending  *n = MemoryContextAlloc(pt->cxt, sizeof(PgPending) * newcap);
 		int			i;
 
 		for (i = 0; i < pt->pending - 1; i++)
@@ -156,7 +203,11 @@ push_what(PgTarget *pt, const char *what)
 		pt->what_cap = newcap;
 		pt->what_head = 0;
 	}
-	pt->what[(pt->what_head + pt->pending - 1) % pt->what_cap] = what;
+	p = &pt->what[(pt->what_head + pt->pending - 1) % pt->what_cap];
+	p->what = what;
+	p->use = use;
+	p->expected = expected;
+	p->hit = hit;
 }
 
 static XLogRecPtr
@@ -217,6 +268,60 @@ wait_set_last(PgTarget *pt, XLogRecPtr tgt)
 		pt->wait_tgt[(pt->wait_head + pt->wait_count - 1) % pt->wait_cap] = tgt;
 }
 
+/* what a command's result says: positions, counted or checked conflicts */
+static void
+read_result(PgTarget *pt, PgPending *p, PGresult *res)
+{
+	int			n = PQntuples(res);
+	int			i;
+
+	switch (p->use)
+	{
+		case USE_NONE:
+			break;
+		case USE_COMMIT_LSN:
+			wait_set_last(pt, lsn_value(res, 0));
+			target_flushed(pt, lsn_value(res, 1));
+			break;
+		case USE_FLUSH_LSN:
+			target_flushed(pt, lsn_value(res, 0));
+			break;
+		case USE_XMAX_SET:
+		case USE_XMAX_ZERO:
+			for (i = 0; i < n; i++)
+				if ((strcmp(PQgetvalue(res, i, 0), "0") == 0) == (p->use == USE_XMAX_ZERO))
+					pt->base.counted_conflicts++;
+			break;
+		case USE_MISSED:
+			{
+				int			done = atoi(PQcmdTuples(res));
+
+				if (done < p->expected)
+					pt->base.counted_conflicts += p->expected - done;
+				break;
+			}
+		case USE_CHECK:
+			{
+				DsConflictHit *hit = p->hit;
+
+				p->hit = NULL;
+				if (n != 1)
+					elog(ERROR, "conflict check of table %s returned %d rows", hit->rel->target_qname, n);
+				if (strcmp(PQgetvalue(res, 0, 0), "none") == 0)
+				{
+					pfree(hit);
+					break;
+				}
+				hit->kind = ds_conflict_kind_name(PQgetvalue(res, 0, 0));
+				hit->applied = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+				hit->target_row = PQgetisnull(res, 0, 2) ? NULL :
+					MemoryContextStrdup(GetMemoryChunkContext(hit), PQgetvalue(res, 0, 2));
+				pt->base.on_conflict(hit, pt->base.on_conflict_arg);
+				break;
+			}
+	}
+}
+
 /*
  * Read every result that has arrived, without waiting.  An error result
  * raises an ERROR naming what the command was about.
@@ -253,16 +358,10 @@ drain(PgTarget *pt)
 			case PGRES_COMMAND_OK:
 			case PGRES_TUPLES_OK:
 				{
-					const char *what = pop_what(pt);
+					PgPending  *p = pop_pending(pt);
 
 					pt->pending--;
-					if (what == WHAT_COMMIT_LSN)
-					{
-						wait_set_last(pt, lsn_value(res, 0));
-						target_flushed(pt, lsn_value(res, 1));
-					}
-					else if (what == WHAT_FLUSH_LSN)
-						target_flushed(pt, lsn_value(res, 0));
+					read_result(pt, p, res);
 					PQclear(res);
 					break;
 				}
@@ -270,7 +369,7 @@ drain(PgTarget *pt)
 				{
 					char		what[NAMEDATALEN * 3];
 
-					strlcpy(what, pop_what(pt), sizeof(what));
+					strlcpy(what, pop_pending(pt)->what, sizeof(what));
 					pt->pending--;
 					ds_pq_report(pt->conn, res, DS_CONN_TARGET, what);
 				}
@@ -310,12 +409,13 @@ wait_all(PgTarget *pt)
 }
 
 static void
-sent(PgTarget *pt, int ok, const char *what)
+sent_use(PgTarget *pt, int ok, const char *what, PgResultUse use, int expected,
+		 DsConflictHit *hit)
 {
 	if (!ok)
 		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, what);
 	pt->pending++;
-	push_what(pt, what);
+	push_pending(pt, what, use, expected, hit);
 	/*
 	 * libpq sends by itself once 64 kB are queued; push out and read back
 	 * every so often, so that neither its buffers nor the target's grow
@@ -329,9 +429,22 @@ sent(PgTarget *pt, int ok, const char *what)
 }
 
 static void
+sent(PgTarget *pt, int ok, const char *what)
+{
+	sent_use(pt, ok, what, USE_NONE, 0, NULL);
+}
+
+static void
 send_sql(PgTarget *pt, const char *sql, const char *what)
 {
 	sent(pt, PQsendQueryParams(pt->conn, sql, 0, NULL, NULL, NULL, NULL, 0), what);
+}
+
+static void
+send_sql_use(PgTarget *pt, const char *sql, const char *what, PgResultUse use)
+{
+	sent_use(pt, PQsendQueryParams(pt->conn, sql, 0, NULL, NULL, NULL, NULL, 0), what,
+			 use, 0, NULL);
 }
 
 static void
@@ -345,6 +458,14 @@ send_exec(PgTarget *pt, const char *name, int n, const char *const *values,
 		  const char *what)
 {
 	sent(pt, PQsendQueryPrepared(pt->conn, name, n, values, NULL, NULL, 0), what);
+}
+
+static void
+send_exec_use(PgTarget *pt, const char *name, int n, const char *const *values,
+			  const char *what, PgResultUse use, int expected, DsConflictHit *hit)
+{
+	sent_use(pt, PQsendQueryPrepared(pt->conn, name, n, values, NULL, NULL, 0), what,
+			 use, expected, hit);
 }
 
 static void
@@ -560,8 +681,8 @@ pg_commit(DsApplyTarget *t, XLogRecPtr end_lsn)
 	{
 		/* after the commit: its WAL position, and how far the target flushed */
 		wait_push(pt, end_lsn);
-		send_sql(pt, "SELECT pg_catalog.pg_current_wal_insert_lsn(), pg_catalog.pg_current_wal_flush_lsn()",
-				 WHAT_COMMIT_LSN);
+		send_sql_use(pt, "SELECT pg_catalog.pg_current_wal_insert_lsn(), pg_catalog.pg_current_wal_flush_lsn()",
+					 "reading the target's WAL position", USE_COMMIT_LSN);
 		send_sync(pt);
 	}
 	wait_all(pt);
@@ -570,6 +691,30 @@ pg_commit(DsApplyTarget *t, XLogRecPtr end_lsn)
 	if ((!pt->async_commit || pt->sync_this_xact) && !XLogRecPtrIsInvalid(end_lsn))
 		pt->durable_src = Max(pt->durable_src, end_lsn);
 	pt->sync_this_xact = false;
+}
+
+/*
+ * Wait for the results of every statement sent so far, without ending the
+ * transaction: a Flush message makes the target send what it has.
+ */
+static void
+pg_settle(DsApplyTarget *t)
+{
+	PgTarget   *pt = (PgTarget *) t;
+
+	if (pt->conn == NULL || !pt->in_pipeline)
+		return;
+	flush_run(pt);
+	if (pt->pending == 0)
+		return;
+	if (!PQsendFlushRequest(pt->conn))
+		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "sending a flush request");
+	flush_and_drain(pt);
+	while (pt->pending > 0)
+	{
+		ds_pq_wait(pt->conn, WL_SOCKET_READABLE, -1);
+		drain(pt);
+	}
 }
 
 /* see PgTarget.async_commit */
@@ -581,7 +726,8 @@ pg_durable(DsApplyTarget *t, bool refresh, bool *all)
 	if (refresh && pt->wait_count > 0 && !pt->in_xact)
 	{
 		enter_pipeline(pt);
-		send_sql(pt, "SELECT pg_catalog.pg_current_wal_flush_lsn()", WHAT_FLUSH_LSN);
+		send_sql_use(pt, "SELECT pg_catalog.pg_current_wal_flush_lsn()",
+					 "reading the target's flushed WAL position", USE_FLUSH_LSN);
 		send_sync(pt);
 		wait_all(pt);
 	}
@@ -624,11 +770,23 @@ pg_rel(PgTarget *pt, DsRelation *rel)
 		pr->version = rel->version;
 		pr->conn_gen = pt->conn_gen;
 		pr->have_upsert = pr->have_delete = pr->have_multi = false;
-		pr->have_multi_delete = false;
+		pr->have_multi_delete = pr->have_upsert_u = pr->have_multi_u = false;
 		pr->updates = NIL;
+		pr->checks = NIL;
 		pr->what = MemoryContextStrdup(pt->cxt, psprintf("applying changes to table %s", rel->target_qname));
 	}
 	return pr;
+}
+
+static bool
+is_key_att(DsRelation *rel, int att)
+{
+	int			k;
+
+	for (k = 0; k < rel->nkeys; k++)
+		if (rel->keyatts[k] == att)
+			return true;
+	return false;
 }
 
 static void
@@ -665,10 +823,15 @@ append_full_match(StringInfo sql, DsRelation *rel, int firstparam)
 
 /*
  * INSERT of nrows rows that, on a key the target already has, updates the
- * row instead (source wins).  A table without a key gets plain INSERTs.
+ * row instead (source wins).  Its RETURNING xmax counts conflicts: for
+ * inserts (flavor 'i') a returned row with xmax set was there already and
+ * differed (identical rows are left alone and return nothing); for
+ * whole-row updates ('u') a row with xmax 0 was missing.  A table without
+ * a key gets plain INSERTs.
  */
 static void
-prepare_insert(PgTarget *pt, DsRelation *rel, PgRel *pr, int nrows, const char *name)
+prepare_insert(PgTarget *pt, DsRelation *rel, PgRel *pr, int nrows, const char *name,
+			   char flavor)
 {
 	StringInfoData sql;
 	int			i;
@@ -676,7 +839,7 @@ prepare_insert(PgTarget *pt, DsRelation *rel, PgRel *pr, int nrows, const char *
 	bool		any = false;
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "INSERT INTO %s (", rel->target_qname);
+	appendStringInfo(&sql, "INSERT INTO %s AS t (", rel->target_qname);
 	for (i = 0; i < rel->natts; i++)
 		appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[i]));
 	appendStringInfoString(&sql, ") VALUES ");
@@ -689,6 +852,9 @@ prepare_insert(PgTarget *pt, DsRelation *rel, PgRel *pr, int nrows, const char *
 	}
 	if (rel->nkeys > 0)
 	{
+		StringInfoData differs;
+
+		initStringInfo(&differs);
 		appendStringInfoString(&sql, " ON CONFLICT (");
 		for (i = 0; i < rel->nkeys; i++)
 			appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "",
@@ -696,17 +862,18 @@ prepare_insert(PgTarget *pt, DsRelation *rel, PgRel *pr, int nrows, const char *
 		appendStringInfoString(&sql, ") DO UPDATE SET ");
 		for (i = 0; i < rel->natts; i++)
 		{
-			int			k;
-			bool		iskey = false;
+			const char *col;
 
-			for (k = 0; k < rel->nkeys; k++)
-				if (rel->keyatts[k] == i)
-					iskey = true;
-			if (iskey)
+			if (is_key_att(rel, i))
 				continue;
-			appendStringInfo(&sql, "%s%s = EXCLUDED.%s", any ? ", " : "",
-							 quote_identifier(rel->attnames[i]),
-							 quote_identifier(rel->attnames[i]));
+			col = quote_identifier(rel->attnames[i]);
+			appendStringInfo(&sql, "%s%s = EXCLUDED.%s", any ? ", " : "", col, col);
+			if (rel->attcast[i])
+				appendStringInfo(&differs, "%st.%s::text IS DISTINCT FROM EXCLUDED.%s::text",
+								 any ? " OR " : "", col, col);
+			else
+				appendStringInfo(&differs, "%st.%s IS DISTINCT FROM EXCLUDED.%s",
+								 any ? " OR " : "", col, col);
 			any = true;
 		}
 		if (!any)
@@ -716,17 +883,45 @@ prepare_insert(PgTarget *pt, DsRelation *rel, PgRel *pr, int nrows, const char *
 			sql.data[sql.len] = '\0';
 			appendStringInfoString(&sql, " DO NOTHING");
 		}
+		else if (flavor == 'i')
+			appendStringInfo(&sql, " WHERE %s", differs.data);
+		appendStringInfoString(&sql, " RETURNING t.xmax");
+		pfree(differs.data);
 	}
 	send_prepare(pt, name, sql.data, pr->what);
 	pfree(sql.data);
 }
 
-static void
-prepare_upsert(PgTarget *pt, DsRelation *rel, PgRel *pr)
+/* the single-row upsert of an insert ('i') or a whole-row update ('u') */
+static const char *
+upsert_name(PgTarget *pt, DsRelation *rel, PgRel *pr, char flavor)
 {
-	snprintf(pr->upsert_name, NAMEDATALEN, "ds_%u_%u_i", rel->remoteid, rel->version);
-	prepare_insert(pt, rel, pr, 1, pr->upsert_name);
-	pr->have_upsert = true;
+	if (flavor == 'i')
+	{
+		if (!pr->have_upsert)
+		{
+			snprintf(pr->upsert_name, NAMEDATALEN, "ds_%u_%u_i", rel->remoteid, rel->version);
+			prepare_insert(pt, rel, pr, 1, pr->upsert_name, 'i');
+			pr->have_upsert = true;
+		}
+		return pr->upsert_name;
+	}
+	if (!pr->have_upsert_u)
+	{
+		snprintf(pr->upsert_u_name, NAMEDATALEN, "ds_%u_%u_iu", rel->remoteid, rel->version);
+		prepare_insert(pt, rel, pr, 1, pr->upsert_u_name, 'u');
+		pr->have_upsert_u = true;
+	}
+	return pr->upsert_u_name;
+}
+
+/* how an upsert's result counts conflicts */
+static PgResultUse
+upsert_use(DsRelation *rel, char flavor)
+{
+	if (rel->nkeys == 0)
+		return USE_NONE;
+	return flavor == 'i' ? USE_XMAX_SET : USE_XMAX_ZERO;
 }
 
 /* values a row of a run has: the whole row, or its key for deletes */
@@ -797,36 +992,43 @@ flush_run(PgTarget *pt)
 		{
 			if (!pr->have_multi_delete)
 				prepare_multi_delete(pt, rel, pr, pt->run_n);
-			send_exec(pt, pr->multi_delete_name, pt->run_n * rel->nkeys,
-					  (const char *const *) pt->run_vals, pr->what);
+			send_exec_use(pt, pr->multi_delete_name, pt->run_n * rel->nkeys,
+						  (const char *const *) pt->run_vals, pr->what,
+						  USE_MISSED, pt->run_n, NULL);
 		}
 		else
 		{
 			if (!pr->have_delete)
 				prepare_delete(pt, rel, pr);
 			for (r = 0; r < pt->run_n; r++)
-				send_exec(pt, pr->delete_name, rel->nkeys,
-						  (const char *const *) pt->run_vals + r * rel->nkeys, pr->what);
+				send_exec_use(pt, pr->delete_name, rel->nkeys,
+							  (const char *const *) pt->run_vals + r * rel->nkeys, pr->what,
+							  USE_MISSED, 1, NULL);
 		}
 	}
-	else if (pt->run_n == run_rows(rel, 'u') && pt->run_n > 1)
+	else if (pt->run_n == run_rows(rel, pt->run_kind) && pt->run_n > 1)
 	{
-		if (!pr->have_multi)
+		bool	   *have = pt->run_kind == 'i' ? &pr->have_multi : &pr->have_multi_u;
+		char	   *name = pt->run_kind == 'i' ? pr->multi_name : pr->multi_u_name;
+
+		if (!*have)
 		{
-			snprintf(pr->multi_name, NAMEDATALEN, "ds_%u_%u_m", rel->remoteid, rel->version);
-			prepare_insert(pt, rel, pr, pt->run_n, pr->multi_name);
-			pr->have_multi = true;
+			snprintf(name, NAMEDATALEN, "ds_%u_%u_m%c", rel->remoteid, rel->version, pt->run_kind);
+			prepare_insert(pt, rel, pr, pt->run_n, name, pt->run_kind);
+			*have = true;
 		}
-		send_exec(pt, pr->multi_name, pt->run_n * rel->natts,
-				  (const char *const *) pt->run_vals, pr->what);
+		send_exec_use(pt, name, pt->run_n * rel->natts,
+					  (const char *const *) pt->run_vals, pr->what,
+					  upsert_use(rel, pt->run_kind), 0, NULL);
 	}
 	else
 	{
-		if (!pr->have_upsert)
-			prepare_upsert(pt, rel, pr);
+		const char *name = upsert_name(pt, rel, pr, pt->run_kind);
+
 		for (r = 0; r < pt->run_n; r++)
-			send_exec(pt, pr->upsert_name, rel->natts,
-					  (const char *const *) pt->run_vals + r * rel->natts, pr->what);
+			send_exec_use(pt, name, rel->natts,
+						  (const char *const *) pt->run_vals + r * rel->natts, pr->what,
+						  upsert_use(rel, pt->run_kind), 0, NULL);
 	}
 	pt->run_n = 0;
 	pt->run_rel = NULL;
@@ -862,8 +1064,8 @@ run_has_key(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup)
 }
 
 /*
- * Buffer a change of a run: an insert or whole-row update ('u': its new
- * row) or a delete by key ('d': its key); a full run goes out at once.  One
+ * Buffer a change of a run: inserts ('i') or whole-row updates ('u': their
+ * new rows) or deletes by key ('d': their keys); a full run goes out at once.  One
  * upsert statement may not touch a row twice, so a second change of a key
  * starts a new run.
  */
@@ -875,7 +1077,7 @@ add_to_run(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup, char kind)
 	int			width = run_width(rel, kind);
 
 	if (pt->run_rel != rel || pt->run_kind != kind ||
-		(kind == 'u' && rel->nkeys > 0 && run_has_key(pt, rel, tup)))
+		(kind != 'd' && rel->nkeys > 0 && run_has_key(pt, rel, tup)))
 	{
 		flush_run(pt);
 		pt->run_rel = rel;
@@ -990,6 +1192,410 @@ key_values(DsRelation *rel, LogicalRepTupleData *tup, const char **out)
 	}
 }
 
+/* ---------------------------------------------------------------------
+ * The conflict-checking path
+ *
+ * A table whose strategy detects conflicts gets one statement a change
+ * that looks at the target row, decides and acts in one go, so changes
+ * stay pipelined:
+ *
+ *   WITH cur AS (SELECT to_jsonb(t)::text AS trow, <row = old row> AS so,
+ *                       <row = new row> AS sn, <source is later> AS lt
+ *                  FROM tbl t WHERE <key> LIMIT 1 FOR UPDATE OF t),
+ *        d AS (SELECT ..., CASE WHEN trow IS NULL THEN '<kind>_missing'
+ *                               WHEN <clean> THEN 'none' ELSE '<kind>' END AS kind ...),
+ *        a AS (SELECT kind, trow, <apply?> AS apply FROM d),
+ *        w AS (UPDATE/DELETE ... WHERE a.apply AND <key>),
+ *        i AS (INSERT ... SELECT ... FROM a WHERE a.apply AND a.trow IS NULL)
+ *   SELECT kind, apply, trow FROM a
+ *
+ * "apply" is true for clean changes and, for a conflict, what the
+ * strategy says: source-wins yes, target-wins and manual no,
+ * latest-timestamp when the source's version is not older.  The result
+ * row goes to the decider (on_conflict) unless it says 'none'.
+ * ---------------------------------------------------------------------
+ */
+static int
+check_param(PgCheckStmt *cs, char src, int col, int cap)
+{
+	int			i;
+
+	for (i = 0; i < cs->nparams; i++)
+		if (cs->psrc[i] == src && cs->pcol[i] == col)
+			return i + 1;
+	Assert(cs->nparams < cap);
+	cs->psrc[cs->nparams] = src;
+	cs->pcol[cs->nparams] = col;
+	return ++cs->nparams;
+}
+
+/* t.col equals the value of parameter p, NULLs equal */
+static void
+append_eq(StringInfo sql, DsRelation *rel, int att, int p)
+{
+	const char *col = quote_identifier(rel->attnames[att]);
+
+	if (rel->attcast[att])
+		/* the CASE gives $p the column's type before the cast to text */
+		appendStringInfo(sql, "t.%s::text IS NOT DISTINCT FROM (CASE WHEN false THEN t.%s ELSE $%d END)::text",
+						 col, col, p);
+	else
+		appendStringInfo(sql, "t.%s IS NOT DISTINCT FROM $%d", col, p);
+}
+
+static void
+append_lookup(StringInfo sql, DsRelation *rel, PgCheckStmt *cs, int cap)
+{
+	int			k;
+
+	for (k = 0; k < rel->nkeys; k++)
+	{
+		int			a = rel->keyatts[k];
+
+		appendStringInfo(sql, "%st.%s = $%d", k > 0 ? " AND " : "",
+						 quote_identifier(rel->attnames[a]),
+						 check_param(cs, cs->oldkey ? 'o' : 'n', a, cap));
+	}
+}
+
+static PgCheckStmt *
+check_stmt(PgTarget *pt, DsRelation *rel, PgRel *pr, char kind, const char *mask,
+		   bool oldfull, bool oldkey)
+{
+	ListCell   *lc;
+	PgCheckStmt *cs;
+	StringInfoData sql;
+	MemoryContext old;
+	int			cap = rel->natts * 2 + 1;
+	int			i;
+	bool		any;
+	bool		use_ts;
+	const char *missing;
+	const char *clean;
+	const char *differs;
+	const char *clean_apply;
+	const char *conflict_apply;
+
+	foreach(lc, pr->checks)
+	{
+		cs = lfirst(lc);
+		if (cs->kind == kind && cs->oldfull == oldfull && cs->oldkey == oldkey &&
+			((cs->mask == NULL && mask == NULL) ||
+			 (cs->mask && mask && strcmp(cs->mask, mask) == 0)))
+			return cs;
+	}
+
+	old = MemoryContextSwitchTo(pt->cxt);
+	cs = palloc0(sizeof(PgCheckStmt));
+	cs->kind = kind;
+	cs->mask = mask ? pstrdup(mask) : NULL;
+	cs->oldfull = oldfull;
+	cs->oldkey = oldkey;
+	cs->psrc = palloc(cap);
+	cs->pcol = palloc(sizeof(int) * cap);
+	snprintf(cs->name, NAMEDATALEN, "ds_%u_%u_c%d", rel->remoteid, rel->version,
+			 list_length(pr->checks));
+	pr->checks = lappend(pr->checks, cs);
+	MemoryContextSwitchTo(old);
+
+	initStringInfo(&sql);
+
+	/* cur: the target row, compared with the old and the new row */
+	appendStringInfoString(&sql, "WITH cur AS (SELECT pg_catalog.to_jsonb(t.*)::text AS trow, ");
+	if (kind != 'i' && oldfull)
+	{
+		appendStringInfoChar(&sql, '(');
+		for (i = 0; i < rel->natts; i++)
+		{
+			if (i > 0)
+				appendStringInfoString(&sql, " AND ");
+			append_eq(&sql, rel, i, check_param(cs, 'o', i, cap));
+		}
+		appendStringInfoString(&sql, ") AS so, ");
+	}
+	else
+		appendStringInfoString(&sql, "true AS so, ");
+	if (kind != 'd')
+	{
+		any = false;
+		appendStringInfoChar(&sql, '(');
+		for (i = 0; i < rel->natts; i++)
+		{
+			if (mask && mask[i] != '1')
+				continue;
+			if (any)
+				appendStringInfoString(&sql, " AND ");
+			append_eq(&sql, rel, i, check_param(cs, 'n', i, cap));
+			any = true;
+		}
+		appendStringInfoString(&sql, any ? ") AS sn" : "true) AS sn");
+	}
+	else
+		appendStringInfoString(&sql, "false AS sn");
+
+	/* latest-timestamp: is the source's version at least as new? */
+	if (rel->strategy == DS_LATEST_TIMESTAMP)
+	{
+		char	   *src;
+		char	   *tgt;
+
+		use_ts = rel->ts_att >= 0 && kind != 'd' && (mask == NULL || mask[rel->ts_att] == '1');
+		if (use_ts)
+			src = psprintf("$%d", check_param(cs, 'n', rel->ts_att, cap));
+		else
+			src = psprintf("$%d::pg_catalog.timestamptz", check_param(cs, 'c', 0, cap));
+		if (rel->ts_att >= 0)
+			tgt = psprintf("t.%s", quote_identifier(rel->attnames[rel->ts_att]));
+		else
+			tgt = "pg_catalog.pg_xact_commit_timestamp(t.xmin)";
+		appendStringInfo(&sql, ", CASE WHEN %s IS NULL THEN true WHEN %s IS NULL THEN false ELSE %s >= %s END AS lt",
+						 tgt, src, src, tgt);
+	}
+	else
+		appendStringInfoString(&sql, ", true AS lt");
+	appendStringInfo(&sql, " FROM %s t WHERE ", rel->target_qname);
+	append_lookup(&sql, rel, cs, cap);
+	appendStringInfoString(&sql, " LIMIT 1 FOR UPDATE OF t), ");
+
+	/* d: the kind of conflict, or none */
+	switch (kind)
+	{
+		case 'i':
+			missing = "'none'";
+			clean = "c.sn";
+			differs = "'insert_exists'";
+			clean_apply = "d.trow IS NULL";
+			break;
+		case 'u':
+			missing = "'update_missing'";
+			clean = "c.so OR c.sn";
+			differs = "'update_differs'";
+			clean_apply = "d.so";
+			break;
+		default:
+			missing = "'delete_missing'";
+			clean = "c.so";
+			differs = "'delete_differs'";
+			clean_apply = "true";
+			break;
+	}
+	switch (rel->strategy)
+	{
+		case DS_SOURCE_WINS:
+			conflict_apply = "true";
+			break;
+		case DS_LATEST_TIMESTAMP:
+			conflict_apply = "d.trow IS NULL OR coalesce(d.lt, true)";
+			break;
+		default:
+			conflict_apply = "false";
+			break;
+	}
+	appendStringInfo(&sql,
+					 "d AS (SELECT c.trow, c.so, c.lt, CASE WHEN c.trow IS NULL THEN %s"
+					 " WHEN %s THEN 'none' ELSE %s END AS kind"
+					 " FROM (VALUES (1)) one (x) LEFT JOIN cur c ON true), "
+					 "a AS (SELECT d.kind, d.trow, CASE WHEN d.kind = 'none' THEN %s ELSE %s END AS apply FROM d)",
+					 missing, clean, differs, clean_apply, conflict_apply);
+
+	/* the change itself, when a says so */
+	if (kind == 'd')
+	{
+		appendStringInfo(&sql, ", w AS (DELETE FROM %s t USING a WHERE a.apply AND a.trow IS NOT NULL AND ",
+						 rel->target_qname);
+		append_lookup(&sql, rel, cs, cap);
+		appendStringInfoChar(&sql, ')');
+	}
+	else
+	{
+		bool		whole = true;
+		bool		set_any = false;
+
+		for (i = 0; i < rel->natts; i++)
+		{
+			if (mask && mask[i] != '1')
+				whole = false;
+			/* an insert leaves the key as it is; an update may move it */
+			else if (!(kind == 'i' && is_key_att(rel, i)))
+				set_any = true;
+		}
+		if (set_any)
+		{
+			appendStringInfo(&sql, ", w AS (UPDATE %s t SET ", rel->target_qname);
+			any = false;
+			for (i = 0; i < rel->natts; i++)
+			{
+				if ((mask && mask[i] != '1') || (kind == 'i' && is_key_att(rel, i)))
+					continue;
+				appendStringInfo(&sql, "%s%s = $%d", any ? ", " : "",
+								 quote_identifier(rel->attnames[i]), check_param(cs, 'n', i, cap));
+				any = true;
+			}
+			appendStringInfoString(&sql, " FROM a WHERE a.apply AND a.trow IS NOT NULL AND ");
+			append_lookup(&sql, rel, cs, cap);
+			appendStringInfoChar(&sql, ')');
+		}
+		if (whole)
+		{
+			appendStringInfo(&sql, ", i AS (INSERT INTO %s (", rel->target_qname);
+			for (i = 0; i < rel->natts; i++)
+				appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[i]));
+			appendStringInfoString(&sql, ") SELECT ");
+			for (i = 0; i < rel->natts; i++)
+				appendStringInfo(&sql, "%s$%d", i > 0 ? ", " : "", check_param(cs, 'n', i, cap));
+			appendStringInfoString(&sql, " FROM a WHERE a.apply AND a.trow IS NULL)");
+		}
+	}
+	appendStringInfoString(&sql, " SELECT a.kind, a.apply, a.trow FROM a");
+
+	send_prepare(pt, cs->name, sql.data, pr->what);
+	pfree(sql.data);
+	return cs;
+}
+
+/* the values of a tuple's columns, copied into buf (see make_hit) */
+static char *
+pack_str(char **buf, const char *v)
+{
+	char	   *r;
+
+	if (v == NULL)
+		return NULL;
+	r = *buf;
+	strcpy(r, v);
+	*buf += strlen(v) + 1;
+	return r;
+}
+
+/* a conflict record for a change, waiting for its statement's result */
+static DsConflictHit *
+make_hit(PgTarget *pt, DsRelation *rel, DsChange *ch, const char **keyvals,
+		 const char **newkeyvals)
+{
+	Size		len = MAXALIGN(sizeof(DsConflictHit));
+	int			n = rel->natts;
+	int			k = rel->nkeys;
+	DsConflictHit *hit;
+	char	   *p;
+	char	   *str;
+	int			i;
+
+	len += MAXALIGN(sizeof(char *) * n) + MAXALIGN(sizeof(bool) * n) +
+		MAXALIGN(sizeof(char *) * k) * 2;
+	for (i = 0; i < n; i++)
+		if (ch->newtup && ch->newtup->colstatus[i] == LOGICALREP_COLUMN_TEXT)
+			len += strlen(ch->newtup->colvalues[i].data) + 1;
+	for (i = 0; i < k; i++)
+	{
+		if (keyvals[i])
+			len += strlen(keyvals[i]) + 1;
+		if (newkeyvals && newkeyvals[i])
+			len += strlen(newkeyvals[i]) + 1;
+	}
+	p = MemoryContextAllocZero(pt->hitcxt, len);
+	hit = (DsConflictHit *) p;
+	p += MAXALIGN(sizeof(DsConflictHit));
+	hit->newvals = (char **) p;
+	p += MAXALIGN(sizeof(char *) * n);
+	hit->newsent = (bool *) p;
+	p += MAXALIGN(sizeof(bool) * n);
+	hit->keyvals = (char **) p;
+	p += MAXALIGN(sizeof(char *) * k);
+	hit->newkeyvals = (char **) p;
+	p += MAXALIGN(sizeof(char *) * k);
+	str = p;
+
+	hit->rel = rel;
+	hit->change = ch->kind;
+	hit->change_lsn = ch->change_lsn;
+	hit->change_seq = ch->change_seq;
+	hit->commit_time = ch->commit_time;
+	hit->has_new = ch->newtup != NULL;
+	for (i = 0; i < n && ch->newtup; i++)
+	{
+		hit->newsent[i] = ch->newtup->colstatus[i] != LOGICALREP_COLUMN_UNCHANGED;
+		hit->newvals[i] = ch->newtup->colstatus[i] == LOGICALREP_COLUMN_TEXT ?
+			pack_str(&str, ch->newtup->colvalues[i].data) : NULL;
+	}
+	for (i = 0; i < k; i++)
+	{
+		hit->keyvals[i] = pack_str(&str, keyvals[i]);
+		hit->newkeyvals[i] = newkeyvals ? pack_str(&str, newkeyvals[i]) : hit->keyvals[i];
+	}
+	return hit;
+}
+
+static void
+apply_checked(PgTarget *pt, DsRelation *rel, PgRel *pr, DsChange *ch)
+{
+	char		kind = ch->kind == DS_CHANGE_INSERT ? 'i' :
+		ch->kind == DS_CHANGE_UPDATE ? 'u' : 'd';
+	bool		oldfull = ch->oldtup != NULL && rel->old_full;
+	bool		oldkey = ch->oldtup != NULL;
+	char	   *mask = NULL;
+	PgCheckStmt *cs;
+	const char **vals;
+	const char **keys = palloc(sizeof(char *) * rel->nkeys);
+	const char **newkeys = NULL;
+	char		ctime[MAXDATELEN + 1];
+	DsConflictHit *hit;
+	int			i;
+
+	if (ch->kind == DS_CHANGE_DELETE && ch->oldtup == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("DELETE from table \"%s.%s\" came without its key",
+						rel->nspname, rel->relname)));
+	if (ch->kind == DS_CHANGE_UPDATE)
+	{
+		for (i = 0; i < rel->natts; i++)
+			if (ch->newtup->colstatus[i] == LOGICALREP_COLUMN_UNCHANGED)
+			{
+				mask = palloc(rel->natts + 1);
+				break;
+			}
+		if (mask)
+		{
+			for (i = 0; i < rel->natts; i++)
+				mask[i] = ch->newtup->colstatus[i] == LOGICALREP_COLUMN_UNCHANGED ? '0' : '1';
+			mask[rel->natts] = '\0';
+		}
+	}
+	key_values(rel, oldkey ? ch->oldtup : ch->newtup, keys);
+	if (ch->kind == DS_CHANGE_UPDATE)
+	{
+		newkeys = palloc(sizeof(char *) * rel->nkeys);
+		key_values(rel, ch->newtup, newkeys);
+	}
+	cs = check_stmt(pt, rel, pr, kind, mask, oldfull, oldkey);
+
+	vals = palloc(sizeof(char *) * Max(cs->nparams, 1));
+	for (i = 0; i < cs->nparams; i++)
+	{
+		switch (cs->psrc[i])
+		{
+			case 'n':
+				vals[i] = colval(ch->newtup, cs->pcol[i]);
+				break;
+			case 'o':
+				vals[i] = colval(ch->oldtup, cs->pcol[i]);
+				break;
+			default:
+				strlcpy(ctime, timestamptz_to_str(ch->commit_time), sizeof(ctime));
+				vals[i] = ctime;
+				break;
+		}
+	}
+	hit = make_hit(pt, rel, ch, keys, newkeys);
+	send_exec_use(pt, cs->name, cs->nparams, vals, pr->what, USE_CHECK, 0, hit);
+	pfree(vals);
+	pfree(keys);
+	if (newkeys)
+		pfree(newkeys);
+	if (mask)
+		pfree(mask);
+}
+
 static void
 pg_apply(DsApplyTarget *t, DsChange *ch)
 {
@@ -1001,10 +1607,18 @@ pg_apply(DsApplyTarget *t, DsChange *ch)
 
 	Assert(pt->in_xact);
 
+	if (rel->detect)
+	{
+		flush_run(pt);
+		apply_checked(pt, rel, pr, ch);
+		pfree(vals);
+		return;
+	}
+
 	switch (ch->kind)
 	{
 		case DS_CHANGE_INSERT:
-			add_to_run(pt, rel, ch->newtup, 'u');
+			add_to_run(pt, rel, ch->newtup, 'i');
 			break;
 
 		case DS_CHANGE_UPDATE:
@@ -1045,13 +1659,13 @@ pg_apply(DsApplyTarget *t, DsChange *ch)
 						if (!pr->have_delete)
 							prepare_delete(pt, rel, pr);
 						key_values(rel, ch->oldtup, vals);
-						send_exec(pt, pr->delete_name, rel->nkeys, vals, pr->what);
+						/* the old row missing: update_missing */
+						send_exec_use(pt, pr->delete_name, rel->nkeys, vals, pr->what,
+									  USE_MISSED, 1, NULL);
 					}
-					if (!pr->have_upsert)
-						prepare_upsert(pt, rel, pr);
 					for (i = 0; i < rel->natts; i++)
 						vals[i] = colval(ch->newtup, i);
-					send_exec(pt, pr->upsert_name, rel->natts, vals, pr->what);
+					send_exec(pt, upsert_name(pt, rel, pr, 'u'), rel->natts, vals, pr->what);
 				}
 				else
 				{
@@ -1085,7 +1699,7 @@ pg_apply(DsApplyTarget *t, DsChange *ch)
 						for (i = 0; i < rel->natts; i++)
 							vals[n++] = colval(match, i);
 					}
-					send_exec(pt, name, n, vals, pr->what);
+					send_exec_use(pt, name, n, vals, pr->what, USE_MISSED, 1, NULL);
 				}
 				break;
 			}
@@ -1115,7 +1729,8 @@ pg_apply(DsApplyTarget *t, DsChange *ch)
 			{
 				for (i = 0; i < rel->natts; i++)
 					vals[i] = colval(ch->oldtup, i);
-				send_exec(pt, pr->delete_name, rel->natts, vals, pr->what);
+				send_exec_use(pt, pr->delete_name, rel->natts, vals, pr->what,
+							  USE_MISSED, 1, NULL);
 			}
 			break;
 	}
@@ -1276,6 +1891,8 @@ pg_close(DsApplyTarget *t)
 	pt->run_n = 0;
 	pt->run_rel = NULL;
 	MemoryContextReset(pt->runcxt);
+	/* hits still waiting for a result; the decider dropped its own */
+	MemoryContextReset(pt->hitcxt);
 }
 
 /*
@@ -1299,10 +1916,13 @@ ds_apply_pg_create(DsPipelineConfig *cfg)
 	pt->base.poll = pg_poll;
 	pt->base.durable = pg_durable;
 	pt->base.close = pg_close;
+	pt->base.settle = pg_settle;
 	pt->base.cfg = cfg;
 	pt->cxt = CurrentMemoryContext;
 	pt->what_cap = 1024;
-	pt->what = palloc(sizeof(char *) * pt->what_cap);
+	pt->what = palloc(sizeof(PgPending) * pt->what_cap);
+	pt->hitcxt = AllocSetContextCreate(CurrentMemoryContext, "datasync conflict checks",
+									   ALLOCSET_DEFAULT_SIZES);
 	pt->runcxt = AllocSetContextCreate(CurrentMemoryContext, "datasync insert run",
 									   ALLOCSET_DEFAULT_SIZES);
 	pt->wait_cap = 64;

@@ -33,7 +33,7 @@
 
 /* options of the contract that later issues implement */
 static const char *const future_options[] = {
-	"timestamp_column", "row_filter", "columns", "mask_columns",
+	"row_filter", "columns", "mask_columns",
 	"create_target_tables", "on_invalid", "track_history",
 	"history_retention", "max_retries", NULL
 };
@@ -71,6 +71,100 @@ option_string(JsonbValue *v, const char *key)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("pipeline option \"%s\" must be a non-empty string", key)));
 	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/*
+ * An option that maps tables to strings: {"schema.table": "value", ...}.
+ * With allow_string, a plain string applies to every table (source "*").
+ */
+static List *
+option_table_object(JsonbValue *v, const char *key, bool allow_string)
+{
+	JsonbIterator *it;
+	JsonbValue	v2;
+	JsonbIteratorToken tok;
+	char	   *src = NULL;
+	List	   *result = NIL;
+
+	if (allow_string && v->type == jbvString)
+	{
+		DsTableMapEntry *e = palloc(sizeof(DsTableMapEntry));
+
+		e->source = "*";
+		e->target = option_string(v, key);
+		return list_make1(e);
+	}
+	if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pipeline option \"%s\" must be %sa JSON object of table names to strings",
+						key, allow_string ? "a string or " : "")));
+	it = JsonbIteratorInit(v->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &v2, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			src = pnstrdup(v2.val.string.val, v2.val.string.len);
+		else if (tok == WJB_VALUE)
+		{
+			DsTableMapEntry *e = palloc(sizeof(DsTableMapEntry));
+
+			if (v2.type != jbvString || v2.val.string.len == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("%s entry \"%s\" must be a non-empty string", key, src)));
+			e->source = src;
+			e->target = pnstrdup(v2.val.string.val, v2.val.string.len);
+			result = lappend(result, e);
+		}
+	}
+	return result;
+}
+
+/*
+ * The value a per-table option (table_map, timestamp_column, ...) gives a
+ * table named "schema.table", or "table" when the schema is public; "*"
+ * entries apply to every table.  NULL when none does.
+ */
+const char *
+ds_table_option(List *entries, const char *nspname, const char *relname)
+{
+	ListCell   *lc;
+	const char *any = NULL;
+	char	   *srcname = psprintf("%s.%s", nspname, relname);
+
+	foreach(lc, entries)
+	{
+		DsTableMapEntry *e = lfirst(lc);
+
+		if (strcmp(e->source, srcname) == 0 ||
+			(strcmp(nspname, "public") == 0 && strcmp(e->source, relname) == 0))
+			return e->target;
+		if (strcmp(e->source, "*") == 0)
+			any = e->target;
+	}
+	return any;
+}
+
+/*
+ * The canonical name of a conflict strategy ("source_wins" and any case
+ * are accepted), or NULL when it is none.
+ */
+const char *
+ds_strategy_name(const char *word)
+{
+	static const char *const names[] = {
+		"source-wins", "target-wins", "latest-timestamp", "manual", NULL
+	};
+	char	   *w = pstrdup(word);
+	char	   *p;
+	int			i;
+
+	for (p = w; *p; p++)
+		*p = (*p == '_') ? '-' : pg_ascii_tolower((unsigned char) *p);
+	for (i = 0; names[i]; i++)
+		if (strcmp(w, names[i]) == 0)
+			return names[i];
+	return NULL;
 }
 
 /*
@@ -143,6 +237,39 @@ ds_options_parse(Jsonb *options, DsPipelineOptions *out)
 		}
 		else if (strcmp(key, "target_schema") == 0)
 			out->target_schema = option_string(&v, key);
+		else if (strcmp(key, "timestamp_column") == 0)
+			out->timestamp_columns = option_table_object(&v, key, true);
+		else if (strcmp(key, "table_conflict_strategy") == 0)
+		{
+			ListCell   *lc;
+
+			out->table_strategies = option_table_object(&v, key, false);
+			foreach(lc, out->table_strategies)
+			{
+				DsTableMapEntry *e = lfirst(lc);
+				const char *name = ds_strategy_name(e->target);
+
+				if (name == NULL)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("invalid conflict strategy \"%s\" for table \"%s\" in pipeline option \"table_conflict_strategy\"",
+									e->target, e->source),
+							 errhint("Valid strategies are \"source-wins\", \"target-wins\", \"latest-timestamp\" and \"manual\".")));
+				e->target = (char *) name;
+			}
+		}
+		else if (strcmp(key, "log_conflicts") == 0 ||
+				 strcmp(key, "replica_identity_full") == 0)
+		{
+			if (v.type != jbvBool)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("pipeline option \"%s\" must be true or false", key)));
+			if (key[0] == 'l')
+				out->log_conflicts = v.val.boolean;
+			else
+				out->replica_identity_full = v.val.boolean;
+		}
 		else if (strcmp(key, "table_map") == 0)
 		{
 			JsonbIterator *it2;
@@ -185,7 +312,7 @@ ds_options_parse(Jsonb *options, DsPipelineOptions *out)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unrecognized pipeline option \"%s\"", key),
-					 errhint("Valid options are batch_size, batch_timeout_ms, retry_base_ms, retry_max_ms, initial_sync, synchronous_commit, target_schema and table_map.")));
+					 errhint("Valid options are batch_size, batch_timeout_ms, retry_base_ms, retry_max_ms, initial_sync, synchronous_commit, target_schema, table_map, timestamp_column, table_conflict_strategy, log_conflicts and replica_identity_full.")));
 		}
 	}
 	if (out->retry_max_ms < out->retry_base_ms)
@@ -281,7 +408,8 @@ ds_catalog_load(int64 pipeline_id)
 	args[0] = Int64GetDatum(pipeline_id);
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT p.id, p.name, p.slot_name, p.mode, p.enabled, p.error, "
-							  "p.incarnation, t.name, t.kind, t.dsn, p.options, t.options, t.owner "
+							  "p.incarnation, t.name, t.kind, t.dsn, p.options, t.options, t.owner, "
+							  "p.conflict_strategy "
 							  "FROM datasync._pipelines p JOIN datasync._targets t ON t.id = p.target_id "
 							  "WHERE p.id = $1",
 							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
@@ -311,6 +439,9 @@ ds_catalog_load(int64 pipeline_id)
 		ds_options_parse(opts, &cfg->options);
 		cfg->password_env = ds_jsonb_get_text(topts, "password_env");
 		cfg->target_owner = DatumGetObjectId(spi_datum(0, 13, &isnull));
+		cfg->strategy = ds_strategy_name(spi_text(0, 14));
+		if (cfg->strategy == NULL)
+			elog(ERROR, "pipeline " INT64_FORMAT " has an invalid conflict strategy", pipeline_id);
 		MemoryContextSwitchTo(spi);
 	}
 

@@ -27,6 +27,10 @@ typedef struct DsPipelineOptions
 	char	   *synchronous_commit;	/* of the target session; "off" default */
 	char	   *target_schema;	/* NULL: same schema as the source */
 	List	   *table_map;		/* of DsTableMapEntry */
+	List	   *timestamp_columns;	/* of DsTableMapEntry; "*": every table */
+	List	   *table_strategies;	/* of DsTableMapEntry, canonical names */
+	bool		log_conflicts;	/* source-wins records its conflicts too */
+	bool		replica_identity_full;	/* may set REPLICA IDENTITY FULL */
 } DsPipelineOptions;
 
 typedef struct DsTableMapEntry
@@ -55,6 +59,7 @@ typedef struct DsPipelineConfig
 	char	   *dsn;
 	char	   *password_env;	/* name of an environment variable, or NULL */
 	Oid			target_owner;	/* role that set the DSN */
+	const char *strategy;		/* canonical conflict strategy */
 	DsPipelineOptions options;
 	List	   *tables;			/* of DsPipelineTable */
 } DsPipelineConfig;
@@ -76,6 +81,9 @@ extern List *ds_catalog_list(void);
 extern void ds_catalog_set_error(int64 pipeline_id, const char *msg);
 extern void ds_catalog_set_tables_ready(int64 pipeline_id, List *relids);
 extern char *ds_jsonb_get_text(Jsonb *jb, const char *key);
+extern const char *ds_table_option(List *entries, const char *nspname,
+								   const char *relname);
+extern const char *ds_strategy_name(const char *word);
 extern bool ds_xact_start(void);
 extern void ds_xact_commit(bool started);
 

@@ -40,6 +40,7 @@
 #include "utils/timestamp.h"
 
 #include "catalog.h"
+#include "conflict.h"
 #include "decode.h"
 #include "relmap.h"
 
@@ -103,8 +104,10 @@ ds_decode_close_batch(DsDecoder *d)
 	DsPipelineSlot *slot = d->slot;
 
 	Assert(d->batch_open && !d->in_txn);
+	ds_conflict_before_commit(d);
 	d->target->commit(d->target, d->batch_end_lsn);
 	d->batch_open = false;
+	ds_conflict_after_commit(d);
 
 	pg_atomic_fetch_add_u64(&slot->rows_inserted, d->batch_ins);
 	pg_atomic_fetch_add_u64(&slot->rows_updated, d->batch_upd);
@@ -239,6 +242,8 @@ apply_change(DsDecoder *d, DsChangeKind kind, DsRelation *rel,
 {
 	DsChange	ch;
 
+	/* a change's place in its transaction names it (conflict.c) */
+	d->change_seq++;
 	if (!wanted(d, rel))
 		return;
 	if (kind == DS_CHANGE_UPDATE)
@@ -248,8 +253,18 @@ apply_change(DsDecoder *d, DsChangeKind kind, DsRelation *rel,
 	ch.rel = rel;
 	ch.oldtup = oldtup;
 	ch.newtup = newtup;
-	d->target->apply(d->target, &ch);
+	ch.change_lsn = d->final_lsn;
+	ch.change_seq = d->change_seq;
+	ch.commit_time = d->commit_time;
 	d->batch_rows++;
+	if (rel->detect)
+	{
+		d->batch_checked = true;
+		/* manual: a change of a parked key joins its conflict */
+		if (ds_conflict_route(d, &ch))
+			return;
+	}
+	d->target->apply(d->target, &ch);
 	if (kind == DS_CHANGE_INSERT)
 		d->batch_ins++;
 	else if (kind == DS_CHANGE_UPDATE)
@@ -310,6 +325,8 @@ ds_decode_message(DsDecoder *d, StringInfo s)
 				logicalrep_read_begin(s, &begin);
 				d->in_txn = true;
 				d->final_lsn = begin.final_lsn;
+				d->commit_time = begin.committime;
+				d->change_seq = 0;
 				d->skip_txn = begin.final_lsn < d->skip_before;
 				break;
 			}

@@ -29,6 +29,8 @@ typedef struct DsDecoder
 	bool		skip_txn;		/* already applied before a restart */
 	XLogRecPtr	final_lsn;		/* its commit record's LSN */
 	XLogRecPtr	skip_before;	/* transactions committed before: applied */
+	TimestampTz commit_time;	/* its commit time */
+	int			change_seq;		/* changes of it so far */
 
 	/* the open target batch */
 	bool		batch_open;
@@ -42,6 +44,8 @@ typedef struct DsDecoder
 	uint64		batch_marker;	/* wait_for_sync ticket to publish at commit */
 	bool		marker_seen;	/* a datasync marker passed (jobs check it) */
 	XLogRecPtr	batch_marker_lsn;	/* where the last marker in the batch was */
+	bool		batch_checked;	/* a change took the conflict-checking path */
+	uint64		batch_conflicts;	/* found in the last batch committed */
 
 	/* highest end LSN everything before which is on the target */
 	XLogRecPtr	done_lsn;

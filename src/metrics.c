@@ -39,8 +39,8 @@ datasync_worker_stats(PG_FUNCTION_ARGS)
 	{
 		DsPipelineSlot *slot = &DsShmem->slots[i];
 		DsPipelineSlot copy;
-		Datum		values[13];
-		bool		nulls[13];
+		Datum		values[14];
+		bool		nulls[14];
 
 		SpinLockAcquire(&slot->mutex);
 		memcpy(&copy, slot, offsetof(DsPipelineSlot, njobs));
@@ -69,6 +69,7 @@ datasync_worker_stats(PG_FUNCTION_ARGS)
 		nulls[11] = copy.state != DS_STATE_RETRYING;
 		values[12] = CStringGetTextDatum(copy.last_error);
 		nulls[12] = copy.last_error[0] == '\0';
+		values[13] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->conflicts));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	PG_RETURN_VOID();

@@ -73,6 +73,8 @@ typedef struct PipelineRow
 	bool		has_error;
 	char	   *mode;
 	char	   *schedule;		/* NULL unless scheduled */
+	char	   *strategy;
+	Jsonb	   *options;
 } PipelineRow;
 
 /* Look up a pipeline (locking its row); an error when it does not exist. */
@@ -86,8 +88,8 @@ pipeline_row(const char *name, bool lock)
 
 	args[0] = CStringGetTextDatum(name);
 	ds_spi_exec(lock ?
-				"SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule FROM datasync._pipelines WHERE name = $1 FOR UPDATE" :
-				"SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule FROM datasync._pipelines WHERE name = $1",
+				"SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule, conflict_strategy, options FROM datasync._pipelines WHERE name = $1 FOR UPDATE" :
+				"SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule, conflict_strategy, options FROM datasync._pipelines WHERE name = $1",
 				1, argtypes, args, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -99,6 +101,8 @@ pipeline_row(const char *name, bool lock)
 	r.has_error = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
 	r.mode = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
 	r.schedule = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
+	r.strategy = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7);
+	r.options = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 8, &isnull));
 	return r;
 }
 
@@ -271,21 +275,91 @@ check_mode(const char *mode)
 static char *
 check_strategy(const char *strategy)
 {
-	char	   *s = normalize_word(strategy);
+	const char *s = ds_strategy_name(strategy);
 
-	if (strcmp(s, "source-wins") == 0)
-		return "source-wins";
-	if (strcmp(s, "target-wins") == 0 || strcmp(s, "latest-timestamp") == 0 ||
-		strcmp(s, "manual") == 0)
+	if (s == NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("conflict strategy \"%s\" is not supported yet", strategy),
-				 errhint("Use \"source-wins\".")));
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid conflict strategy \"%s\"", strategy),
-			 errhint("Valid strategies are \"source-wins\", \"target-wins\", \"latest-timestamp\" and \"manual\".")));
-	return NULL;
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid conflict strategy \"%s\"", strategy),
+				 errhint("Valid strategies are \"source-wins\", \"target-wins\", \"latest-timestamp\" and \"manual\".")));
+	return (char *) s;
+}
+
+/*
+ * Conflict detection compares the target row with the source's old row,
+ * which the stream carries only for REPLICA IDENTITY FULL.  Every table
+ * whose strategy detects conflicts (all but source-wins, and source-wins
+ * with log_conflicts) needs it: set it when the options consent
+ * (replica_identity_full), else refuse.  A latest-timestamp table's
+ * timestamp_column must exist.  Runs inside SPI.
+ */
+static void
+check_conflict_tables(List *relids, const char *strategy, DsPipelineOptions *opts)
+{
+	ListCell   *lc;
+
+	foreach(lc, relids)
+	{
+		Oid			relid = lfirst_oid(lc);
+		char	   *nsp = get_namespace_name(get_rel_namespace(relid));
+		char	   *rel = get_rel_name(relid);
+		const char *s = ds_table_option(opts->table_strategies, nsp, rel);
+		const char *tscol = ds_table_option(opts->timestamp_columns, nsp, rel);
+		HeapTuple	tup;
+		char		replident;
+
+		if (s == NULL)
+			s = strategy;
+		if (strcmp(s, "latest-timestamp") == 0 && tscol != NULL &&
+			get_attnum(relid, tscol) == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("timestamp_column \"%s\" does not exist in table \"%s\"", tscol, table_display(relid)),
+					 errhint("Name a column of every latest-timestamp table, per table as {\"timestamp_column\": {\"schema.table\": \"column\"}}, or leave it out to compare commit timestamps.")));
+		if (strcmp(s, "source-wins") == 0 && !opts->log_conflicts)
+			continue;
+
+		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+		if (!HeapTupleIsValid(tup))
+			continue;
+		replident = ((Form_pg_class) GETSTRUCT(tup))->relreplident;
+		ReleaseSysCache(tup);
+		if (replident == REPLICA_IDENTITY_FULL)
+			continue;
+		if (!opts->replica_identity_full)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("conflict strategy \"%s\" needs REPLICA IDENTITY FULL on table \"%s\"", s, table_display(relid)),
+					 errdetail("Conflicts are found by comparing the target row with the source's old row, which the stream carries only for REPLICA IDENTITY FULL."),
+					 errhint("Run ALTER TABLE %s REPLICA IDENTITY FULL, or pass the option {\"replica_identity_full\": true} to let the pipeline set it.",
+							 table_sql(relid))));
+		/* the caller consents; this function runs as the extension's owner */
+		if (!pg_class_ownercheck(relid, GetOuterUserId()))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("must be owner of table \"%s\" to set its REPLICA IDENTITY", table_display(relid))));
+		ds_spi_exec(psprintf("ALTER TABLE %s REPLICA IDENTITY FULL", table_sql(relid)),
+					0, NULL, NULL, SPI_OK_UTILITY);
+	}
+}
+
+/* the tables of a pipeline */
+static List *
+pipeline_tables(int64 pipeline_id)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1];
+	List	   *result = NIL;
+	uint64		i;
+	bool		isnull;
+
+	args[0] = Int64GetDatum(pipeline_id);
+	ds_spi_exec("SELECT relid FROM datasync._pipeline_tables WHERE pipeline_id = $1 ORDER BY relid",
+				1, argtypes, args, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+		result = lappend_oid(result, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																	 SPI_tuptable->tupdesc, 1, &isnull)));
+	return result;
 }
 
 /* slot and publication name: datasync_ + the name in [a-z0-9_] */
@@ -406,6 +480,8 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("cannot create pipeline \"%s\": datasync.max_pipelines (%d) reached", name, datasync_max_pipelines),
 				 errhint("Drop a pipeline, or raise datasync.max_pipelines and restart the server.")));
+
+	check_conflict_tables(tables, strategy, &parsed);
 
 	/* the publication: an explicit table list, never FOR ALL TABLES */
 	initStringInfo(&sql);
@@ -533,6 +609,7 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 				2, argtypes, args, SPI_OK_SELECT);
 	merged = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	ds_options_parse(merged, &parsed);
+	check_conflict_tables(pipeline_tables(r.id), strategy ? strategy : r.strategy, &parsed);
 
 	args[1] = JsonbPGetDatum(merged);
 	args[2] = strategy ? CStringGetTextDatum(strategy) : (Datum) 0;
@@ -787,6 +864,13 @@ change_table(FunctionCallInfo fcinfo, TableOp op)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("table \"%s\" is already in pipeline \"%s\"", table_display(relid), name)));
+	if (op == TABLE_ADD)
+	{
+		DsPipelineOptions parsed;
+
+		ds_options_parse(r.options, &parsed);
+		check_conflict_tables(list_make1_oid(relid), r.strategy, &parsed);
+	}
 	if (op != TABLE_ADD && !member)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

@@ -194,6 +194,49 @@ full_identity_key(DsRelation *rel)
 }
 
 /*
+ * The table's conflict strategy (table_conflict_strategy, else the
+ * pipeline's) and whether its changes take the checking path: every
+ * strategy but source-wins, and source-wins with log_conflicts.  Tables
+ * without a key cannot tell a changed row from another one and keep the
+ * plain path.
+ */
+static void
+set_strategy(DsRelation *rel)
+{
+	DsPipelineOptions *o = &relmap_cfg->options;
+	const char *s = ds_table_option(o->table_strategies, rel->nspname, rel->relname);
+	const char *tscol;
+	int			i;
+
+	if (s == NULL)
+		s = relmap_cfg->strategy;
+	if (strcmp(s, "target-wins") == 0)
+		rel->strategy = DS_TARGET_WINS;
+	else if (strcmp(s, "latest-timestamp") == 0)
+		rel->strategy = DS_LATEST_TIMESTAMP;
+	else if (strcmp(s, "manual") == 0)
+		rel->strategy = DS_MANUAL;
+	else
+		rel->strategy = DS_SOURCE_WINS;
+	rel->detect = (rel->strategy != DS_SOURCE_WINS || o->log_conflicts) &&
+		rel->nkeys > 0 && !rel->full_identity;
+
+	rel->ts_att = -1;
+	tscol = ds_table_option(o->timestamp_columns, rel->nspname, rel->relname);
+	if (rel->strategy == DS_LATEST_TIMESTAMP && tscol != NULL)
+	{
+		for (i = 0; i < rel->natts; i++)
+			if (strcmp(rel->attnames[i], tscol) == 0)
+				rel->ts_att = i;
+		if (rel->ts_att < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("timestamp_column \"%s\" is not a synced column of table \"%s.%s\"",
+							tscol, rel->nspname, rel->relname)));
+	}
+}
+
+/*
  * Replace the entry of a relation from its RELATION message.  Opens a
  * transaction of its own when the caller has none.
  */
@@ -231,19 +274,19 @@ ds_relmap_update(LogicalRepRelation *lrel)
 
 	started = ds_xact_start();
 
+	/* types without equality are compared as text */
+	for (i = 0; i < rel->natts; i++)
+	{
+		TypeCacheEntry *tc = lookup_type_cache(rel->atttyps[i], TYPECACHE_EQ_OPR);
+
+		rel->attcast[i] = !OidIsValid(tc->eq_opr);
+	}
+	rel->old_full = lrel->replident == REPLICA_IDENTITY_FULL;
 	if (lrel->replident == REPLICA_IDENTITY_FULL)
 	{
 		full_identity_key(rel);
 		if (rel->nkeys == 0)
-		{
 			rel->full_identity = true;
-			for (i = 0; i < rel->natts; i++)
-			{
-				TypeCacheEntry *tc = lookup_type_cache(rel->atttyps[i], TYPECACHE_EQ_OPR);
-
-				rel->attcast[i] = !OidIsValid(tc->eq_opr);
-			}
-		}
 	}
 	else
 	{
@@ -252,6 +295,7 @@ ds_relmap_update(LogicalRepRelation *lrel)
 				rel->keyatts[rel->nkeys++] = i;
 	}
 	rel->target_qname = ds_target_qname(relmap_cfg, rel->nspname, rel->relname);
+	set_strategy(rel);
 
 	ds_xact_commit(started);
 

@@ -87,6 +87,7 @@ ds_shmem_startup(void)
 			pg_atomic_init_u64(&slot->rows_deleted, 0);
 			pg_atomic_init_u64(&slot->transactions, 0);
 			pg_atomic_init_u64(&slot->errors, 0);
+			pg_atomic_init_u64(&slot->conflicts, 0);
 			pg_atomic_init_u32(&slot->config_generation, 0);
 		}
 	}
@@ -181,6 +182,7 @@ slot_get(int64 pipeline_id)
 	pg_atomic_write_u64(&found->rows_deleted, 0);
 	pg_atomic_write_u64(&found->transactions, 0);
 	pg_atomic_write_u64(&found->errors, 0);
+	pg_atomic_write_u64(&found->conflicts, 0);
 	return found;
 }
 

@@ -110,6 +110,7 @@ typedef struct DsPipelineSlot
 	pg_atomic_uint64 rows_deleted;
 	pg_atomic_uint64 transactions;
 	pg_atomic_uint64 errors;
+	pg_atomic_uint64 conflicts;	/* detected, whatever the strategy */
 	pg_atomic_uint32 config_generation; /* bumped when the catalog changed */
 } DsPipelineSlot;
 

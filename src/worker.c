@@ -58,6 +58,7 @@
 
 #include "apply.h"
 #include "catalog.h"
+#include "conflict.h"
 #include "decode.h"
 #include "jobs.h"
 #include "pgconn.h"
@@ -413,6 +414,7 @@ run_session(MemoryContext sesscxt)
 	d->slot = MySlot;
 	d->skip_before = start;
 	ds_decode_set_done(d, start);
+	ds_conflict_session_start(d, sesscxt);
 
 	/* runs asked for before the copy's start are done */
 	if (!job_mode || ds_jobs_poll(MySlot, MyPipelineId, cfg->name))
