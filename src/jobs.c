@@ -221,6 +221,7 @@ job_start(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 		head->base_del = pg_atomic_read_u64(&slot->rows_deleted);
 		head->base_txns = pg_atomic_read_u64(&slot->transactions);
 		head->base_errors = pg_atomic_read_u64(&slot->errors);
+		head->base_conflicts = pg_atomic_read_u64(&slot->conflicts);
 	}
 	SpinLockRelease(&slot->mutex);
 }
@@ -233,11 +234,11 @@ static void
 job_finish(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 		   DsJobRequest *req, const char *error)
 {
-	Oid			argtypes[14] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID,
+	Oid			argtypes[15] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID,
 		TIMESTAMPTZOID, TIMESTAMPTZOID, PG_LSNOID, INT8OID, INT8OID, INT8OID,
-	INT8OID, INT8OID, TEXTOID};
-	Datum		args[14];
-	char		nulls[14] = "              ";
+	INT8OID, INT8OID, TEXTOID, INT8OID};
+	Datum		args[15];
+	char		nulls[15] = "               ";
 	char	   *who;
 	bool		started = ds_xact_start();
 	bool		failed = error != NULL;
@@ -262,19 +263,20 @@ job_finish(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 	args[12] = Int64GetDatum(req->started ? (int64) (pg_atomic_read_u64(&slot->errors) - req->base_errors) : 0);
 	args[13] = error ? CStringGetTextDatum(error) : (Datum) 0;
 	nulls[13] = error ? ' ' : 'n';
+	args[14] = Int64GetDatum(req->started ? (int64) (pg_atomic_read_u64(&slot->conflicts) - req->base_conflicts) : 0);
 
 	SPI_connect();
 	if (SPI_execute_with_args("WITH j AS ("
 							  " INSERT INTO datasync.jobs AS j (id, pipeline_id, pipeline, kind, status,"
 							  "  requested_by, requested_at, started_at, finished_at, upto_lsn,"
-							  "  rows_inserted, rows_updated, rows_deleted, transactions, errors, error)"
+							  "  rows_inserted, rows_updated, rows_deleted, transactions, errors, error, conflicts)"
 							  " VALUES ($1, $2, $3, $4, CASE WHEN $14 IS NULL THEN 'succeeded' ELSE 'failed' END,"
-							  "  $5, $6, coalesce($7, pg_catalog.now()), pg_catalog.now(), $8, $9, $10, $11, $12, $13, $14)"
+							  "  $5, $6, coalesce($7, pg_catalog.now()), pg_catalog.now(), $8, $9, $10, $11, $12, $13, $14, $15)"
 							  " ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
 							  "  finished_at = excluded.finished_at, rows_inserted = excluded.rows_inserted,"
 							  "  rows_updated = excluded.rows_updated, rows_deleted = excluded.rows_deleted,"
 							  "  transactions = excluded.transactions, errors = excluded.errors,"
-							  "  error = excluded.error"
+							  "  error = excluded.error, conflicts = excluded.conflicts"
 							  " WHERE j.status = 'running'"
 							  " RETURNING j.*)"
 							  " SELECT to_jsonb(j)::text,"
@@ -282,7 +284,7 @@ job_finish(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 							  "   (pg_catalog.jsonb_build_object('event', CASE WHEN j.status = 'succeeded'"
 							  "     THEN 'jobCompleted' ELSE 'jobFailed' END) || to_jsonb(j))::text)"
 							  " FROM j",
-							  14, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
+							  15, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not record the outcome of job " INT64_FORMAT, req->job_id);
 	if (SPI_processed > 0)
 	{

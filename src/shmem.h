@@ -65,6 +65,7 @@ typedef struct DsJobRequest
 	uint64		base_del;
 	uint64		base_txns;
 	uint64		base_errors;
+	uint64		base_conflicts;
 } DsJobRequest;
 
 /* a finished run, as the JSON of its datasync.jobs row */
