@@ -355,7 +355,7 @@ ds_decode_message(DsDecoder *d, StringInfo s)
 			{
 				LogicalRepRelation *lrel = logicalrep_read_rel(s);
 
-				/* the target must be done with the entry's old shape */
+				/* a run the target buffered goes out in the old shape */
 				if (d->batch_open)
 					d->target->poll(d->target);
 				ds_relmap_update(lrel);

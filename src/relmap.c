@@ -49,6 +49,18 @@ typedef struct RelSyncLsn
 	XLogRecPtr	lsn;
 } RelSyncLsn;
 
+/*
+ * The map points to the current version of each relation.  A RELATION
+ * message makes a new one and leaves the old in place: changes still in
+ * flight on the target (and conflicts found for them) describe themselves
+ * with the shape they were sent with.
+ */
+typedef struct RelMapEntry
+{
+	LogicalRepRelId remoteid;
+	DsRelation *rel;
+} RelMapEntry;
+
 static HTAB *relmap = NULL;
 static MemoryContext relmap_cxt = NULL;
 static DsPipelineConfig *relmap_cfg = NULL;
@@ -63,7 +75,7 @@ ds_relmap_init(MemoryContext cxt, DsPipelineConfig *cfg)
 	relmap_cfg = cfg;
 	sync_lsns = NIL;
 	ctl.keysize = sizeof(LogicalRepRelId);
-	ctl.entrysize = sizeof(DsRelation);
+	ctl.entrysize = sizeof(RelMapEntry);
 	ctl.hcxt = cxt;
 	relmap = hash_create("datasync relations", 64, &ctl,
 						 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
@@ -75,16 +87,16 @@ ds_relmap_set_sync_lsn(Oid relid, XLogRecPtr lsn)
 {
 	MemoryContext old = MemoryContextSwitchTo(relmap_cxt);
 	RelSyncLsn *r = palloc(sizeof(RelSyncLsn));
-	DsRelation *rel;
+	RelMapEntry *e;
 
 	r->relid = relid;
 	r->lsn = lsn;
 	sync_lsns = lappend(sync_lsns, r);
 	MemoryContextSwitchTo(old);
 
-	rel = hash_search(relmap, &relid, HASH_FIND, NULL);
-	if (rel)
-		rel->sync_lsn = lsn;
+	e = hash_search(relmap, &relid, HASH_FIND, NULL);
+	if (e)
+		e->rel->sync_lsn = lsn;
 }
 
 /*
@@ -250,13 +262,14 @@ ds_relmap_update(LogicalRepRelation *lrel)
 	bool		started = false;
 	int			i;
 	ListCell   *lc;
+	RelMapEntry *e = hash_search(relmap, &lrel->remoteid, HASH_ENTER, &found);
 
-	rel = hash_search(relmap, &lrel->remoteid, HASH_ENTER, &found);
 	if (found)
-		version = rel->version + 1;
+		version = e->rel->version + 1;
 
 	old = MemoryContextSwitchTo(relmap_cxt);
-	memset(rel, 0, sizeof(DsRelation));
+	rel = palloc0(sizeof(DsRelation));
+	e->rel = rel;
 	rel->remoteid = lrel->remoteid;
 	rel->version = version;
 	rel->nspname = pstrdup(lrel->nspname);
@@ -322,11 +335,11 @@ ds_relmap_update(LogicalRepRelation *lrel)
 DsRelation *
 ds_relmap_get(LogicalRepRelId remoteid)
 {
-	DsRelation *rel = hash_search(relmap, &remoteid, HASH_FIND, NULL);
+	RelMapEntry *e = hash_search(relmap, &remoteid, HASH_FIND, NULL);
 
-	if (rel == NULL)
+	if (e == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),
 				 errmsg("change for relation %u arrived before its RELATION message", remoteid)));
-	return rel;
+	return e->rel;
 }

@@ -627,4 +627,27 @@ compare_tables($src, $tgt, 'cf_sw', 'id');
 compare_tables($src, $tgt, 'cf_plain', 'id');
 is(src_q("SELECT count(*) FROM datasync.status WHERE state = 'error'"), '0', 'no pipeline in error');
 
+# ---------------------------------------------------------------------------
+# (i) a schema change while a conflict's result is still out: the conflict
+# keeps the shape its change was sent with
+# ---------------------------------------------------------------------------
+src_q("INSERT INTO cf_tw VALUES (60, 'orig', $T20), (61, 'orig', $T20)");
+synced('schema change: set-up', 'p_tw');
+tgt_q("UPDATE cf_tw SET v = 'target' WHERE id = 60; ALTER TABLE cf_tw ADD COLUMN extra text");
+src_q(qq{
+BEGIN;
+UPDATE cf_tw SET v = 'before the change' WHERE id = 60;
+ALTER TABLE cf_tw ADD COLUMN extra text;
+UPDATE cf_tw SET v = 'after the change', extra = 'x' WHERE id = 61;
+COMMIT;
+});
+synced('schema change: applied', 'p_tw');
+is(src_q("SELECT kind || '|' || (source_row->>'v') || '|' || (source_row ? 'extra')::text"
+	  . " FROM datasync.conflicts WHERE pipeline = 'p_tw' AND key = '{\"id\": 60}'"),
+	'update_differs|before the change|false',
+	'schema change: the conflict has the row as it was sent, without the new column');
+is(tgt_q("SELECT v || '|' || extra FROM cf_tw WHERE id = 61"), 'after the change|x',
+	'schema change: the next change has the new column');
+is(tgt_row('cf_tw', 60), 'target@2020-01-01', 'schema change: the target row is kept');
+
 done_testing();
