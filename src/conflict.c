@@ -28,6 +28,10 @@
  *		until the batch is written, which resolve_conflict takes first, so
  *		a change either joins an open conflict or, once resolved, flows.
  *
+ *		A conflict written just before a crash, in a batch the target never
+ *		committed, and resolved by hand before the worker came back, has its
+ *		changes replayed: they are skipped (the resolution settled them).
+ *
  *-------------------------------------------------------------------------
  */
 #include "datasync.h"
@@ -100,6 +104,19 @@ typedef struct JoinedChange
 	char	   *newkeytext;
 } JoinedChange;
 
+/*
+ * A conflict that was written before a crash, in a batch the target never
+ * committed, and that a person resolved before the batch came round again:
+ * its changes are settled, the replay skips them.
+ */
+typedef struct SettledReplay
+{
+	Oid			relid;
+	List	   *keys;			/* key texts */
+	XLogRecPtr	last_lsn;		/* changes up to this one are settled */
+	int			last_seq;
+} SettledReplay;
+
 #define INFLIGHT_MAX 4096
 
 static MemoryContext sess_cxt = NULL;
@@ -111,6 +128,7 @@ static List *batch_hits = NIL;	/* of Conflict, in the order found */
 static List *batch_joins = NIL; /* of JoinedChange */
 static uint64 batch_found = 0;
 static List *held_locks = NIL;	/* int64 ids (in TopMemoryContext) */
+static List *settled = NIL;		/* of SettledReplay */
 static int64 cur_pipeline = 0;
 static const char *cur_pipeline_name = NULL;
 
@@ -389,8 +407,66 @@ ds_conflict_session_start(DsDecoder *d, MemoryContext sesscxt)
 		for (j = 0; j < n; j++)
 			park(relid, TextDatumGetCString(elems[j]), c);
 	}
+
+	/* resolved by hand while the batch that found them is to be replayed */
+	settled = NIL;
+	{
+		Oid			types[2] = {INT8OID, LSNOID};
+		Datum		vals[2];
+
+		vals[0] = Int64GetDatum(cur_pipeline);
+		vals[1] = LSNGetDatum(d->skip_before);
+		if (SPI_execute_with_args("SELECT \"table\"::oid, key_texts, last_change_lsn, last_change_seq"
+								  " FROM datasync.conflicts WHERE pipeline_id = $1 AND status = 'resolved'"
+								  " AND resolved_by IS NOT NULL AND change_lsn >= $2",
+								  2, types, vals, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the conflicts of pipeline \"%s\"", cur_pipeline_name);
+	}
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(sess_cxt);
+		SettledReplay *r = palloc0(sizeof(SettledReplay));
+		Datum	   *elems;
+		int			n;
+		int			j;
+
+		r->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)),
+						  TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &n);
+		for (j = 0; j < n; j++)
+			r->keys = lappend(r->keys, TextDatumGetCString(elems[j]));
+		r->last_lsn = DatumGetLSN(SPI_getbinval(tup, desc, 3, &isnull));
+		r->last_seq = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+		settled = lappend(settled, r);
+		MemoryContextSwitchTo(old);
+	}
 	SPI_finish();
 	ds_xact_commit(started);
+}
+
+/* is this change one a person settled already (see SettledReplay)? */
+static bool
+is_settled(DsChange *ch, const char *k, const char *nk)
+{
+	ListCell   *lc;
+
+	foreach(lc, settled)
+	{
+		SettledReplay *r = lfirst(lc);
+		ListCell   *kc;
+
+		if (r->relid != ch->rel->remoteid ||
+			ch->change_lsn > r->last_lsn ||
+			(ch->change_lsn == r->last_lsn && ch->change_seq > r->last_seq))
+			continue;
+		foreach(kc, r->keys)
+			if (strcmp(lfirst(kc), k) == 0 || (nk && strcmp(lfirst(kc), nk) == 0))
+				return true;
+	}
+	return false;
 }
 
 static void
@@ -469,7 +545,7 @@ ds_conflict_route(DsDecoder *d, DsChange *ch)
 	KeyHash		h;
 	bool		found;
 
-	if (!rel->detect || rel->strategy != DS_MANUAL)
+	if (!rel->detect || (rel->strategy != DS_MANUAL && settled == NIL))
 		return false;
 	k = change_key_text(rel, ch->oldtup ? ch->oldtup : ch->newtup);
 	if (ch->kind == DS_CHANGE_UPDATE && ch->oldtup)
@@ -478,6 +554,10 @@ ds_conflict_route(DsDecoder *d, DsChange *ch)
 		if (strcmp(nk, k) == 0)
 			nk = NULL;
 	}
+	if (settled != NIL && is_settled(ch, k, nk))
+		return true;
+	if (rel->strategy != DS_MANUAL)
+		return false;
 
 	/* an earlier change of the key awaits its result, which may park it */
 	if (inflight_n > 0)

@@ -650,4 +650,42 @@ is(tgt_q("SELECT v || '|' || extra FROM cf_tw WHERE id = 61"), 'after the change
 	'schema change: the next change has the new column');
 is(tgt_row('cf_tw', 60), 'target@2020-01-01', 'schema change: the target row is kept');
 
+# ---------------------------------------------------------------------------
+# (j) a conflict written just before the worker went away, in a batch the
+# target never committed, and resolved by hand before the batch came round
+# again: the replay skips what the resolution settled, and a change made
+# meanwhile is applied, not swallowed by the resolved conflict
+# ---------------------------------------------------------------------------
+src_q("INSERT INTO cf_man VALUES (70, 'orig', $T20)");
+synced('settled replay: set-up', 'p_man');
+tgt_q("UPDATE cf_man SET v = 'target' WHERE id = 70");
+# hold the pipeline's progress row: the batch cannot commit on the target
+my $hold = $tgt->background_psql('postgres');
+$hold->query_safe("BEGIN; SELECT 1 FROM datasync_progress WHERE pipeline = 'p_man' FOR UPDATE;");
+src_q("BEGIN; UPDATE cf_man SET v = 's1' WHERE id = 70; UPDATE cf_man SET v = 's2' WHERE id = 70; COMMIT;");
+ok($src->poll_query_until('postgres',
+		"SELECT changes = 2 FROM datasync.conflicts WHERE pipeline = 'p_man' AND key = '{\"id\": 70}' AND status = 'open'"),
+	'settled replay: the conflict and its joined change are written before the target commits');
+src_q("SELECT datasync.pause('p_man')");
+ok($src->poll_query_until('postgres', "SELECT worker_pid IS NULL FROM datasync.status WHERE name = 'p_man'"),
+	'settled replay: paused, the worker is gone');
+# its target session still waits for the lock: end it, so the batch is lost
+tgt_q("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'datasync p_man'");
+ok($tgt->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'datasync p_man'"),
+	'settled replay: the target session of the batch is gone');
+$hold->query_safe('COMMIT');
+$hold->quit;
+my $cid70 = src_q("SELECT id FROM datasync.conflicts WHERE pipeline = 'p_man' AND key = '{\"id\": 70}'");
+src_q("SELECT datasync.resolve_conflict($cid70, 'source')");
+is(tgt_row('cf_man', 70), 's2@2020-01-01', 'settled replay: resolving wrote the latest source version');
+src_q("UPDATE cf_man SET v = 's3' WHERE id = 70");
+src_q("SELECT datasync.resume('p_man')");
+synced('settled replay: resumed', 'p_man');
+is(tgt_row('cf_man', 70), 's3@2020-01-01', 'settled replay: the change after the resolution is applied');
+is(src_q("SELECT count(*) FROM datasync.conflicts WHERE pipeline = 'p_man' AND key = '{\"id\": 70}'"), '1',
+	'settled replay: no second conflict for the key');
+is(src_q("SELECT status || '|' || changes FROM datasync.conflicts WHERE id = $cid70"), 'resolved|2',
+	'settled replay: the resolved conflict is left as it was');
+
 done_testing();
