@@ -13,6 +13,11 @@ Layout of one run:
       stop and remove both clusters
 A workload that fails (timeout, error, content mismatch) is recorded as failed
 and the cluster pair is rebuilt before the next workload.
+
+With --strategies, the datasync pair of each repetition also runs W1 and W2 once
+per listed conflict strategy (same clusters, after the plain source-wins
+workloads in odd repetitions, before them in reverse order in even ones), and
+the report gives each strategy's figures as ratios to plain source-wins.
 """
 
 import argparse
@@ -36,6 +41,24 @@ OSUSER = 'postgres'
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 PAGE_KB = os.sysconf('SC_PAGE_SIZE') // 1024
 SYSTEMS = ('datasync', 'native')
+
+# --strategies: name -> (conflict_strategy, extra pipeline options, the target needs
+# track_commit_timestamp = on, REPLICA IDENTITY FULL set by ALTER TABLE on the source).
+# Every variant but source-wins-rif passes {"replica_identity_full": true}, so that
+# create_pipeline sets REPLICA IDENTITY FULL on the source tables itself (the bench
+# role owns them).  latest-timestamp has no timestamp_column (the pgbench tables have
+# no time column): it compares commit timestamps, so the target runs with
+# track_commit_timestamp = on for that variant only.  source-wins-rif is plain
+# source-wins (fast path) on tables set to REPLICA IDENTITY FULL: the cost of the
+# bigger WAL alone, without the checking path.
+STRATEGIES = {
+    'target-wins': ('target-wins', {'replica_identity_full': True}, False, False),
+    'latest-timestamp': ('latest-timestamp', {'replica_identity_full': True}, True, False),
+    'manual': ('manual', {'replica_identity_full': True}, False, False),
+    'source-wins-log': ('source-wins', {'log_conflicts': True, 'replica_identity_full': True}, False, False),
+    'source-wins-rif': ('source-wins', {}, False, True),
+}
+STRATEGY_WORKLOADS = ('W1', 'W2')
 
 # The one postgresql.conf of all four clusters (port and socket dir appended).
 CONF = """
@@ -408,8 +431,35 @@ class Pair:
         self.tgt = Cluster('%s_tgt' % tag, 55432)
         self.sync_name = None
         self.tables = []
+        self.strategy = None        # None: the pipeline's defaults (plain source-wins)
+        self.tgt_commit_ts = False  # target restarted with track_commit_timestamp = on
+
+    @property
+    def label(self):
+        return self.system if self.strategy is None else '%s/%s' % (self.system, self.strategy)
+
+    def set_strategy(self, strategy):
+        """Pipelines created from now on use this conflict strategy (None: defaults);
+        restarts the target when its track_commit_timestamp must change."""
+        self.strategy = strategy
+        need = STRATEGIES[strategy][2] if strategy else False
+        if need == self.tgt_commit_ts:
+            return
+        self.tgt.psql('ALTER SYSTEM SET track_commit_timestamp = on' if need
+                      else 'ALTER SYSTEM RESET track_commit_timestamp')
+        self.tgt.stop()
+        self.tgt.start()
+        v = self.tgt.val('SHOW track_commit_timestamp')
+        if v != ('on' if need else 'off'):
+            raise BenchError('target: track_commit_timestamp is %s after the restart' % v)
+        self.tgt_commit_ts = need
+        log('  target restarted with track_commit_timestamp = %s' % v)
+
+    def conflict_rows(self):
+        return int(self.src.val('SELECT count(*) FROM datasync.conflicts'))
 
     def up(self):
+        self.tgt_commit_ts = False
         for c in (self.src, self.tgt):
             c.init()
             c.start()
@@ -444,8 +494,23 @@ class Pair:
         self.tables = tables
         if self.system == 'datasync':
             arr = 'ARRAY[%s]::regclass[]' % ', '.join(lit(t) for t in tables)
+            extra = ''
+            if self.strategy is not None:
+                strategy, options, _, alter_rif = STRATEGIES[self.strategy]
+                if alter_rif:
+                    self.src.psql(''.join('ALTER TABLE %s REPLICA IDENTITY FULL;\n' % t for t in tables))
+                extra = ', conflict_strategy => %s, options => %s::jsonb' % (lit(strategy),
+                                                                             lit(json.dumps(options)))
             rows = self.src.psql("SELECT extract(epoch FROM clock_timestamp());\n"
-                                 "SELECT datasync.create_pipeline(%s, 'tgt', %s);" % (lit(name), arr), timeout)
+                                 "SELECT datasync.create_pipeline(%s, 'tgt', %s%s);" % (lit(name), arr, extra),
+                                 timeout)
+            if self.strategy is not None:
+                # every variant measures REPLICA IDENTITY FULL tables: be sure they are
+                bad = self.src.psql("SELECT c.oid::regclass FROM pg_class c WHERE c.oid = ANY (%s) "
+                                    "AND c.relreplident <> 'f'" % arr)
+                if bad:
+                    raise BenchError('%s: tables without REPLICA IDENTITY FULL after create_pipeline: %s'
+                                     % (self.label, ', '.join(r[0] for r in bad)))
         else:
             self.src.psql('CREATE PUBLICATION %s FOR TABLE %s' % (name, ', '.join(tables)))
             rows = self.tgt.psql("SELECT extract(epoch FROM clock_timestamp());\n"
@@ -603,7 +668,7 @@ def w1_bulk(pair, cfg):
             res[tag + '_walsender_vmhwm_mb'] = pk.get('VmHWM', 0) / 1024
             res[tag + '_walsender_anon_peak_mb'] = pk.get('RssAnon', 0) / 1024
         log('  %s %s rows: commit->visible %.2fs, start->visible %.2fs, cpu src %s tgt %s s, partial polls %d'
-            % (pair.system, rows, res[tag + '_commit_visible_s'], res[tag + '_start_visible_s'],
+            % (pair.label, rows, res[tag + '_commit_visible_s'], res[tag + '_start_visible_s'],
                cd[0], cd[1], w['partial']))
         log('    busiest: ' + '; '.join(res[tag + '_top_procs']))
 
@@ -693,7 +758,8 @@ def pgbench_tps(proc, cfg):
     if proc.returncode != 0 or not m:
         raise BenchError('pgbench failed (rc %s): %s %s' % (proc.returncode, out[-1000:], err[-1000:]))
     fails = re.search(r'number of failed transactions: (\d+)', out)
-    return float(m.group(1)), int(fails.group(1)) if fails else 0
+    ntx = re.search(r'number of transactions actually processed: (\d+)', out)
+    return float(m.group(1)), int(fails.group(1)) if fails else 0, int(ntx.group(1)) if ntx else None
 
 
 def start_heartbeat(pair, cfg):
@@ -755,11 +821,11 @@ def w2_oltp(pair, cfg):
     hbp = start_heartbeat(pair, cfg)
     pb = pgbench(pair, cfg)
     try:
-        tps, _ = pgbench_tps(pb, cfg)
+        tps, _, _ = pgbench_tps(pb, cfg)
     finally:
         stop_heartbeat(pair, hbp)
     res['w2_tps_norepl'] = tps
-    log('  %s baseline (no replication): %.0f tps' % (pair.system, tps))
+    log('  %s baseline (no replication): %.0f tps' % (pair.label, tps))
 
     # (b) replicated
     pair.src.psql(PGB_DDL + PGB_SRC_DDL, 120)
@@ -769,11 +835,12 @@ def w2_oltp(pair, cfg):
     t_load = time.time()
     pair.src.psql(PGB_LOAD.format(s=s), 600)
     pair.barrier(cfg['timeout_bulk'])
-    log('  %s loaded and synced scale %d in %.1fs' % (pair.system, s, time.time() - t_load))
+    log('  %s loaded and synced scale %d in %.1fs' % (pair.label, s, time.time() - t_load))
     pair.src.psql('VACUUM ANALYZE', 600)
     pair.tgt.psql('VACUUM ANALYZE', 600)
     pair.checkpoint()
     lag = LagSampler(pair.src)
+    lsn0 = pair.src.val('SELECT pg_current_wal_lsn()')
     c0 = pair.cpu()
     p0 = pair.proc_snapshot()
     t_begin = time.time()
@@ -781,10 +848,11 @@ def w2_oltp(pair, cfg):
     lag.start()
     pb = pgbench(pair, cfg)
     try:
-        tps, failed_tx = pgbench_tps(pb, cfg)
+        tps, failed_tx, ntx = pgbench_tps(pb, cfg)
         t_end = time.time()
         lag.stop()
         lag_end = lag.sample()
+        wal = float(pair.src.val('SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)' % lit(lsn0)))
     finally:
         lag.stop()
         stop_heartbeat(pair, hbp)
@@ -798,6 +866,10 @@ def w2_oltp(pair, cfg):
     res['w2_marker_commit_visible_s'] = t_vis - t_mark
     res['w2_slot_lag_max_mb'] = max(lag.samples + [lag_end]) / 1048576
     res['w2_slot_lag_end_mb'] = lag_end / 1048576
+    # source WAL written during pgbench (with the heartbeats); REPLICA IDENTITY FULL shows here
+    res['w2_wal_mb'] = wal / 1048576
+    if ntx:
+        res['w2_wal_kb_per_tx'] = wal / 1024 / ntx
     res['w2_cpu_src_s'], res['w2_cpu_tgt_s'] = cpu_delta(c0, c1)
     # heartbeat latency: commit on the source -> commit of the applying target transaction
     sent = {int(r[0]): float(r[1]) for r in pair.src.psql(
@@ -822,7 +894,7 @@ def w2_oltp(pair, cfg):
     res['w2_pgbench_failed_tx'] = failed_tx
     log('  %s replicated: %.0f tps (%.2f of baseline), latency p50 %.1f ms p99 %.1f ms max %.1f ms, '
         'catch-up %.2fs, slot lag max %.1f MB, cpu src %s tgt %s s'
-        % (pair.system, tps, res['w2_tps_vs_norepl'], res['w2_lat_p50_ms'], res['w2_lat_p99_ms'],
+        % (pair.label, tps, res['w2_tps_vs_norepl'], res['w2_lat_p50_ms'], res['w2_lat_p99_ms'],
            res['w2_lat_max_ms'], res['w2_catchup_s'], res['w2_slot_lag_max_mb'],
            res['w2_cpu_src_s'], res['w2_cpu_tgt_s']))
     log('    busiest: ' + '; '.join(res['w2_top_procs']))
@@ -865,7 +937,7 @@ def w3_initial(pair, cfg):
            'w3_rows_per_s': n / (w['done'] - t0), 'w3_partial_polls': w['partial']}
     res['w3_cpu_src_s'], res['w3_cpu_tgt_s'] = cpu_delta(c0, c1)
     log('  %s initial sync %d rows: %.2fs (create call %.2fs), cpu src %s tgt %s s'
-        % (pair.system, n, res['w3_create_visible_s'], res['w3_create_call_s'],
+        % (pair.label, n, res['w3_create_visible_s'], res['w3_create_call_s'],
            res['w3_cpu_src_s'], res['w3_cpu_tgt_s']))
     res['w3_top_procs'] = pair.top_procs(p0, p1, res['w3_create_visible_s'])
     log('    busiest: ' + '; '.join(res['w3_top_procs']))
@@ -936,7 +1008,7 @@ def w4_upddel(pair, cfg):
            'w4_changes_per_s': (nu + nd) / (w['done'] - t_start)}
     res['w4_cpu_src_s'], res['w4_cpu_tgt_s'] = cpu_delta(c0, c1)
     log('  %s %d updates + %d deletes in %d tx: source %.2fs, last commit->caught up %.2fs, cpu src %s tgt %s s'
-        % (pair.system, nu, nd, ntx, res['w4_source_s'], res['w4_catchup_s'], res['w4_cpu_src_s'],
+        % (pair.label, nu, nd, ntx, res['w4_source_s'], res['w4_catchup_s'], res['w4_cpu_src_s'],
            res['w4_cpu_tgt_s']))
     res['w4_top_procs'] = pair.top_procs(p0, p1, res['w4_start_visible_s'])
     log('    busiest: ' + '; '.join(res['w4_top_procs']))
@@ -990,6 +1062,16 @@ FIGURES = [
 ]
 
 
+# figures of the --strategies table (keys of FIGURES, plus the source WAL of W2)
+STRATEGY_FIGURES = ['w1_commit_visible_s', 'w1_start_visible_s', 'w1_rows_per_s', 'w1_source_s', 'w1_cpu_src_s',
+                    'w1_cpu_tgt_s', 'w1_100k_commit_visible_s', 'w1_worker_anon_peak_mb',
+                    'w2_tps', 'w2_tps_norepl', 'w2_tps_vs_norepl', 'w2_lat_p50_ms', 'w2_lat_p99_ms', 'w2_lat_max_ms',
+                    'w2_catchup_s', 'w2_slot_lag_max_mb', 'w2_wal_kb_per_tx', 'w2_cpu_src_s', 'w2_cpu_tgt_s']
+EXTRA_FIGURES = [
+    ('w2_wal_kb_per_tx', 'W2', 'source WAL per pgbench transaction', 'kB', 'lower', 2),
+]
+
+
 def summarize(values):
     if not values:
         return None
@@ -1004,8 +1086,84 @@ def fmt(v, dec):
     return '%.*f' % (dec, v)
 
 
+def cell_text(sm, failed, runs, dec, prefix=''):
+    """median [min–max] (just the value for one), FAILED / n/a, '(k/n failed)'."""
+    if sm is None:
+        cell = 'FAILED' if failed else 'n/a'
+    elif sm['n'] == 1:
+        cell = prefix + fmt(sm['median'], dec)
+    else:
+        cell = '%s%s [%s–%s]' % (prefix, fmt(sm['median'], dec), fmt(sm['min'], dec), fmt(sm['max'], dec))
+    if failed and sm is not None:
+        cell += ' (%d/%d failed)' % (failed, runs)
+    return cell
+
+
+def strategy_report(runs, cfg, label_args):
+    """The --strategies section: each strategy's W1/W2 figures as ratios to plain
+    source-wins (datasync, strategy None) of the same repetition."""
+    strategies = cfg['strategies']
+    spec = {f[0]: f for f in FIGURES + EXTRA_FIGURES}
+    names = ['source-wins'] + strategies
+    figures = []
+    for key in STRATEGY_FIGURES:
+        _, wl, label, unit, better, dec = spec[key]
+        fig = {'key': key, 'workload': wl, 'label': label.format(**label_args), 'unit': unit, 'better': better}
+        by = {}
+        for name in names:
+            strat = None if name == 'source-wins' else name
+            rs = [r for r in runs if r['system'] == 'datasync' and r.get('strategy') == strat and r['workload'] == wl]
+            vals = {r['rep']: r['metrics'][key] for r in rs if r['ok'] and r['metrics'].get(key) is not None}
+            by[name] = vals
+            fig[name] = {'values': [vals[k] for k in sorted(vals)], 'reps': sorted(vals),
+                         'failed': sum(1 for r in rs if not r['ok']), 'runs': len(rs),
+                         'summary': summarize(list(vals.values()))}
+        if not any(fig[n]['runs'] for n in names):
+            continue  # workload not run (--only)
+        for name in strategies:
+            base = by['source-wins']
+            ratios = {k: v / base[k] for k, v in by[name].items() if k in base and base[k]}
+            fig[name]['ratios'] = [ratios[k] for k in sorted(ratios)]
+            fig[name]['ratio_reps'] = sorted(ratios)
+            fig[name]['ratio_summary'] = summarize(list(ratios.values()))
+        figures.append(fig)
+
+    lines = ['', '## Conflict strategies (datasync)', '',
+             'W1 and W2 once per strategy on the same datasync cluster pair as the plain source-wins run of the '
+             'same repetition (pipeline defaults, the table above). Every strategy runs with REPLICA IDENTITY FULL '
+             'on the source tables (`{"replica_identity_full": true}`; source-wins-rif: `ALTER TABLE` and plain '
+             'source-wins); `latest-timestamp` compares commit timestamps (no `timestamp_column`), its target runs '
+             'with `track_commit_timestamp = on`. Cells: plain source-wins as measured; for each strategy the '
+             'ratio strategy / source-wins computed per repetition, then median [min–max] of those ratios '
+             '(below 1 is better for times, CPU, lag, WAL and memory; above 1 for TPS and rows/s). The same '
+             'content check applies to every strategy.', '',
+             '| Workload | Figure | unit | source-wins | %s |' % ' | '.join('%s / source-wins' % n for n in strategies),
+             '|---|---|---|---|%s' % ('---|' * len(strategies))]
+    for fig in figures:
+        dec = spec[fig['key']][5]
+        cells = [cell_text(fig['source-wins']['summary'], fig['source-wins']['failed'],
+                           fig['source-wins']['runs'], dec)]
+        for name in strategies:
+            d = fig[name]
+            cells.append(cell_text(d['ratio_summary'], d['failed'], d['runs'], 2, '×'))
+        lines.append('| %s | %s | %s | %s |' % (fig['workload'], fig['label'] + ('' if fig['better'] else ' (info)'),
+                                                fig['unit'], ' | '.join(cells)))
+    lines += ['', 'The same figures as measured (median [min–max]):', '',
+              '| Workload | Figure | unit | %s |' % ' | '.join(names),
+              '|---|---|---|%s' % ('---|' * len(names))]
+    for fig in figures:
+        dec = spec[fig['key']][5]
+        cells = [cell_text(fig[n]['summary'], fig[n]['failed'], fig[n]['runs'], dec) for n in names]
+        lines.append('| %s | %s | %s | %s |' % (fig['workload'], fig['label'], fig['unit'], ' | '.join(cells)))
+    return lines, figures
+
+
+def run_name(r):
+    return r['system'] if r.get('strategy') is None else '%s/%s' % (r['system'], r['strategy'])
+
+
 def build_report(runs, cfg, meta):
-    """runs: list of {rep, system, workload, ok, error, metrics}."""
+    """runs: list of {rep, system, strategy, workload, ok, error, metrics}."""
     label_args = dict(w1=cfg['w1_rows'], w3=cfg['w3_rows'], w4u=cfg['w4_updates'], w4d=cfg['w4_deletes'],
                       w4t=cfg['w4_tx'])
     figures = []
@@ -1013,7 +1171,7 @@ def build_report(runs, cfg, meta):
         fig = {'key': key, 'workload': wl, 'label': label.format(**label_args), 'unit': unit,
                'better': better}
         for s in SYSTEMS:
-            rs = [r for r in runs if r['system'] == s and r['workload'] == wl]
+            rs = [r for r in runs if r['system'] == s and r['workload'] == wl and r.get('strategy') is None]
             vals = [r['metrics'][key] for r in rs if r['ok'] and r['metrics'].get(key) is not None]
             fig[s] = {'values': vals, 'failed': sum(1 for r in rs if not r['ok']), 'runs': len(rs),
                       'summary': summarize(vals)}
@@ -1051,11 +1209,15 @@ def build_report(runs, cfg, meta):
             ratio += ' (info)'
         lines.append('| %s | %s | %s | %s | %s | %s |' % (fig['workload'], fig['label'], fig['unit'],
                                                          cells[0], cells[1], ratio))
+    strategy_figures = None
+    if cfg.get('strategies'):
+        more, strategy_figures = strategy_report(runs, cfg, label_args)
+        lines += more
     failures = [r for r in runs if not r['ok']]
     lines += ['', '## Failures', '']
     if failures:
         for r in failures:
-            lines.append('- rep %d, %s, %s: %s' % (r['rep'], r['system'], r['workload'],
+            lines.append('- rep %d, %s, %s: %s' % (r['rep'], run_name(r), r['workload'],
                                                    r['error'].replace('\n', ' ')[:600]))
     else:
         lines.append('None: every measurement passed its content check (row count and md5 of all rows).')
@@ -1065,17 +1227,20 @@ def build_report(runs, cfg, meta):
         for k in ('w1_100k_partial_polls', 'w1_partial_polls', 'w3_partial_polls'):
             if m.get(k):
                 anomalies.append('rep %d, %s, %s: %d target polls saw the first row of one source transaction '
-                                 'without its last (%s)' % (r['rep'], r['system'], r['workload'], m[k], k))
+                                 'without its last (%s)' % (r['rep'], run_name(r), r['workload'], m[k], k))
         if m.get('w1_worker_restarted'):
             anomalies.append('rep %d, %s: the sync/apply worker was a different process after W1' % (
-                r['rep'], r['system']))
+                r['rep'], run_name(r)))
         if m.get('w2_pgbench_failed_tx'):
             anomalies.append('rep %d, %s: pgbench reported %d failed transactions' % (
-                r['rep'], r['system'], m['w2_pgbench_failed_tx']))
+                r['rep'], run_name(r), m['w2_pgbench_failed_tx']))
+        if m.get('conflicts_recorded'):
+            anomalies.append('rep %d, %s, %s: %d conflict(s) recorded in datasync.conflicts (the workloads '
+                             'have none)' % (r['rep'], run_name(r), r['workload'], m['conflicts_recorded']))
     if anomalies:
         lines += ['', '## Anomalies', ''] + ['- ' + a for a in anomalies]
     lines += ['', 'Total run time: %.0f s.' % meta['duration_s'], '']
-    return '\n'.join(lines), figures
+    return '\n'.join(lines), figures, strategy_figures
 
 
 # --------------------------------------------------------------------------
@@ -1087,6 +1252,9 @@ def main():
     ap.add_argument('--reps', type=int)
     ap.add_argument('--only', help='comma-separated workloads, e.g. W1,W3 (for debugging)')
     ap.add_argument('--systems', default='datasync,native')
+    ap.add_argument('--strategies', default='',
+                    help='comma-separated conflict strategies to measure against plain source-wins on W1 and W2 '
+                         '(datasync only): %s' % ', '.join(STRATEGIES))
     ap.add_argument('--keep-logs', action='store_true', help='copy every server log next to the results')
     ap.add_argument('--outdir', default=os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results'))
     args = ap.parse_args()
@@ -1103,6 +1271,18 @@ def main():
     cfg['timeout_catchup'] = 600
     only = set(args.only.split(',')) if args.only else None
     systems = [s for s in SYSTEMS if s in args.systems.split(',')]
+    strategies = [x.strip() for x in args.strategies.split(',') if x.strip()]
+    for x in strategies:
+        if x not in STRATEGIES:
+            ap.error('unknown strategy %r (valid: %s)' % (x, ', '.join(STRATEGIES)))
+    if len(set(strategies)) != len(strategies):
+        ap.error('a strategy is listed twice')
+    if strategies and 'datasync' not in systems:
+        ap.error('--strategies needs the system datasync')
+    if strategies and only and not only & set(STRATEGY_WORKLOADS):
+        ap.error('--strategies measures W1 and W2; --only selects neither')
+    if strategies:
+        cfg['strategies'] = strategies
 
     stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
     os.makedirs(args.outdir, exist_ok=True)
@@ -1127,39 +1307,63 @@ def main():
             pair = Pair(system, 'r%d_%s' % (rep, system[:2]))
             log('rep %d: %s: starting clusters' % (rep, system))
             pair_ok = False
-            for wl, fn in WORKLOADS:
-                if only and wl not in only:
-                    continue
-                if not pair_ok:
-                    pair.down()
-                    pair.up()
-                    pair_ok = True
-                log('rep %d: %s: %s' % (rep, system, wl))
-                rec = {'rep': rep, 'system': system, 'workload': wl, 'ok': False, 'error': None, 'metrics': {}}
-                t = time.time()
-                try:
-                    rec['metrics'] = fn(pair, cfg)
-                    rec['ok'] = True
-                except Exception as e:  # noqa: BLE001 -- any failure is a failed measurement
-                    rec['error'] = '%s: %s' % (type(e).__name__, e)
-                    log('  FAILED: %s' % rec['error'])
-                    dest = os.path.join(BASE, 'failed-logs', 'rep%d-%s-%s' % (rep, system, wl))
-                    pair.save_logs(dest)
-                    rec['logs'] = dest
-                    pair_ok = False  # rebuild the clusters before the next workload
-                rec['wall_s'] = round(time.time() - t, 1)
-                runs.append(rec)
+            # None = the normal run (pipeline defaults: plain source-wins); then each
+            # strategy on W1/W2.  Even repetitions reverse the order, so that plain
+            # source-wins is not always measured first on the pair.
+            variants = [None] + (strategies if system == 'datasync' else [])
+            if rep % 2 == 0:
+                variants.reverse()
+            for strategy in variants:
+                for wl, fn in WORKLOADS:
+                    if only and wl not in only:
+                        continue
+                    if strategy is not None and wl not in STRATEGY_WORKLOADS:
+                        continue
+                    if not pair_ok:
+                        pair.down()
+                        pair.up()
+                        pair_ok = True
+                    what = system if strategy is None else '%s/%s' % (system, strategy)
+                    log('rep %d: %s: %s' % (rep, what, wl))
+                    rec = {'rep': rep, 'system': system, 'strategy': strategy, 'workload': wl, 'ok': False,
+                           'error': None, 'metrics': {}}
+                    t = time.time()
+                    try:
+                        pair.set_strategy(strategy)
+                        n_conf = pair.conflict_rows() if strategy is not None else None
+                        rec['metrics'] = fn(pair, cfg)
+                        rec['ok'] = True
+                        if strategy is not None:
+                            # no conflicts in these workloads: none may be recorded
+                            rec['metrics']['conflicts_recorded'] = pair.conflict_rows() - n_conf
+                            if rec['metrics']['conflicts_recorded']:
+                                log('  %d conflict(s) recorded in datasync.conflicts'
+                                    % rec['metrics']['conflicts_recorded'])
+                    except Exception as e:  # noqa: BLE001 -- any failure is a failed measurement
+                        rec['error'] = '%s: %s' % (type(e).__name__, e)
+                        log('  FAILED: %s' % rec['error'])
+                        dest = os.path.join(BASE, 'failed-logs', 'rep%d-%s-%s' % (
+                            rep, what.replace('/', '-'), wl))
+                        pair.save_logs(dest)
+                        rec['logs'] = dest
+                        pair_ok = False  # rebuild the clusters before the next workload
+                    rec['wall_s'] = round(time.time() - t, 1)
+                    runs.append(rec)
+            pair.strategy = None
             if args.keep_logs:
                 pair.save_logs(os.path.join(BASE, 'server-logs', 'rep%d-%s' % (rep, system)))
             pair.down()
 
     meta['duration_s'] = time.time() - T0
-    md, figures = build_report(runs, cfg, meta)
+    md, figures, strategy_figures = build_report(runs, cfg, meta)
     base = os.path.join(args.outdir, stamp + ('-quick' if args.quick else ''))
     with open(base + '.md', 'w') as f:
         f.write(md)
     with open(base + '.json', 'w') as f:
-        json.dump({'meta': meta, 'figures': figures, 'runs': runs}, f, indent=1, default=str)
+        out = {'meta': meta, 'figures': figures, 'runs': runs}
+        if strategy_figures is not None:
+            out['strategy_figures'] = strategy_figures
+        json.dump(out, f, indent=1, default=str)
     # keep failure logs next to the results
     if os.path.isdir(os.path.join(BASE, 'failed-logs')):
         shutil.copytree(os.path.join(BASE, 'failed-logs'), base + '-failed-logs', dirs_exist_ok=True)
