@@ -80,7 +80,8 @@ typedef enum PgResultUse
 	USE_XMAX_SET,				/* rows whose xmax is set: insert_exists */
 	USE_XMAX_ZERO,				/* rows newly inserted: update_missing */
 	USE_MISSED,					/* expected - rows affected: *_missing */
-	USE_CHECK					/* one row: kind, applied, target row */
+	USE_CHECK,					/* one row: kind, applied, target row */
+	USE_CHECK_RUN				/* a row per conflict: n, kind, applied, target row */
 } PgResultUse;
 
 typedef struct PgPending
@@ -89,6 +90,7 @@ typedef struct PgPending
 	PgResultUse use;
 	int			expected;		/* USE_MISSED */
 	DsConflictHit *hit;			/* USE_CHECK */
+	DsConflictHit **hits;		/* USE_CHECK_RUN: expected of them */
 } PgPending;
 
 /* per-relation statements; reset when the relation's version changes */
@@ -110,6 +112,8 @@ typedef struct PgRel
 	bool		have_multi_u;
 	char		multi_u_name[NAMEDATALEN];
 	List	   *checks;			/* of PgCheckStmt */
+	bool		have_check_run;
+	char		check_run_name[NAMEDATALEN];	/* inserts of a full check run */
 	char	   *what;			/* "applying changes to table ..." */
 } PgRel;
 
@@ -145,6 +149,7 @@ typedef struct PgTarget
 	int			run_n;
 	int			run_cap;
 	char	  **run_vals;		/* in runcxt */
+	DsConflictHit **run_hits;	/* check runs ('c'): a record per row */
 	MemoryContext runcxt;
 	MemoryContext hitcxt;		/* DsConflictHits of the checking path */
 
@@ -166,6 +171,7 @@ typedef struct PgTarget
 } PgTarget;
 
 static void flush_run(PgTarget *pt);
+static void flush_check_run(PgTarget *pt, DsRelation *rel, PgRel *pr);
 static bool is_key_att(DsRelation *rel, int att);
 static void prepare_delete(PgTarget *pt, DsRelation *rel, PgRel *pr);
 static const char *colval(LogicalRepTupleData *tup, int i);
@@ -185,7 +191,7 @@ pop_pending(PgTarget *pt)
 
 static void
 push_pending(PgTarget *pt, const char *what, PgResultUse use, int expected,
-			 DsConflictHit *hit)
+			 DsConflictHit *hit, DsConflictHit **hits)
 {
 	PgPending  *p;
 
@@ -208,6 +214,7 @@ push_pending(PgTarget *pt, const char *what, PgResultUse use, int expected,
 	p->use = use;
 	p->expected = expected;
 	p->hit = hit;
+	p->hits = hits;
 }
 
 static XLogRecPtr
@@ -319,6 +326,32 @@ read_result(PgTarget *pt, PgPending *p, PGresult *res)
 				pt->base.on_conflict(hit, pt->base.on_conflict_arg);
 				break;
 			}
+		case USE_CHECK_RUN:
+			{
+				DsConflictHit **hits = p->hits;
+
+				p->hits = NULL;
+				for (i = 0; i < n; i++)
+				{
+					int			r = atoi(PQgetvalue(res, i, 0)) - 1;
+					DsConflictHit *hit;
+
+					if (r < 0 || r >= p->expected || hits[r] == NULL)
+						elog(ERROR, "conflict check of a run returned row %d of %d", r + 1, p->expected);
+					hit = hits[r];
+					hits[r] = NULL;
+					hit->kind = ds_conflict_kind_name(PQgetvalue(res, i, 1));
+					hit->applied = strcmp(PQgetvalue(res, i, 2), "t") == 0;
+					hit->target_row = PQgetisnull(res, i, 3) ? NULL :
+						MemoryContextStrdup(GetMemoryChunkContext(hit), PQgetvalue(res, i, 3));
+					pt->base.on_conflict(hit, pt->base.on_conflict_arg);
+				}
+				for (i = 0; i < p->expected; i++)
+					if (hits[i])
+						pfree(hits[i]);
+				pfree(hits);
+				break;
+			}
 	}
 }
 
@@ -410,12 +443,12 @@ wait_all(PgTarget *pt)
 
 static void
 sent_use(PgTarget *pt, int ok, const char *what, PgResultUse use, int expected,
-		 DsConflictHit *hit)
+		 DsConflictHit *hit, DsConflictHit **hits)
 {
 	if (!ok)
 		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, what);
 	pt->pending++;
-	push_pending(pt, what, use, expected, hit);
+	push_pending(pt, what, use, expected, hit, hits);
 	/*
 	 * libpq sends by itself once 64 kB are queued; push out and read back
 	 * every so often, so that neither its buffers nor the target's grow
@@ -431,7 +464,7 @@ sent_use(PgTarget *pt, int ok, const char *what, PgResultUse use, int expected,
 static void
 sent(PgTarget *pt, int ok, const char *what)
 {
-	sent_use(pt, ok, what, USE_NONE, 0, NULL);
+	sent_use(pt, ok, what, USE_NONE, 0, NULL, NULL);
 }
 
 static void
@@ -444,7 +477,7 @@ static void
 send_sql_use(PgTarget *pt, const char *sql, const char *what, PgResultUse use)
 {
 	sent_use(pt, PQsendQueryParams(pt->conn, sql, 0, NULL, NULL, NULL, NULL, 0), what,
-			 use, 0, NULL);
+			 use, 0, NULL, NULL);
 }
 
 static void
@@ -465,7 +498,7 @@ send_exec_use(PgTarget *pt, const char *name, int n, const char *const *values,
 			  const char *what, PgResultUse use, int expected, DsConflictHit *hit)
 {
 	sent_use(pt, PQsendQueryPrepared(pt->conn, name, n, values, NULL, NULL, 0), what,
-			 use, expected, hit);
+			 use, expected, hit, NULL);
 }
 
 static void
@@ -773,6 +806,7 @@ pg_rel(PgTarget *pt, DsRelation *rel)
 		pr->have_multi_delete = pr->have_upsert_u = pr->have_multi_u = false;
 		pr->updates = NIL;
 		pr->checks = NIL;
+		pr->have_check_run = false;
 		pr->what = MemoryContextStrdup(pt->cxt, psprintf("applying changes to table %s", rel->target_qname));
 	}
 	return pr;
@@ -1006,6 +1040,8 @@ flush_run(PgTarget *pt)
 							  USE_MISSED, 1, NULL);
 		}
 	}
+	else if (pt->run_kind == 'c')
+		flush_check_run(pt, rel, pr);
 	else if (pt->run_n == run_rows(rel, pt->run_kind) && pt->run_n > 1)
 	{
 		bool	   *have = pt->run_kind == 'i' ? &pr->have_multi : &pr->have_multi_u;
@@ -1070,7 +1106,8 @@ run_has_key(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup)
  * starts a new run.
  */
 static void
-add_to_run(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup, char kind)
+add_to_run(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup, char kind,
+		   DsConflictHit *hit)
 {
 	int			i;
 	int			max = run_rows(rel, kind);
@@ -1089,8 +1126,12 @@ add_to_run(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup, char kind)
 			if (pt->run_vals)
 				pfree(pt->run_vals);
 			pt->run_vals = MemoryContextAlloc(pt->cxt, sizeof(char *) * pt->run_cap);
+			if (pt->run_hits)
+				pfree(pt->run_hits);
+			pt->run_hits = MemoryContextAlloc(pt->cxt, sizeof(DsConflictHit *) * pt->run_cap);
 		}
 	}
+	pt->run_hits[pt->run_n] = hit;
 	for (i = 0; i < width; i++)
 	{
 		const char *v = colval(tup, kind == 'd' ? rel->keyatts[i] : i);
@@ -1196,23 +1237,27 @@ key_values(DsRelation *rel, LogicalRepTupleData *tup, const char **out)
  * The conflict-checking path
  *
  * A table whose strategy detects conflicts gets one statement a change
- * that looks at the target row, decides and acts in one go, so changes
- * stay pipelined:
+ * that tries the clean change, looks at the target row only when that did
+ * nothing, decides by the strategy and acts, so changes stay pipelined.
+ * An UPDATE, for example:
  *
- *   WITH cur AS (SELECT to_jsonb(t)::text AS trow, <row = old row> AS so,
- *                       <row = new row> AS sn, <source is later> AS lt
- *                  FROM tbl t WHERE <key> LIMIT 1 FOR UPDATE OF t),
- *        d AS (SELECT ..., CASE WHEN trow IS NULL THEN '<kind>_missing'
- *                               WHEN <clean> THEN 'none' ELSE '<kind>' END AS kind ...),
- *        a AS (SELECT kind, trow, <apply?> AS apply FROM d),
- *        w AS (UPDATE/DELETE ... WHERE a.apply AND <key>),
- *        i AS (INSERT ... SELECT ... FROM a WHERE a.apply AND a.trow IS NULL)
- *   SELECT kind, apply, trow FROM a
+ *   WITH done AS (UPDATE tbl t SET <new values> WHERE <old key>
+ *                   AND <row = old row> RETURNING 1),
+ *        c AS (SELECT to_jsonb(t)::text AS trow, <row = new row> AS sn,
+ *                     <the source wins> AS win
+ *                FROM tbl t WHERE <old key> AND NOT EXISTS (SELECT 1 FROM done)),
+ *        w AS (UPDATE tbl t SET <new values> FROM c WHERE c.win AND NOT c.sn AND <old key>),
+ *        i AS (INSERT INTO tbl ... SELECT <new row>
+ *                WHERE NOT EXISTS (done) AND NOT EXISTS (c))
+ *   SELECT <kind: none, update_missing, update_differs>, <source applied>, c.trow ...
  *
- * "apply" is true for clean changes and, for a conflict, what the
- * strategy says: source-wins yes, target-wins and manual no,
- * latest-timestamp when the source's version is not older.  The result
- * row goes to the decider (on_conflict) unless it says 'none'.
+ * An INSERT tries INSERT ... ON CONFLICT (key) DO NOTHING first, a DELETE
+ * deletes the row when it equals the old one.  w and i exist only for
+ * strategies under which the source can win (source-wins with
+ * log_conflicts, latest-timestamp).  All parts see the same snapshot; the
+ * clean change comes first in the text, so it gives the parameters the
+ * target columns' types.  The result row goes to the decider
+ * (on_conflict) unless it says 'none'.
  * ---------------------------------------------------------------------
  */
 static int
@@ -1258,6 +1303,135 @@ append_lookup(StringInfo sql, DsRelation *rel, PgCheckStmt *cs, int cap)
 	}
 }
 
+/* AND of t.col = new value over the columns sent (mask) */
+static void
+append_same_new(StringInfo sql, DsRelation *rel, PgCheckStmt *cs, const char *mask, int cap)
+{
+	int			i;
+	bool		any = false;
+
+	appendStringInfoChar(sql, '(');
+	for (i = 0; i < rel->natts; i++)
+	{
+		if (mask && mask[i] != '1')
+			continue;
+		if (any)
+			appendStringInfoString(sql, " AND ");
+		append_eq(sql, rel, i, check_param(cs, 'n', i, cap));
+		any = true;
+	}
+	appendStringInfoString(sql, any ? ")" : "true)");
+}
+
+/* AND of t.col = old value over every column; true without the old row */
+static void
+append_same_old(StringInfo sql, DsRelation *rel, PgCheckStmt *cs, int cap)
+{
+	int			i;
+
+	if (!cs->oldfull)
+	{
+		appendStringInfoString(sql, "true");
+		return;
+	}
+	appendStringInfoChar(sql, '(');
+	for (i = 0; i < rel->natts; i++)
+	{
+		if (i > 0)
+			appendStringInfoString(sql, " AND ");
+		append_eq(sql, rel, i, check_param(cs, 'o', i, cap));
+	}
+	appendStringInfoChar(sql, ')');
+}
+
+/*
+ * Does the source's version win a conflict against the target row t?
+ * source-wins yes, target-wins and manual no, latest-timestamp when its
+ * time is not before the target row's (a NULL time is the oldest; ties go
+ * to the source).
+ */
+static void
+append_source_wins(StringInfo sql, DsRelation *rel, PgCheckStmt *cs, const char *mask, int cap)
+{
+	char	   *src;
+	char	   *tgt;
+
+	switch (rel->strategy)
+	{
+		case DS_SOURCE_WINS:
+			appendStringInfoString(sql, "true");
+			return;
+		case DS_TARGET_WINS:
+		case DS_MANUAL:
+			appendStringInfoString(sql, "false");
+			return;
+		case DS_LATEST_TIMESTAMP:
+			break;
+	}
+	if (rel->ts_att >= 0 && cs->kind != 'd' && (mask == NULL || mask[rel->ts_att] == '1'))
+		src = psprintf("$%d", check_param(cs, 'n', rel->ts_att, cap));
+	else
+		src = psprintf("$%d::pg_catalog.timestamptz", check_param(cs, 'c', 0, cap));
+	if (rel->ts_att >= 0)
+		tgt = psprintf("t.%s", quote_identifier(rel->attnames[rel->ts_att]));
+	else
+		tgt = "pg_catalog.pg_xact_commit_timestamp(t.xmin)";
+	appendStringInfo(sql, "CASE WHEN %s IS NULL THEN true WHEN %s IS NULL THEN false ELSE %s >= %s END",
+					 tgt, src, src, tgt);
+}
+
+/* SET of the columns sent (an insert leaves its key alone) */
+static bool
+append_set(StringInfo sql, DsRelation *rel, PgCheckStmt *cs, const char *mask, int cap)
+{
+	int			i;
+	bool		any = false;
+
+	for (i = 0; i < rel->natts; i++)
+	{
+		if ((mask && mask[i] != '1') || (cs->kind == 'i' && is_key_att(rel, i)))
+			continue;
+		appendStringInfo(sql, "%s%s = $%d", any ? ", " : "",
+						 quote_identifier(rel->attnames[i]), check_param(cs, 'n', i, cap));
+		any = true;
+	}
+	return any;
+}
+
+static void
+append_insert(StringInfo sql, DsRelation *rel, PgCheckStmt *cs, int cap)
+{
+	int			i;
+
+	appendStringInfo(sql, "INSERT INTO %s (", rel->target_qname);
+	for (i = 0; i < rel->natts; i++)
+		appendStringInfo(sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[i]));
+	appendStringInfoString(sql, ") ");
+	if (cs->kind == 'i')
+	{
+		appendStringInfoString(sql, "VALUES (");
+		for (i = 0; i < rel->natts; i++)
+			appendStringInfo(sql, "%s$%d", i > 0 ? ", " : "", check_param(cs, 'n', i, cap));
+		appendStringInfoString(sql, ") ON CONFLICT (");
+		for (i = 0; i < rel->nkeys; i++)
+			appendStringInfo(sql, "%s%s", i > 0 ? ", " : "",
+							 quote_identifier(rel->attnames[rel->keyatts[i]]));
+		appendStringInfoString(sql, ") DO NOTHING RETURNING 1");
+	}
+	else
+	{
+		appendStringInfoString(sql, "SELECT ");
+		for (i = 0; i < rel->natts; i++)
+			appendStringInfo(sql, "%s$%d", i > 0 ? ", " : "", check_param(cs, 'n', i, cap));
+	}
+}
+
+/*
+ * The statement of one change kind (see the comment above): the clean
+ * change first, as a plain INSERT / UPDATE / DELETE whose condition is "no
+ * conflict"; only when it did nothing is the target row read (c), and the
+ * strategy decides (w, i).
+ */
 static PgCheckStmt *
 check_stmt(PgTarget *pt, DsRelation *rel, PgRel *pr, char kind, const char *mask,
 		   bool oldfull, bool oldkey)
@@ -1268,13 +1442,12 @@ check_stmt(PgTarget *pt, DsRelation *rel, PgRel *pr, char kind, const char *mask
 	MemoryContext old;
 	int			cap = rel->natts * 2 + 1;
 	int			i;
-	bool		any;
-	bool		use_ts;
-	const char *missing;
-	const char *clean;
+	bool		whole = true;
+	bool		may_win = rel->strategy == DS_SOURCE_WINS || rel->strategy == DS_LATEST_TIMESTAMP;
+	const char *done;			/* the CTE of the clean change */
 	const char *differs;
-	const char *clean_apply;
-	const char *conflict_apply;
+	const char *missing;
+	StringInfoData set;
 
 	foreach(lc, pr->checks)
 	{
@@ -1298,158 +1471,98 @@ check_stmt(PgTarget *pt, DsRelation *rel, PgRel *pr, char kind, const char *mask
 	pr->checks = lappend(pr->checks, cs);
 	MemoryContextSwitchTo(old);
 
+	for (i = 0; mask && i < rel->natts; i++)
+		if (mask[i] != '1')
+			whole = false;
+
 	initStringInfo(&sql);
+	initStringInfo(&set);
 
-	/* cur: the target row, compared with the old and the new row */
-	appendStringInfoString(&sql, "WITH cur AS (SELECT pg_catalog.to_jsonb(t.*)::text AS trow, ");
-	if (kind != 'i' && oldfull)
-	{
-		appendStringInfoChar(&sql, '(');
-		for (i = 0; i < rel->natts; i++)
-		{
-			if (i > 0)
-				appendStringInfoString(&sql, " AND ");
-			append_eq(&sql, rel, i, check_param(cs, 'o', i, cap));
-		}
-		appendStringInfoString(&sql, ") AS so, ");
-	}
-	else
-		appendStringInfoString(&sql, "true AS so, ");
-	if (kind != 'd')
-	{
-		any = false;
-		appendStringInfoChar(&sql, '(');
-		for (i = 0; i < rel->natts; i++)
-		{
-			if (mask && mask[i] != '1')
-				continue;
-			if (any)
-				appendStringInfoString(&sql, " AND ");
-			append_eq(&sql, rel, i, check_param(cs, 'n', i, cap));
-			any = true;
-		}
-		appendStringInfoString(&sql, any ? ") AS sn" : "true) AS sn");
-	}
-	else
-		appendStringInfoString(&sql, "false AS sn");
-
-	/* latest-timestamp: is the source's version at least as new? */
-	if (rel->strategy == DS_LATEST_TIMESTAMP)
-	{
-		char	   *src;
-		char	   *tgt;
-
-		use_ts = rel->ts_att >= 0 && kind != 'd' && (mask == NULL || mask[rel->ts_att] == '1');
-		if (use_ts)
-			src = psprintf("$%d", check_param(cs, 'n', rel->ts_att, cap));
-		else
-			src = psprintf("$%d::pg_catalog.timestamptz", check_param(cs, 'c', 0, cap));
-		if (rel->ts_att >= 0)
-			tgt = psprintf("t.%s", quote_identifier(rel->attnames[rel->ts_att]));
-		else
-			tgt = "pg_catalog.pg_xact_commit_timestamp(t.xmin)";
-		appendStringInfo(&sql, ", CASE WHEN %s IS NULL THEN true WHEN %s IS NULL THEN false ELSE %s >= %s END AS lt",
-						 tgt, src, src, tgt);
-	}
-	else
-		appendStringInfoString(&sql, ", true AS lt");
-	appendStringInfo(&sql, " FROM %s t WHERE ", rel->target_qname);
-	append_lookup(&sql, rel, cs, cap);
-	appendStringInfoString(&sql, " LIMIT 1 FOR UPDATE OF t), ");
-
-	/* d: the kind of conflict, or none */
+	/* the clean change: parsed first, so it gives the parameters their types */
 	switch (kind)
 	{
 		case 'i':
+			appendStringInfoString(&sql, "WITH done AS (");
+			append_insert(&sql, rel, cs, cap);
+			appendStringInfoString(&sql, ")");
 			missing = "'none'";
-			clean = "c.sn";
 			differs = "'insert_exists'";
-			clean_apply = "d.trow IS NULL";
 			break;
 		case 'u':
+			appendStringInfo(&sql, "WITH done AS (UPDATE %s t SET ", rel->target_qname);
+			(void) append_set(&sql, rel, cs, mask, cap);
+			appendStringInfoString(&sql, " WHERE ");
+			append_lookup(&sql, rel, cs, cap);
+			appendStringInfoString(&sql, " AND ");
+			append_same_old(&sql, rel, cs, cap);
+			appendStringInfoString(&sql, " RETURNING 1)");
 			missing = "'update_missing'";
-			clean = "c.so OR c.sn";
 			differs = "'update_differs'";
-			clean_apply = "d.so";
 			break;
 		default:
+			appendStringInfo(&sql, "WITH done AS (DELETE FROM %s t WHERE ", rel->target_qname);
+			append_lookup(&sql, rel, cs, cap);
+			appendStringInfoString(&sql, " AND ");
+			append_same_old(&sql, rel, cs, cap);
+			appendStringInfoString(&sql, " RETURNING 1)");
 			missing = "'delete_missing'";
-			clean = "c.so";
 			differs = "'delete_differs'";
-			clean_apply = "true";
 			break;
 	}
-	switch (rel->strategy)
-	{
-		case DS_SOURCE_WINS:
-			conflict_apply = "true";
-			break;
-		case DS_LATEST_TIMESTAMP:
-			conflict_apply = "d.trow IS NULL OR coalesce(d.lt, true)";
-			break;
-		default:
-			conflict_apply = "false";
-			break;
-	}
-	appendStringInfo(&sql,
-					 "d AS (SELECT c.trow, c.so, c.lt, CASE WHEN c.trow IS NULL THEN %s"
-					 " WHEN %s THEN 'none' ELSE %s END AS kind"
-					 " FROM (VALUES (1)) one (x) LEFT JOIN cur c ON true), "
-					 "a AS (SELECT d.kind, d.trow, CASE WHEN d.kind = 'none' THEN %s ELSE %s END AS apply FROM d)",
-					 missing, clean, differs, clean_apply, conflict_apply);
+	done = "EXISTS (SELECT 1 FROM done)";
 
-	/* the change itself, when a says so */
+	/* c: the target row, read only when the clean change did nothing */
+	appendStringInfoString(&sql, ", c AS (SELECT pg_catalog.to_jsonb(t.*)::text AS trow, ");
 	if (kind == 'd')
-	{
-		appendStringInfo(&sql, ", w AS (DELETE FROM %s t USING a WHERE a.apply AND a.trow IS NOT NULL AND ",
-						 rel->target_qname);
-		append_lookup(&sql, rel, cs, cap);
-		appendStringInfoChar(&sql, ')');
-	}
+		appendStringInfoString(&sql, "false");
 	else
-	{
-		bool		whole = true;
-		bool		set_any = false;
+		append_same_new(&sql, rel, cs, mask, cap);
+	appendStringInfoString(&sql, " AS sn, ");
+	append_source_wins(&sql, rel, cs, mask, cap);
+	appendStringInfo(&sql, " AS win FROM %s t WHERE ", rel->target_qname);
+	append_lookup(&sql, rel, cs, cap);
+	appendStringInfo(&sql, " AND NOT %s)", done);
 
-		for (i = 0; i < rel->natts; i++)
+	/* w: the source's version over a differing row, when it wins */
+	if (may_win)
+	{
+		if (kind == 'd')
 		{
-			if (mask && mask[i] != '1')
-				whole = false;
-			/* an insert leaves the key as it is; an update may move it */
-			else if (!(kind == 'i' && is_key_att(rel, i)))
-				set_any = true;
-		}
-		if (set_any)
-		{
-			appendStringInfo(&sql, ", w AS (UPDATE %s t SET ", rel->target_qname);
-			any = false;
-			for (i = 0; i < rel->natts; i++)
-			{
-				if ((mask && mask[i] != '1') || (kind == 'i' && is_key_att(rel, i)))
-					continue;
-				appendStringInfo(&sql, "%s%s = $%d", any ? ", " : "",
-								 quote_identifier(rel->attnames[i]), check_param(cs, 'n', i, cap));
-				any = true;
-			}
-			appendStringInfoString(&sql, " FROM a WHERE a.apply AND a.trow IS NOT NULL AND ");
+			appendStringInfo(&sql, ", w AS (DELETE FROM %s t USING c WHERE c.win AND ", rel->target_qname);
 			append_lookup(&sql, rel, cs, cap);
 			appendStringInfoChar(&sql, ')');
 		}
-		if (whole)
+		else if (append_set(&set, rel, cs, mask, cap))
 		{
-			appendStringInfo(&sql, ", i AS (INSERT INTO %s (", rel->target_qname);
-			for (i = 0; i < rel->natts; i++)
-				appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[i]));
-			appendStringInfoString(&sql, ") SELECT ");
-			for (i = 0; i < rel->natts; i++)
-				appendStringInfo(&sql, "%s$%d", i > 0 ? ", " : "", check_param(cs, 'n', i, cap));
-			appendStringInfoString(&sql, " FROM a WHERE a.apply AND a.trow IS NULL)");
+			appendStringInfo(&sql, ", w AS (UPDATE %s t SET %s FROM c WHERE c.win AND NOT c.sn AND ",
+							 rel->target_qname, set.data);
+			append_lookup(&sql, rel, cs, cap);
+			appendStringInfoChar(&sql, ')');
+		}
+		/* i: an update of a missing row inserts it (no target version) */
+		if (kind == 'u' && whole)
+		{
+			appendStringInfoString(&sql, ", i AS (");
+			append_insert(&sql, rel, cs, cap);
+			appendStringInfo(&sql, " WHERE NOT %s AND NOT EXISTS (SELECT 1 FROM c))", done);
 		}
 	}
-	appendStringInfoString(&sql, " SELECT a.kind, a.apply, a.trow FROM a");
+
+	/* kind, whether the source's version is on the target, the target row */
+	appendStringInfo(&sql,
+					 " SELECT CASE WHEN %s THEN 'none' WHEN c.trow IS NULL THEN %s"
+					 " WHEN c.sn THEN 'none' ELSE %s END,"
+					 " CASE WHEN %s THEN true WHEN c.trow IS NULL THEN %s"
+					 " WHEN c.sn THEN %s ELSE c.win END, c.trow"
+					 " FROM (VALUES (1)) one (x) LEFT JOIN c ON true",
+					 done, missing, differs,
+					 done,
+					 (kind == 'i' || (may_win && (kind == 'd' || whole))) ? "true" : "false",
+					 kind == 'i' ? "true" : "false");
 
 	send_prepare(pt, cs->name, sql.data, pr->what);
 	pfree(sql.data);
+	pfree(set.data);
 	return cs;
 }
 
@@ -1525,6 +1638,119 @@ make_hit(PgTarget *pt, DsRelation *rel, DsChange *ch, const char **keyvals,
 	return hit;
 }
 
+/*
+ * A full run of inserts under a strategy that keeps the target row
+ * (target-wins, manual): one statement inserts what is missing and
+ * returns a row for each key the target had with other values.
+ *
+ *   WITH done AS (INSERT INTO tbl (...) VALUES (...), ... ON CONFLICT (key)
+ *                   DO NOTHING RETURNING key),
+ *        v ("#", "1", ...) AS (VALUES (1, $1, ...), ...),
+ *        c AS (SELECT v."#", to_jsonb(t)::text AS trow, <row = v> AS sn
+ *                FROM v JOIN tbl t ON key = v.key
+ *               WHERE (SELECT count(*) FROM done) < n
+ *                 AND NOT EXISTS (SELECT 1 FROM done d WHERE d.key = v.key))
+ *   SELECT "#", 'insert_exists', false, trow FROM c WHERE NOT sn
+ *
+ * A shorter run goes out row by row, as any other checked change.
+ */
+static void
+prepare_check_run(PgTarget *pt, DsRelation *rel, PgRel *pr, int nrows)
+{
+	StringInfoData sql;
+	int			i;
+	int			r;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "WITH done AS (INSERT INTO %s (", rel->target_qname);
+	for (i = 0; i < rel->natts; i++)
+		appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[i]));
+	appendStringInfoString(&sql, ") VALUES ");
+	for (r = 0; r < nrows; r++)
+	{
+		appendStringInfoString(&sql, r > 0 ? ", (" : "(");
+		for (i = 0; i < rel->natts; i++)
+			appendStringInfo(&sql, "%s$%d", i > 0 ? ", " : "", r * rel->natts + i + 1);
+		appendStringInfoChar(&sql, ')');
+	}
+	appendStringInfoString(&sql, " ON CONFLICT (");
+	for (i = 0; i < rel->nkeys; i++)
+		appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[rel->keyatts[i]]));
+	appendStringInfoString(&sql, ") DO NOTHING RETURNING ");
+	for (i = 0; i < rel->nkeys; i++)
+		appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[rel->keyatts[i]]));
+
+	/* the same parameters again, typed by the INSERT above */
+	appendStringInfoString(&sql, "), v (\"#\"");
+	for (i = 0; i < rel->natts; i++)
+		appendStringInfo(&sql, ", \"%d\"", i + 1);
+	appendStringInfoString(&sql, ") AS (VALUES ");
+	for (r = 0; r < nrows; r++)
+	{
+		appendStringInfo(&sql, "%s(%d", r > 0 ? ", " : "", r + 1);
+		for (i = 0; i < rel->natts; i++)
+			appendStringInfo(&sql, ", $%d", r * rel->natts + i + 1);
+		appendStringInfoChar(&sql, ')');
+	}
+	appendStringInfoString(&sql, "), c AS (SELECT v.\"#\", pg_catalog.to_jsonb(t.*)::text AS trow, (");
+	for (i = 0; i < rel->natts; i++)
+	{
+		const char *col = quote_identifier(rel->attnames[i]);
+
+		if (rel->attcast[i])
+			appendStringInfo(&sql, "%st.%s::text IS NOT DISTINCT FROM v.\"%d\"::text",
+							 i > 0 ? " AND " : "", col, i + 1);
+		else
+			appendStringInfo(&sql, "%st.%s IS NOT DISTINCT FROM v.\"%d\"", i > 0 ? " AND " : "", col, i + 1);
+	}
+	appendStringInfo(&sql, ") AS sn FROM v JOIN %s t ON ", rel->target_qname);
+	for (i = 0; i < rel->nkeys; i++)
+		appendStringInfo(&sql, "%st.%s = v.\"%d\"", i > 0 ? " AND " : "",
+						 quote_identifier(rel->attnames[rel->keyatts[i]]), rel->keyatts[i] + 1);
+	appendStringInfo(&sql, " WHERE (SELECT pg_catalog.count(*) FROM done) < %d AND NOT EXISTS (SELECT 1 FROM done d WHERE ",
+					 nrows);
+	for (i = 0; i < rel->nkeys; i++)
+		appendStringInfo(&sql, "%sd.%s = v.\"%d\"", i > 0 ? " AND " : "",
+						 quote_identifier(rel->attnames[rel->keyatts[i]]), rel->keyatts[i] + 1);
+	appendStringInfoString(&sql, ")) SELECT c.\"#\", 'insert_exists', false, c.trow FROM c WHERE NOT c.sn");
+
+	snprintf(pr->check_run_name, NAMEDATALEN, "ds_%u_%u_cr", rel->remoteid, rel->version);
+	send_prepare(pt, pr->check_run_name, sql.data, pr->what);
+	pr->have_check_run = true;
+	pfree(sql.data);
+}
+
+static void
+flush_check_run(PgTarget *pt, DsRelation *rel, PgRel *pr)
+{
+	int			r;
+	int			i;
+
+	if (pt->run_n == run_rows(rel, 'c') && pt->run_n > 1)
+	{
+		DsConflictHit **hits = MemoryContextAlloc(pt->hitcxt, sizeof(DsConflictHit *) * pt->run_n);
+
+		if (!pr->have_check_run)
+			prepare_check_run(pt, rel, pr, pt->run_n);
+		memcpy(hits, pt->run_hits, sizeof(DsConflictHit *) * pt->run_n);
+		sent_use(pt, PQsendQueryPrepared(pt->conn, pr->check_run_name, pt->run_n * rel->natts,
+										 (const char *const *) pt->run_vals, NULL, NULL, 0),
+				 pr->what, USE_CHECK_RUN, pt->run_n, NULL, hits);
+		return;
+	}
+	for (r = 0; r < pt->run_n; r++)
+	{
+		PgCheckStmt *cs = check_stmt(pt, rel, pr, 'i', NULL, false, false);
+		char	  **row = pt->run_vals + r * rel->natts;
+		const char **vals = palloc(sizeof(char *) * Max(cs->nparams, 1));
+
+		for (i = 0; i < cs->nparams; i++)
+			vals[i] = row[cs->pcol[i]];		/* inserts take new values only */
+		send_exec_use(pt, cs->name, cs->nparams, vals, pr->what, USE_CHECK, 0, pt->run_hits[r]);
+		pfree(vals);
+	}
+}
+
 static void
 apply_checked(PgTarget *pt, DsRelation *rel, PgRel *pr, DsChange *ch)
 {
@@ -1541,6 +1767,16 @@ apply_checked(PgTarget *pt, DsRelation *rel, PgRel *pr, DsChange *ch)
 	DsConflictHit *hit;
 	int			i;
 
+	if (ch->kind == DS_CHANGE_INSERT &&
+		(rel->strategy == DS_TARGET_WINS || rel->strategy == DS_MANUAL))
+	{
+		/* a conflict keeps the target row: inserts go out as runs */
+		key_values(rel, ch->newtup, keys);
+		add_to_run(pt, rel, ch->newtup, 'c', make_hit(pt, rel, ch, keys, NULL));
+		pfree(keys);
+		return;
+	}
+	flush_run(pt);
 	if (ch->kind == DS_CHANGE_DELETE && ch->oldtup == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -1609,7 +1845,6 @@ pg_apply(DsApplyTarget *t, DsChange *ch)
 
 	if (rel->detect)
 	{
-		flush_run(pt);
 		apply_checked(pt, rel, pr, ch);
 		pfree(vals);
 		return;
@@ -1618,7 +1853,7 @@ pg_apply(DsApplyTarget *t, DsChange *ch)
 	switch (ch->kind)
 	{
 		case DS_CHANGE_INSERT:
-			add_to_run(pt, rel, ch->newtup, 'i');
+			add_to_run(pt, rel, ch->newtup, 'i', NULL);
 			break;
 
 		case DS_CHANGE_UPDATE:
@@ -1647,7 +1882,7 @@ pg_apply(DsApplyTarget *t, DsChange *ch)
 				/* the whole new row under the same key: an upsert of a run */
 				if (rel->nkeys > 0 && !partial && !key_changed)
 				{
-					add_to_run(pt, rel, ch->newtup, 'u');
+					add_to_run(pt, rel, ch->newtup, 'u', NULL);
 					break;
 				}
 				flush_run(pt);
@@ -1714,7 +1949,7 @@ pg_apply(DsApplyTarget *t, DsChange *ch)
 			{
 				/* checks that the key was sent */
 				key_values(rel, ch->oldtup, vals);
-				add_to_run(pt, rel, ch->oldtup, 'd');
+				add_to_run(pt, rel, ch->oldtup, 'd', NULL);
 				break;
 			}
 			flush_run(pt);
