@@ -65,6 +65,7 @@ typedef struct PgCheckStmt
 	char	   *mask;			/* columns of the new row sent; NULL: all */
 	bool		oldfull;		/* the old row is whole */
 	bool		oldkey;			/* the key is read from the old row */
+	bool		moves;			/* an update that changes the key */
 	char		name[NAMEDATALEN];
 	int			nparams;
 	char	   *psrc;
@@ -1427,14 +1428,211 @@ append_insert(StringInfo sql, DsRelation *rel, PgCheckStmt *cs, int cap)
 }
 
 /*
- * The statement of one change kind (see the comment above): the clean
- * change first, as a plain INSERT / UPDATE / DELETE whose condition is "no
- * conflict"; only when it did nothing is the target row read (c), and the
- * strategy decides (w, i).
+ * target-wins and manual: the clean change first (it gives the parameters
+ * the target columns' types), the target row read only when it did
+ * nothing; a conflict never writes.
  */
+static void
+keep_target_stmt(StringInfo sql, DsRelation *rel, PgCheckStmt *cs, const char *mask, int cap)
+{
+	char		kind = cs->kind;
+	const char *done;
+	const char *differs;
+	const char *missing;
+
+	/* the clean change: parsed first, so it gives the parameters their types */
+	switch (kind)
+	{
+		case 'i':
+			appendStringInfoString(sql, "WITH done AS (");
+			append_insert(sql, rel, cs, cap);
+			appendStringInfoString(sql, ")");
+			missing = "'none'";
+			differs = "'insert_exists'";
+			break;
+		case 'u':
+			appendStringInfo(sql, "WITH done AS (UPDATE %s t SET ", rel->target_qname);
+			(void) append_set(sql, rel, cs, mask, cap);
+			appendStringInfoString(sql, " WHERE ");
+			append_lookup(sql, rel, cs, cap);
+			appendStringInfoString(sql, " AND ");
+			append_same_old(sql, rel, cs, cap);
+			appendStringInfoString(sql, " RETURNING 1)");
+			missing = "'update_missing'";
+			differs = "'update_differs'";
+			break;
+		default:
+			appendStringInfo(sql, "WITH done AS (DELETE FROM %s t WHERE ", rel->target_qname);
+			append_lookup(sql, rel, cs, cap);
+			appendStringInfoString(sql, " AND ");
+			append_same_old(sql, rel, cs, cap);
+			appendStringInfoString(sql, " RETURNING 1)");
+			missing = "'delete_missing'";
+			differs = "'delete_differs'";
+			break;
+	}
+	done = "EXISTS (SELECT 1 FROM done)";
+
+	/* c: the target row, read only when the clean change did nothing */
+	appendStringInfoString(sql, ", c AS (SELECT pg_catalog.to_jsonb(t.*)::text AS trow, ");
+	if (kind == 'd')
+		appendStringInfoString(sql, "false");
+	else
+		append_same_new(sql, rel, cs, mask, cap);
+	appendStringInfo(sql, " AS sn, false AS win FROM %s t WHERE ", rel->target_qname);
+	append_lookup(sql, rel, cs, cap);
+	appendStringInfo(sql, " AND NOT %s)", done);
+
+	/* kind, whether the source's version is on the target, the target row */
+	appendStringInfo(sql,
+					 " SELECT CASE WHEN %s THEN 'none' WHEN c.trow IS NULL THEN %s"
+					 " WHEN c.sn THEN 'none' ELSE %s END,"
+					 " CASE WHEN %s THEN true WHEN c.trow IS NULL THEN %s"
+					 " WHEN c.sn THEN %s ELSE c.win END, c.trow"
+					 " FROM (VALUES (1)) one (x) LEFT JOIN c ON true",
+					 done, missing, differs,
+					 done,
+					 kind == 'i' ? "true" : "false",
+					 kind == 'i' ? "true" : "false");
+
+}
+
+/*
+ * source-wins with log_conflicts and latest-timestamp: the target row as
+ * the statement's snapshot has it (c, first: it gives the parameters the
+ * target columns' types), and one write whose condition, evaluated on the
+ * live row, is "clean, or the source wins":
+ *
+ *   WITH c AS (SELECT t AS trec, true AS found, <row = old> AS so, <row = new> AS sn,
+ *                     <source wins> AS win FROM tbl t WHERE <key>),
+ *        done AS (INSERT ... ON CONFLICT (key) DO UPDATE SET ... WHERE <so or win>
+ *               | UPDATE ... WHERE <key> AND (<so> OR <win>)
+ *               | DELETE ... WHERE <key> AND (<so> OR <win>))
+ *   SELECT <kind>, <applied>, to_jsonb(trec) (conflicts only) FROM c ...
+ *
+ * Inserts, and updates that keep the key and send the whole row, are
+ * upserts (which also insert a row the target lost); other updates are
+ * UPDATEs, with an INSERT for a missing row when the whole row was sent.
+ */
+static void
+may_win_stmt(StringInfo sql, DsRelation *rel, PgCheckStmt *cs, const char *mask,
+			 bool whole, int cap)
+{
+	char		kind = cs->kind;
+	StringInfoData so;
+	StringInfoData sn;
+	StringInfoData win;
+	StringInfoData set;
+	const char *missing;
+	const char *differs;
+	const char *clean;
+	const char *missing_applied;
+	bool		upsert = kind == 'i' || (kind == 'u' && whole && !cs->moves);
+	int			i;
+
+	initStringInfo(&so);
+	initStringInfo(&sn);
+	initStringInfo(&win);
+	initStringInfo(&set);
+	append_same_old(&so, rel, cs, cap);
+	if (kind == 'd')
+		appendStringInfoString(&sn, "false");
+	else
+		append_same_new(&sn, rel, cs, mask, cap);
+	append_source_wins(&win, rel, cs, mask, cap);
+
+	appendStringInfo(sql, "WITH c AS (SELECT t AS trec, true AS found, %s AS so, %s AS sn, %s AS win FROM %s t WHERE ",
+					 so.data, sn.data, win.data, rel->target_qname);
+	append_lookup(sql, rel, cs, cap);
+	appendStringInfoString(sql, "), done AS (");
+	if (upsert)
+	{
+		bool		any = false;
+
+		appendStringInfo(sql, "INSERT INTO %s AS t (", rel->target_qname);
+		for (i = 0; i < rel->natts; i++)
+			appendStringInfo(sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[i]));
+		appendStringInfoString(sql, ") VALUES (");
+		for (i = 0; i < rel->natts; i++)
+			appendStringInfo(sql, "%s$%d", i > 0 ? ", " : "", check_param(cs, 'n', i, cap));
+		appendStringInfoString(sql, ") ON CONFLICT (");
+		for (i = 0; i < rel->nkeys; i++)
+			appendStringInfo(sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[rel->keyatts[i]]));
+		appendStringInfoString(sql, ") DO UPDATE SET ");
+		for (i = 0; i < rel->natts; i++)
+		{
+			const char *col;
+
+			if (is_key_att(rel, i))
+				continue;
+			col = quote_identifier(rel->attnames[i]);
+			appendStringInfo(sql, "%s%s = EXCLUDED.%s", any ? ", " : "", col, col);
+			any = true;
+		}
+		if (!any)
+		{
+			sql->len -= strlen(" DO UPDATE SET ");
+			sql->data[sql->len] = '\0';
+			appendStringInfoString(sql, " DO NOTHING)");
+		}
+		else if (kind == 'i')
+			appendStringInfo(sql, " WHERE NOT %s AND %s)", sn.data, win.data);
+		else
+			appendStringInfo(sql, " WHERE %s OR %s)", so.data, win.data);
+	}
+	else if (kind == 'u')
+	{
+		(void) append_set(&set, rel, cs, mask, cap);
+		appendStringInfo(sql, "UPDATE %s t SET %s WHERE ", rel->target_qname, set.data);
+		append_lookup(sql, rel, cs, cap);
+		appendStringInfo(sql, " AND (%s OR %s))", so.data, win.data);
+		if (whole)
+		{
+			appendStringInfoString(sql, ", i AS (");
+			append_insert(sql, rel, cs, cap);
+			appendStringInfoString(sql, " WHERE NOT EXISTS (SELECT 1 FROM c))");
+		}
+	}
+	else
+	{
+		appendStringInfo(sql, "DELETE FROM %s t WHERE ", rel->target_qname);
+		append_lookup(sql, rel, cs, cap);
+		appendStringInfo(sql, " AND (%s OR %s))", so.data, win.data);
+	}
+
+	switch (kind)
+	{
+		case 'i':
+			missing = "'none'";
+			differs = "'insert_exists'";
+			clean = "c.sn";
+			missing_applied = "true";
+			break;
+		case 'u':
+			missing = "'update_missing'";
+			differs = "'update_differs'";
+			clean = "(c.so OR c.sn)";
+			missing_applied = whole ? "true" : "false";
+			break;
+		default:
+			missing = "'delete_missing'";
+			differs = "'delete_differs'";
+			clean = "c.so";
+			missing_applied = "true";
+			break;
+	}
+	appendStringInfo(sql,
+					 " SELECT CASE WHEN c.found IS NULL THEN %s WHEN %s THEN 'none' ELSE %s END,"
+					 " CASE WHEN c.found IS NULL THEN %s WHEN %s THEN true ELSE c.win END,"
+					 " CASE WHEN c.found AND NOT %s THEN pg_catalog.to_jsonb(c.trec)::text END"
+					 " FROM (VALUES (1)) one (x) LEFT JOIN c ON true",
+					 missing, clean, differs, missing_applied, clean, clean);
+}
+
+/* The statement of one change kind (see the comment above). */
 static PgCheckStmt *
 check_stmt(PgTarget *pt, DsRelation *rel, PgRel *pr, char kind, const char *mask,
-		   bool oldfull, bool oldkey)
+		   bool oldfull, bool oldkey, bool moves)
 {
 	ListCell   *lc;
 	PgCheckStmt *cs;
@@ -1444,15 +1642,12 @@ check_stmt(PgTarget *pt, DsRelation *rel, PgRel *pr, char kind, const char *mask
 	int			i;
 	bool		whole = true;
 	bool		may_win = rel->strategy == DS_SOURCE_WINS || rel->strategy == DS_LATEST_TIMESTAMP;
-	const char *done;			/* the CTE of the clean change */
-	const char *differs;
-	const char *missing;
-	StringInfoData set;
 
 	foreach(lc, pr->checks)
 	{
 		cs = lfirst(lc);
 		if (cs->kind == kind && cs->oldfull == oldfull && cs->oldkey == oldkey &&
+			cs->moves == moves &&
 			((cs->mask == NULL && mask == NULL) ||
 			 (cs->mask && mask && strcmp(cs->mask, mask) == 0)))
 			return cs;
@@ -1464,6 +1659,7 @@ check_stmt(PgTarget *pt, DsRelation *rel, PgRel *pr, char kind, const char *mask
 	cs->mask = mask ? pstrdup(mask) : NULL;
 	cs->oldfull = oldfull;
 	cs->oldkey = oldkey;
+	cs->moves = moves;
 	cs->psrc = palloc(cap);
 	cs->pcol = palloc(sizeof(int) * cap);
 	snprintf(cs->name, NAMEDATALEN, "ds_%u_%u_c%d", rel->remoteid, rel->version,
@@ -1476,93 +1672,13 @@ check_stmt(PgTarget *pt, DsRelation *rel, PgRel *pr, char kind, const char *mask
 			whole = false;
 
 	initStringInfo(&sql);
-	initStringInfo(&set);
-
-	/* the clean change: parsed first, so it gives the parameters their types */
-	switch (kind)
-	{
-		case 'i':
-			appendStringInfoString(&sql, "WITH done AS (");
-			append_insert(&sql, rel, cs, cap);
-			appendStringInfoString(&sql, ")");
-			missing = "'none'";
-			differs = "'insert_exists'";
-			break;
-		case 'u':
-			appendStringInfo(&sql, "WITH done AS (UPDATE %s t SET ", rel->target_qname);
-			(void) append_set(&sql, rel, cs, mask, cap);
-			appendStringInfoString(&sql, " WHERE ");
-			append_lookup(&sql, rel, cs, cap);
-			appendStringInfoString(&sql, " AND ");
-			append_same_old(&sql, rel, cs, cap);
-			appendStringInfoString(&sql, " RETURNING 1)");
-			missing = "'update_missing'";
-			differs = "'update_differs'";
-			break;
-		default:
-			appendStringInfo(&sql, "WITH done AS (DELETE FROM %s t WHERE ", rel->target_qname);
-			append_lookup(&sql, rel, cs, cap);
-			appendStringInfoString(&sql, " AND ");
-			append_same_old(&sql, rel, cs, cap);
-			appendStringInfoString(&sql, " RETURNING 1)");
-			missing = "'delete_missing'";
-			differs = "'delete_differs'";
-			break;
-	}
-	done = "EXISTS (SELECT 1 FROM done)";
-
-	/* c: the target row, read only when the clean change did nothing */
-	appendStringInfoString(&sql, ", c AS (SELECT pg_catalog.to_jsonb(t.*)::text AS trow, ");
-	if (kind == 'd')
-		appendStringInfoString(&sql, "false");
-	else
-		append_same_new(&sql, rel, cs, mask, cap);
-	appendStringInfoString(&sql, " AS sn, ");
-	append_source_wins(&sql, rel, cs, mask, cap);
-	appendStringInfo(&sql, " AS win FROM %s t WHERE ", rel->target_qname);
-	append_lookup(&sql, rel, cs, cap);
-	appendStringInfo(&sql, " AND NOT %s)", done);
-
-	/* w: the source's version over a differing row, when it wins */
 	if (may_win)
-	{
-		if (kind == 'd')
-		{
-			appendStringInfo(&sql, ", w AS (DELETE FROM %s t USING c WHERE c.win AND ", rel->target_qname);
-			append_lookup(&sql, rel, cs, cap);
-			appendStringInfoChar(&sql, ')');
-		}
-		else if (append_set(&set, rel, cs, mask, cap))
-		{
-			appendStringInfo(&sql, ", w AS (UPDATE %s t SET %s FROM c WHERE c.win AND NOT c.sn AND ",
-							 rel->target_qname, set.data);
-			append_lookup(&sql, rel, cs, cap);
-			appendStringInfoChar(&sql, ')');
-		}
-		/* i: an update of a missing row inserts it (no target version) */
-		if (kind == 'u' && whole)
-		{
-			appendStringInfoString(&sql, ", i AS (");
-			append_insert(&sql, rel, cs, cap);
-			appendStringInfo(&sql, " WHERE NOT %s AND NOT EXISTS (SELECT 1 FROM c))", done);
-		}
-	}
-
-	/* kind, whether the source's version is on the target, the target row */
-	appendStringInfo(&sql,
-					 " SELECT CASE WHEN %s THEN 'none' WHEN c.trow IS NULL THEN %s"
-					 " WHEN c.sn THEN 'none' ELSE %s END,"
-					 " CASE WHEN %s THEN true WHEN c.trow IS NULL THEN %s"
-					 " WHEN c.sn THEN %s ELSE c.win END, c.trow"
-					 " FROM (VALUES (1)) one (x) LEFT JOIN c ON true",
-					 done, missing, differs,
-					 done,
-					 (kind == 'i' || (may_win && (kind == 'd' || whole))) ? "true" : "false",
-					 kind == 'i' ? "true" : "false");
+		may_win_stmt(&sql, rel, cs, mask, whole, cap);
+	else
+		keep_target_stmt(&sql, rel, cs, mask, cap);
 
 	send_prepare(pt, cs->name, sql.data, pr->what);
 	pfree(sql.data);
-	pfree(set.data);
 	return cs;
 }
 
@@ -1740,7 +1856,7 @@ flush_check_run(PgTarget *pt, DsRelation *rel, PgRel *pr)
 	}
 	for (r = 0; r < pt->run_n; r++)
 	{
-		PgCheckStmt *cs = check_stmt(pt, rel, pr, 'i', NULL, false, false);
+		PgCheckStmt *cs = check_stmt(pt, rel, pr, 'i', NULL, false, false, false);
 		char	  **row = pt->run_vals + r * rel->natts;
 		const char **vals = palloc(sizeof(char *) * Max(cs->nparams, 1));
 
@@ -1765,6 +1881,7 @@ apply_checked(PgTarget *pt, DsRelation *rel, PgRel *pr, DsChange *ch)
 	const char **newkeys = NULL;
 	char		ctime[MAXDATELEN + 1];
 	DsConflictHit *hit;
+	bool		moves = false;
 	int			i;
 
 	if (ch->kind == DS_CHANGE_INSERT &&
@@ -1802,8 +1919,11 @@ apply_checked(PgTarget *pt, DsRelation *rel, PgRel *pr, DsChange *ch)
 	{
 		newkeys = palloc(sizeof(char *) * rel->nkeys);
 		key_values(rel, ch->newtup, newkeys);
+		for (i = 0; i < rel->nkeys; i++)
+			if (!same_value(keys[i], newkeys[i]))
+				moves = true;
 	}
-	cs = check_stmt(pt, rel, pr, kind, mask, oldfull, oldkey);
+	cs = check_stmt(pt, rel, pr, kind, mask, oldfull, oldkey, moves);
 
 	vals = palloc(sizeof(char *) * Max(cs->nparams, 1));
 	for (i = 0; i < cs->nparams; i++)
