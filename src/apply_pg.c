@@ -1381,6 +1381,22 @@ append_source_wins(StringInfo sql, DsRelation *rel, PgCheckStmt *cs, const char 
 					 tgt, src, src, tgt);
 }
 
+/*
+ * latest-timestamp of a run, where each row brings its own time column:
+ * does src (an expression for the source's value) win over t?
+ */
+static char *
+run_source_wins(DsRelation *rel, const char *src)
+{
+	char	   *tgt;
+
+	if (rel->strategy == DS_SOURCE_WINS)
+		return "true";
+	tgt = psprintf("t.%s", quote_identifier(rel->attnames[rel->ts_att]));
+	return psprintf("CASE WHEN %s IS NULL THEN true WHEN %s IS NULL THEN false ELSE %s >= %s END",
+					tgt, src, src, tgt);
+}
+
 /* SET of the columns sent (an insert leaves its key alone) */
 static bool
 append_set(StringInfo sql, DsRelation *rel, PgCheckStmt *cs, const char *mask, int cap)
@@ -1755,20 +1771,25 @@ make_hit(PgTarget *pt, DsRelation *rel, DsChange *ch, const char **keyvals,
 }
 
 /*
- * A full run of inserts under a strategy that keeps the target row
- * (target-wins, manual): one statement inserts what is missing and
- * returns a row for each key the target had with other values.
+ * A full run of inserts on the checking path: one statement inserts what
+ * is missing and returns a row for each key the target had with other
+ * values.
  *
- *   WITH done AS (INSERT INTO tbl (...) VALUES (...), ... ON CONFLICT (key)
- *                   DO NOTHING RETURNING key),
+ *   WITH done AS (INSERT INTO tbl AS t (...) VALUES (...), ... ON CONFLICT (key)
+ *                   DO NOTHING RETURNING true AS ins, key),
  *        v ("#", "1", ...) AS (VALUES (1, $1, ...), ...),
- *        c AS (SELECT v."#", to_jsonb(t)::text AS trow, <row = v> AS sn
+ *        c AS (SELECT v."#", t AS trec, <source wins> AS win, <row = v> AS sn
  *                FROM v JOIN tbl t ON key = v.key
- *               WHERE (SELECT count(*) FROM done) < n
- *                 AND NOT EXISTS (SELECT 1 FROM done d WHERE d.key = v.key))
- *   SELECT "#", 'insert_exists', false, trow FROM c WHERE NOT sn
+ *               WHERE (SELECT count(*) FROM done WHERE ins) < n
+ *                 AND NOT EXISTS (SELECT 1 FROM done d WHERE d.ins AND d.key = v.key))
+ *   SELECT "#", 'insert_exists', win, to_jsonb(trec) FROM c WHERE NOT sn
  *
- * A shorter run goes out row by row, as any other checked change.
+ * c reads the rows as the statement's snapshot has them, before the
+ * insert.  Where the source can win (source-wins with log_conflicts,
+ * latest-timestamp with a timestamp column), the insert is DO UPDATE ...
+ * WHERE <differs> AND <source wins> RETURNING xmax = 0 AS ins instead.
+ * latest-timestamp on commit times keeps single statements (each row has
+ * its transaction's time); a shorter run goes out row by row.
  */
 static void
 prepare_check_run(PgTarget *pt, DsRelation *rel, PgRel *pr, int nrows)
@@ -1776,9 +1797,10 @@ prepare_check_run(PgTarget *pt, DsRelation *rel, PgRel *pr, int nrows)
 	StringInfoData sql;
 	int			i;
 	int			r;
+	bool		may_win = rel->strategy == DS_SOURCE_WINS || rel->strategy == DS_LATEST_TIMESTAMP;
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "WITH done AS (INSERT INTO %s (", rel->target_qname);
+	appendStringInfo(&sql, "WITH done AS (INSERT INTO %s AS t (", rel->target_qname);
 	for (i = 0; i < rel->natts; i++)
 		appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[i]));
 	appendStringInfoString(&sql, ") VALUES ");
@@ -1792,7 +1814,42 @@ prepare_check_run(PgTarget *pt, DsRelation *rel, PgRel *pr, int nrows)
 	appendStringInfoString(&sql, " ON CONFLICT (");
 	for (i = 0; i < rel->nkeys; i++)
 		appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[rel->keyatts[i]]));
-	appendStringInfoString(&sql, ") DO NOTHING RETURNING ");
+	if (may_win)
+	{
+		/* the source's row replaces a differing one when it wins */
+		bool		any = false;
+		StringInfoData differs;
+
+		initStringInfo(&differs);
+		appendStringInfoString(&sql, ") DO UPDATE SET ");
+		for (i = 0; i < rel->natts; i++)
+		{
+			const char *col;
+
+			if (is_key_att(rel, i))
+				continue;
+			col = quote_identifier(rel->attnames[i]);
+			appendStringInfo(&sql, "%s%s = EXCLUDED.%s", any ? ", " : "", col, col);
+			appendStringInfo(&differs, "%st.%s%s IS DISTINCT FROM EXCLUDED.%s%s", any ? " OR " : "",
+							 col, rel->attcast[i] ? "::text" : "", col, rel->attcast[i] ? "::text" : "");
+			any = true;
+		}
+		if (!any)
+		{
+			sql.len -= strlen(" DO UPDATE SET ");
+			sql.data[sql.len] = '\0';
+			appendStringInfoString(&sql, " DO NOTHING");
+		}
+		else
+			appendStringInfo(&sql, " WHERE (%s) AND %s", differs.data,
+							 run_source_wins(rel, psprintf("EXCLUDED.%s",
+														   quote_identifier(rel->attnames[Max(rel->ts_att, 0)]))));
+		pfree(differs.data);
+		/* xmax 0: inserted; the others were there */
+		appendStringInfoString(&sql, " RETURNING t.xmax::text = '0' AS ins, ");
+	}
+	else
+		appendStringInfoString(&sql, ") DO NOTHING RETURNING true AS ins, ");
 	for (i = 0; i < rel->nkeys; i++)
 		appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[rel->keyatts[i]]));
 
@@ -1808,7 +1865,8 @@ prepare_check_run(PgTarget *pt, DsRelation *rel, PgRel *pr, int nrows)
 			appendStringInfo(&sql, ", $%d", r * rel->natts + i + 1);
 		appendStringInfoChar(&sql, ')');
 	}
-	appendStringInfoString(&sql, "), c AS (SELECT v.\"#\", pg_catalog.to_jsonb(t.*)::text AS trow, (");
+	appendStringInfo(&sql, "), c AS (SELECT v.\"#\", t AS trec, %s AS win, (",
+					 may_win ? run_source_wins(rel, psprintf("v.\"%d\"", Max(rel->ts_att, 0) + 1)) : "false");
 	for (i = 0; i < rel->natts; i++)
 	{
 		const char *col = quote_identifier(rel->attnames[i]);
@@ -1823,12 +1881,13 @@ prepare_check_run(PgTarget *pt, DsRelation *rel, PgRel *pr, int nrows)
 	for (i = 0; i < rel->nkeys; i++)
 		appendStringInfo(&sql, "%st.%s = v.\"%d\"", i > 0 ? " AND " : "",
 						 quote_identifier(rel->attnames[rel->keyatts[i]]), rel->keyatts[i] + 1);
-	appendStringInfo(&sql, " WHERE (SELECT pg_catalog.count(*) FROM done) < %d AND NOT EXISTS (SELECT 1 FROM done d WHERE ",
-					 nrows);
+	appendStringInfo(&sql, " WHERE (SELECT pg_catalog.count(*) FROM done WHERE done.ins) < %d"
+					 " AND NOT EXISTS (SELECT 1 FROM done d WHERE d.ins AND ", nrows);
 	for (i = 0; i < rel->nkeys; i++)
 		appendStringInfo(&sql, "%sd.%s = v.\"%d\"", i > 0 ? " AND " : "",
 						 quote_identifier(rel->attnames[rel->keyatts[i]]), rel->keyatts[i] + 1);
-	appendStringInfoString(&sql, ")) SELECT c.\"#\", 'insert_exists', false, c.trow FROM c WHERE NOT c.sn");
+	appendStringInfoString(&sql, ")) SELECT c.\"#\", 'insert_exists', c.win,"
+						   " pg_catalog.to_jsonb(c.trec)::text FROM c WHERE NOT c.sn");
 
 	snprintf(pr->check_run_name, NAMEDATALEN, "ds_%u_%u_cr", rel->remoteid, rel->version);
 	send_prepare(pt, pr->check_run_name, sql.data, pr->what);
@@ -1885,9 +1944,9 @@ apply_checked(PgTarget *pt, DsRelation *rel, PgRel *pr, DsChange *ch)
 	int			i;
 
 	if (ch->kind == DS_CHANGE_INSERT &&
-		(rel->strategy == DS_TARGET_WINS || rel->strategy == DS_MANUAL))
+		(rel->strategy != DS_LATEST_TIMESTAMP || rel->ts_att >= 0))
 	{
-		/* a conflict keeps the target row: inserts go out as runs */
+		/* inserts go out as runs, unless they must compare commit times */
 		key_values(rel, ch->newtup, keys);
 		add_to_run(pt, rel, ch->newtup, 'c', make_hit(pt, rel, ch, keys, NULL));
 		pfree(keys);

@@ -688,4 +688,37 @@ is(src_q("SELECT count(*) FROM datasync.conflicts WHERE pipeline = 'p_man' AND k
 is(src_q("SELECT status || '|' || changes FROM datasync.conflicts WHERE id = $cid70"), 'resolved|2',
 	'settled replay: the resolved conflict is left as it was');
 
+# ---------------------------------------------------------------------------
+# (k) a long transaction of inserts goes out in runs of 64 rows: conflicts
+# inside a run are found and decided row by row all the same
+# ---------------------------------------------------------------------------
+for my $t (qw(cf_sw cf_tw cf_lt cf_man))
+{
+	tgt_q(qq{
+INSERT INTO $t VALUES (1010, 'bulk', $T20), (1020, 'tgt', $T22), (1030, 'tgt', $T00);
+});
+	src_q("INSERT INTO $t SELECT g, 'bulk', $T20 FROM generate_series(1000, 1199) g");
+}
+synced('runs', qw(p_sw p_tw p_lt p_man));
+my %want = (
+	p_sw  => ['cf_sw',  'insert_exists|resolved|source|source-wins', 'insert_exists|resolved|source|source-wins', 'bulk', 'bulk'],
+	p_tw  => ['cf_tw',  'insert_exists|resolved|target|target-wins', 'insert_exists|resolved|target|target-wins', 'tgt', 'tgt'],
+	p_lt  => ['cf_lt',  'insert_exists|resolved|target|latest-timestamp', 'insert_exists|resolved|source|latest-timestamp', 'tgt', 'bulk'],
+	p_man => ['cf_man', 'insert_exists|open|-|manual', 'insert_exists|open|-|manual', 'tgt', 'tgt']);
+for my $p (sort keys %want)
+{
+	my ($t, $c20, $c30, $v20, $v30) = @{ $want{$p} };
+	is(conflicts_of($p, $t, 1020), $c20, "runs/$p: key 1020 (target newer)");
+	is(conflicts_of($p, $t, 1030), $c30, "runs/$p: key 1030 (target older)");
+	is(conflicts_of($p, $t, 1010), 'none', "runs/$p: the identical row is no conflict");
+	is(src_q("SELECT count(*) FROM datasync.conflicts WHERE pipeline = '$p' AND (key->>'id')::int BETWEEN 1000 AND 1199"),
+		'2', "runs/$p: two conflicts in the run");
+	is(tgt_q("SELECT string_agg(v, ',' ORDER BY id) FROM $t WHERE id IN (1020, 1030)"), "$v20,$v30",
+		"runs/$p: the target rows as the strategy decided");
+	is(tgt_q("SELECT count(*) FILTER (WHERE v = 'bulk') FROM $t WHERE id BETWEEN 1000 AND 1199"),
+		200 - ($v20 eq 'tgt' ? 1 : 0) - ($v30 eq 'tgt' ? 1 : 0),
+		"runs/$p: every other row of the run is on the target");
+}
+is(images_of('p_man', 'cf_man', 1020), 'bulk|tgt', 'runs/p_man: both versions parked');
+
 done_testing();
