@@ -1238,27 +1238,20 @@ key_values(DsRelation *rel, LogicalRepTupleData *tup, const char **out)
  * The conflict-checking path
  *
  * A table whose strategy detects conflicts gets one statement a change
- * that tries the clean change, looks at the target row only when that did
- * nothing, decides by the strategy and acts, so changes stay pipelined.
- * An UPDATE, for example:
+ * that finds the target row, decides by the strategy and writes, so changes
+ * stay pipelined; its result row (kind, whether the source's version is on
+ * the target, the target row) goes to the decider (on_conflict) unless the
+ * kind is 'none'.  Two shapes:
  *
- *   WITH done AS (UPDATE tbl t SET <new values> WHERE <old key>
- *                   AND <row = old row> RETURNING 1),
- *        c AS (SELECT to_jsonb(t)::text AS trow, <row = new row> AS sn,
- *                     <the source wins> AS win
- *                FROM tbl t WHERE <old key> AND NOT EXISTS (SELECT 1 FROM done)),
- *        w AS (UPDATE tbl t SET <new values> FROM c WHERE c.win AND NOT c.sn AND <old key>),
- *        i AS (INSERT INTO tbl ... SELECT <new row>
- *                WHERE NOT EXISTS (done) AND NOT EXISTS (c))
- *   SELECT <kind: none, update_missing, update_differs>, <source applied>, c.trow ...
+ * - target-wins, manual (keep_target_stmt): a conflict never writes, so
+ *   the clean change goes first (UPDATE ... WHERE key AND row = old row)
+ *   and the row is read only when it did nothing.
+ * - source-wins with log_conflicts, latest-timestamp (may_win_stmt): the
+ *   row is read first (the statement's snapshot), then one write whose
+ *   condition on the live row is "clean, or the source wins".
  *
- * An INSERT tries INSERT ... ON CONFLICT (key) DO NOTHING first, a DELETE
- * deletes the row when it equals the old one.  w and i exist only for
- * strategies under which the source can win (source-wins with
- * log_conflicts, latest-timestamp).  All parts see the same snapshot; the
- * clean change comes first in the text, so it gives the parameters the
- * target columns' types.  The result row goes to the decider
- * (on_conflict) unless it says 'none'.
+ * Whatever comes first in the text gives the parameters the target
+ * columns' types.  Inserts go out in runs (prepare_check_run).
  * ---------------------------------------------------------------------
  */
 static int
