@@ -864,61 +864,87 @@ append_full_match(StringInfo sql, DsRelation *rel, int firstparam)
  * whole-row updates ('u') a row with xmax 0 was missing.  A table without
  * a key gets plain INSERTs.
  */
+/* the stream's columns, or only its key columns, comma-separated */
+static void
+append_columns(StringInfo sql, DsRelation *rel, bool keys_only)
+{
+	int			n = keys_only ? rel->nkeys : rel->natts;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		appendStringInfo(sql, "%s%s", i > 0 ? ", " : "",
+						 quote_identifier(rel->attnames[keys_only ? rel->keyatts[i] : i]));
+}
+
+/* INSERT INTO tbl AS t (columns) VALUES ($1, ...), ...: nrows rows */
+static void
+append_insert_rows(StringInfo sql, DsRelation *rel, int nrows)
+{
+	int			i;
+	int			r;
+
+	appendStringInfo(sql, "INSERT INTO %s AS t (", rel->target_qname);
+	append_columns(sql, rel, false);
+	appendStringInfoString(sql, ") VALUES ");
+	for (r = 0; r < nrows; r++)
+	{
+		appendStringInfoString(sql, r > 0 ? ", (" : "(");
+		for (i = 0; i < rel->natts; i++)
+			appendStringInfo(sql, "%s$%d", i > 0 ? ", " : "", r * rel->natts + i + 1);
+		appendStringInfoChar(sql, ')');
+	}
+}
+
+/*
+ * ON CONFLICT (key) DO UPDATE SET c = EXCLUDED.c, ... over the columns
+ * that are not key columns; DO NOTHING (and false) when there are none.
+ * With differs, also the condition "t differs from EXCLUDED" there.
+ */
+static bool
+append_on_conflict_update(StringInfo sql, DsRelation *rel, StringInfo differs)
+{
+	int			i;
+	bool		any = false;
+
+	appendStringInfoString(sql, " ON CONFLICT (");
+	append_columns(sql, rel, true);
+	if (rel->natts == rel->nkeys)
+	{
+		appendStringInfoString(sql, ") DO NOTHING");
+		return false;
+	}
+	appendStringInfoString(sql, ") DO UPDATE SET ");
+	for (i = 0; i < rel->natts; i++)
+	{
+		const char *col;
+		const char *cast = rel->attcast[i] ? "::text" : "";
+
+		if (is_key_att(rel, i))
+			continue;
+		col = quote_identifier(rel->attnames[i]);
+		appendStringInfo(sql, "%s%s = EXCLUDED.%s", any ? ", " : "", col, col);
+		if (differs)
+			appendStringInfo(differs, "%st.%s%s IS DISTINCT FROM EXCLUDED.%s%s",
+							 any ? " OR " : "", col, cast, col, cast);
+		any = true;
+	}
+	return true;
+}
+
 static void
 prepare_insert(PgTarget *pt, DsRelation *rel, PgRel *pr, int nrows, const char *name,
 			   char flavor)
 {
 	StringInfoData sql;
-	int			i;
-	int			r;
-	bool		any = false;
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "INSERT INTO %s AS t (", rel->target_qname);
-	for (i = 0; i < rel->natts; i++)
-		appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[i]));
-	appendStringInfoString(&sql, ") VALUES ");
-	for (r = 0; r < nrows; r++)
-	{
-		appendStringInfoString(&sql, r > 0 ? ", (" : "(");
-		for (i = 0; i < rel->natts; i++)
-			appendStringInfo(&sql, "%s$%d", i > 0 ? ", " : "", r * rel->natts + i + 1);
-		appendStringInfoChar(&sql, ')');
-	}
+	append_insert_rows(&sql, rel, nrows);
 	if (rel->nkeys > 0)
 	{
 		StringInfoData differs;
 
 		initStringInfo(&differs);
-		appendStringInfoString(&sql, " ON CONFLICT (");
-		for (i = 0; i < rel->nkeys; i++)
-			appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "",
-							 quote_identifier(rel->attnames[rel->keyatts[i]]));
-		appendStringInfoString(&sql, ") DO UPDATE SET ");
-		for (i = 0; i < rel->natts; i++)
-		{
-			const char *col;
-
-			if (is_key_att(rel, i))
-				continue;
-			col = quote_identifier(rel->attnames[i]);
-			appendStringInfo(&sql, "%s%s = EXCLUDED.%s", any ? ", " : "", col, col);
-			if (rel->attcast[i])
-				appendStringInfo(&differs, "%st.%s::text IS DISTINCT FROM EXCLUDED.%s::text",
-								 any ? " OR " : "", col, col);
-			else
-				appendStringInfo(&differs, "%st.%s IS DISTINCT FROM EXCLUDED.%s",
-								 any ? " OR " : "", col, col);
-			any = true;
-		}
-		if (!any)
-		{
-			/* every column is a key column */
-			sql.len -= strlen(" DO UPDATE SET ");
-			sql.data[sql.len] = '\0';
-			appendStringInfoString(&sql, " DO NOTHING");
-		}
-		else if (flavor == 'i')
+		if (append_on_conflict_update(&sql, rel, &differs) && flavor == 'i')
 			appendStringInfo(&sql, " WHERE %s", differs.data);
 		appendStringInfoString(&sql, " RETURNING t.xmax");
 		pfree(differs.data);
@@ -983,9 +1009,7 @@ prepare_multi_delete(PgTarget *pt, DsRelation *rel, PgRel *pr, int nrows)
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "DELETE FROM %s WHERE (", rel->target_qname);
-	for (i = 0; i < rel->nkeys; i++)
-		appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "",
-						 quote_identifier(rel->attnames[rel->keyatts[i]]));
+	append_columns(&sql, rel, true);
 	appendStringInfoString(&sql, ") IN (");
 	for (r = 0; r < nrows; r++)
 	{
@@ -1414,8 +1438,7 @@ append_insert(StringInfo sql, DsRelation *rel, PgCheckStmt *cs, int cap)
 	int			i;
 
 	appendStringInfo(sql, "INSERT INTO %s (", rel->target_qname);
-	for (i = 0; i < rel->natts; i++)
-		appendStringInfo(sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[i]));
+	append_columns(sql, rel, false);
 	appendStringInfoString(sql, ") ");
 	if (cs->kind == 'i')
 	{
@@ -1423,9 +1446,7 @@ append_insert(StringInfo sql, DsRelation *rel, PgCheckStmt *cs, int cap)
 		for (i = 0; i < rel->natts; i++)
 			appendStringInfo(sql, "%s$%d", i > 0 ? ", " : "", check_param(cs, 'n', i, cap));
 		appendStringInfoString(sql, ") ON CONFLICT (");
-		for (i = 0; i < rel->nkeys; i++)
-			appendStringInfo(sql, "%s%s", i > 0 ? ", " : "",
-							 quote_identifier(rel->attnames[rel->keyatts[i]]));
+		append_columns(sql, rel, true);
 		appendStringInfoString(sql, ") DO NOTHING RETURNING 1");
 	}
 	else
@@ -1556,38 +1577,20 @@ may_win_stmt(StringInfo sql, DsRelation *rel, PgCheckStmt *cs, const char *mask,
 	appendStringInfoString(sql, "), done AS (");
 	if (upsert)
 	{
-		bool		any = false;
-
 		appendStringInfo(sql, "INSERT INTO %s AS t (", rel->target_qname);
-		for (i = 0; i < rel->natts; i++)
-			appendStringInfo(sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[i]));
+		append_columns(sql, rel, false);
 		appendStringInfoString(sql, ") VALUES (");
 		for (i = 0; i < rel->natts; i++)
 			appendStringInfo(sql, "%s$%d", i > 0 ? ", " : "", check_param(cs, 'n', i, cap));
-		appendStringInfoString(sql, ") ON CONFLICT (");
-		for (i = 0; i < rel->nkeys; i++)
-			appendStringInfo(sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[rel->keyatts[i]]));
-		appendStringInfoString(sql, ") DO UPDATE SET ");
-		for (i = 0; i < rel->natts; i++)
+		appendStringInfoChar(sql, ')');
+		if (append_on_conflict_update(sql, rel, NULL))
 		{
-			const char *col;
-
-			if (is_key_att(rel, i))
-				continue;
-			col = quote_identifier(rel->attnames[i]);
-			appendStringInfo(sql, "%s%s = EXCLUDED.%s", any ? ", " : "", col, col);
-			any = true;
+			if (kind == 'i')
+				appendStringInfo(sql, " WHERE NOT %s AND %s", sn.data, win.data);
+			else
+				appendStringInfo(sql, " WHERE %s OR %s", so.data, win.data);
 		}
-		if (!any)
-		{
-			sql->len -= strlen(" DO UPDATE SET ");
-			sql->data[sql->len] = '\0';
-			appendStringInfoString(sql, " DO NOTHING)");
-		}
-		else if (kind == 'i')
-			appendStringInfo(sql, " WHERE NOT %s AND %s)", sn.data, win.data);
-		else
-			appendStringInfo(sql, " WHERE %s OR %s)", so.data, win.data);
+		appendStringInfoChar(sql, ')');
 	}
 	else if (kind == 'u')
 	{
@@ -1793,47 +1796,15 @@ prepare_check_run(PgTarget *pt, DsRelation *rel, PgRel *pr, int nrows)
 	bool		may_win = rel->strategy == DS_SOURCE_WINS || rel->strategy == DS_LATEST_TIMESTAMP;
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "WITH done AS (INSERT INTO %s AS t (", rel->target_qname);
-	for (i = 0; i < rel->natts; i++)
-		appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[i]));
-	appendStringInfoString(&sql, ") VALUES ");
-	for (r = 0; r < nrows; r++)
-	{
-		appendStringInfoString(&sql, r > 0 ? ", (" : "(");
-		for (i = 0; i < rel->natts; i++)
-			appendStringInfo(&sql, "%s$%d", i > 0 ? ", " : "", r * rel->natts + i + 1);
-		appendStringInfoChar(&sql, ')');
-	}
-	appendStringInfoString(&sql, " ON CONFLICT (");
-	for (i = 0; i < rel->nkeys; i++)
-		appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[rel->keyatts[i]]));
+	appendStringInfoString(&sql, "WITH done AS (");
+	append_insert_rows(&sql, rel, nrows);
 	if (may_win)
 	{
 		/* the source's row replaces a differing one when it wins */
-		bool		any = false;
 		StringInfoData differs;
 
 		initStringInfo(&differs);
-		appendStringInfoString(&sql, ") DO UPDATE SET ");
-		for (i = 0; i < rel->natts; i++)
-		{
-			const char *col;
-
-			if (is_key_att(rel, i))
-				continue;
-			col = quote_identifier(rel->attnames[i]);
-			appendStringInfo(&sql, "%s%s = EXCLUDED.%s", any ? ", " : "", col, col);
-			appendStringInfo(&differs, "%st.%s%s IS DISTINCT FROM EXCLUDED.%s%s", any ? " OR " : "",
-							 col, rel->attcast[i] ? "::text" : "", col, rel->attcast[i] ? "::text" : "");
-			any = true;
-		}
-		if (!any)
-		{
-			sql.len -= strlen(" DO UPDATE SET ");
-			sql.data[sql.len] = '\0';
-			appendStringInfoString(&sql, " DO NOTHING");
-		}
-		else
+		if (append_on_conflict_update(&sql, rel, &differs))
 			appendStringInfo(&sql, " WHERE (%s) AND %s", differs.data,
 							 run_source_wins(rel, psprintf("EXCLUDED.%s",
 														   quote_identifier(rel->attnames[Max(rel->ts_att, 0)]))));
@@ -1842,9 +1813,12 @@ prepare_check_run(PgTarget *pt, DsRelation *rel, PgRel *pr, int nrows)
 		appendStringInfoString(&sql, " RETURNING t.xmax::text = '0' AS ins, ");
 	}
 	else
+	{
+		appendStringInfoString(&sql, " ON CONFLICT (");
+		append_columns(&sql, rel, true);
 		appendStringInfoString(&sql, ") DO NOTHING RETURNING true AS ins, ");
-	for (i = 0; i < rel->nkeys; i++)
-		appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[rel->keyatts[i]]));
+	}
+	append_columns(&sql, rel, true);
 
 	/* the same parameters again, typed by the INSERT above */
 	appendStringInfoString(&sql, "), v (\"#\"");

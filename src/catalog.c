@@ -97,8 +97,9 @@ option_table_object(JsonbValue *v, const char *key, bool allow_string)
 	if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("pipeline option \"%s\" must be %sa JSON object of table names to strings",
-						key, allow_string ? "a string or " : "")));
+				 errmsg("pipeline option \"%s\" must be %sa JSON object of %s",
+						key, allow_string ? "a string or " : "",
+						strcmp(key, "table_map") == 0 ? "source to target table names" : "table names to strings")));
 	it = JsonbIteratorInit(v->val.binary.data);
 	while ((tok = JsonbIteratorNext(&it, &v2, true)) != WJB_DONE)
 	{
@@ -271,35 +272,7 @@ ds_options_parse(Jsonb *options, DsPipelineOptions *out)
 				out->replica_identity_full = v.val.boolean;
 		}
 		else if (strcmp(key, "table_map") == 0)
-		{
-			JsonbIterator *it2;
-			JsonbValue	v2;
-			JsonbIteratorToken tok2;
-			char	   *src = NULL;
-
-			if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("pipeline option \"table_map\" must be a JSON object of source to target table names")));
-			it2 = JsonbIteratorInit(v.val.binary.data);
-			while ((tok2 = JsonbIteratorNext(&it2, &v2, true)) != WJB_DONE)
-			{
-				if (tok2 == WJB_KEY)
-					src = pnstrdup(v2.val.string.val, v2.val.string.len);
-				else if (tok2 == WJB_VALUE)
-				{
-					DsTableMapEntry *e = palloc(sizeof(DsTableMapEntry));
-
-					if (v2.type != jbvString || v2.val.string.len == 0)
-						ereport(ERROR,
-								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-								 errmsg("table_map entry \"%s\" must be a non-empty string", src)));
-					e->source = src;
-					e->target = pnstrdup(v2.val.string.val, v2.val.string.len);
-					out->table_map = lappend(out->table_map, e);
-				}
-			}
-		}
+			out->table_map = option_table_object(&v, key, false);
 		else
 		{
 			int			i;

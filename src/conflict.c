@@ -830,7 +830,6 @@ ds_conflict_after_commit(DsDecoder *d)
 
 	if (n > 0)
 		pg_atomic_fetch_add_u64(&d->slot->conflicts, n);
-	d->batch_conflicts = n;
 	batch_found = 0;
 	d->target->counted_conflicts = 0;
 	d->batch_checked = false;

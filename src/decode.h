@@ -45,7 +45,6 @@ typedef struct DsDecoder
 	bool		marker_seen;	/* a datasync marker passed (jobs check it) */
 	XLogRecPtr	batch_marker_lsn;	/* where the last marker in the batch was */
 	bool		batch_checked;	/* a change took the conflict-checking path */
-	uint64		batch_conflicts;	/* found in the last batch committed */
 
 	/* highest end LSN everything before which is on the target */
 	XLogRecPtr	done_lsn;

@@ -106,31 +106,21 @@ ds_relmap_set_sync_lsn(Oid relid, XLogRecPtr lsn)
 char *
 ds_target_qname(DsPipelineConfig *cfg, const char *nspname, const char *relname)
 {
-	ListCell   *lc;
-	char	   *srcname = psprintf("%s.%s", nspname, relname);
+	const char *target = ds_table_option(cfg->options.table_map, nspname, relname);
+	const char *schema = cfg->options.target_schema ? cfg->options.target_schema : nspname;
+	List	   *names;
 
-	foreach(lc, cfg->options.table_map)
-	{
-		DsTableMapEntry *e = lfirst(lc);
-
-		if (strcmp(e->source, srcname) == 0 ||
-			(strcmp(nspname, "public") == 0 && strcmp(e->source, relname) == 0))
-		{
-			List	   *names = stringToQualifiedNameList(e->target);
-
-			if (list_length(names) == 1)
-				return quote_qualified_identifier(cfg->options.target_schema ? cfg->options.target_schema : nspname,
-												  strVal(linitial(names)));
-			if (list_length(names) == 2)
-				return quote_qualified_identifier(strVal(linitial(names)),
-												  strVal(lsecond(names)));
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_NAME),
-					 errmsg("table_map target \"%s\" is not a table name", e->target)));
-		}
-	}
-	return quote_qualified_identifier(cfg->options.target_schema ? cfg->options.target_schema : nspname,
-									  relname);
+	if (target == NULL)
+		return quote_qualified_identifier(schema, relname);
+	names = stringToQualifiedNameList(target);
+	if (list_length(names) == 1)
+		return quote_qualified_identifier(schema, strVal(linitial(names)));
+	if (list_length(names) == 2)
+		return quote_qualified_identifier(strVal(linitial(names)), strVal(lsecond(names)));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_NAME),
+			 errmsg("table_map target \"%s\" is not a table name", target)));
+	return NULL;				/* keep compiler quiet */
 }
 
 /*
