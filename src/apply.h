@@ -139,7 +139,11 @@ struct DsApplyTarget
 	 * commit.
 	 */
 	XLogRecPtr	(*durable) (DsApplyTarget *t, bool refresh, bool *all);
-	/* read results that arrived, without waiting */
+	/*
+	 * Push what the target has been given, read results that arrived,
+	 * without waiting; changes it keeps back to send as one statement stay
+	 * buffered.
+	 */
 	void		(*poll) (DsApplyTarget *t);
 	/* wait for the results of every statement sent (no commit) */
 	void		(*settle) (DsApplyTarget *t);

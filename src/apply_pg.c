@@ -45,6 +45,7 @@
 
 #include "apply.h"
 #include "conflict.h"
+#include "copytext.h"
 #include "pgconn.h"
 
 typedef struct PgUpdateVariant
@@ -115,6 +116,8 @@ typedef struct PgRel
 	List	   *checks;			/* of PgCheckStmt */
 	bool		have_check_run;
 	char		check_run_name[NAMEDATALEN];	/* inserts of a full check run */
+	bool		copy_off;		/* COPY failed here, not on a key: never again */
+	uint64		copy_skip_batch;	/* a key stopped a COPY in this batch */
 	char	   *what;			/* "applying changes to table ..." */
 } PgRel;
 
@@ -152,6 +155,22 @@ typedef struct PgTarget
 	char	  **run_vals;		/* in runcxt */
 	DsConflictHit **run_hits;	/* check runs ('c'): a record per row */
 	MemoryContext runcxt;
+
+	/*
+	 * A long run of inserts goes on as COPY (see "COPY runs"): copy_rel is
+	 * the table whose COPY is open, copy_buf the rows of its open chunk in
+	 * COPY text (kept until the target confirmed them), copy_sent how much
+	 * of it libpq has.  streak_rows counts the rows of the current run of
+	 * inserts into streak_rel sent so far; batch_no numbers the batches.
+	 */
+	DsRelation *copy_rel;
+	StringInfoData copy_buf;
+	int			copy_sent;
+	int			copy_rows;
+	MemoryContext copycxt;
+	DsRelation *streak_rel;
+	int64		streak_rows;
+	uint64		batch_no;
 	MemoryContext hitcxt;		/* DsConflictHits of the checking path */
 
 	/*
@@ -172,6 +191,13 @@ typedef struct PgTarget
 } PgTarget;
 
 static void flush_run(PgTarget *pt);
+static void add_to_run(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup,
+					   char kind, DsConflictHit *hit);
+static bool copy_wanted(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup);
+static bool copy_open(PgTarget *pt, DsRelation *rel);
+static void copy_add(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup);
+static void copy_push(PgTarget *pt);
+static void copy_end(PgTarget *pt);
 static void flush_check_run(PgTarget *pt, DsRelation *rel, PgRel *pr);
 static bool is_key_att(DsRelation *rel, int att);
 static void prepare_delete(PgTarget *pt, DsRelation *rel, PgRel *pr);
@@ -448,6 +474,8 @@ sent_use(PgTarget *pt, int ok, const char *what, PgResultUse use, int expected,
 {
 	if (!ok)
 		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, what);
+	if (pt->copy_rel != NULL)
+		elog(ERROR, "a statement was sent while a COPY was open");
 	pt->pending++;
 	push_pending(pt, what, use, expected, hit, hits);
 	/*
@@ -704,8 +732,8 @@ pg_commit(DsApplyTarget *t, XLogRecPtr end_lsn)
 
 	if (!pt->in_xact)
 		pg_begin(t);
+	flush_run(pt);				/* ends an open COPY */
 	enter_pipeline(pt);
-	flush_run(pt);
 	if (!XLogRecPtrIsInvalid(end_lsn))
 		send_progress(pt, InvalidOid, end_lsn);
 	if (pt->explicit_xact)
@@ -722,6 +750,8 @@ pg_commit(DsApplyTarget *t, XLogRecPtr end_lsn)
 	wait_all(pt);
 	pt->in_xact = false;
 	pt->explicit_xact = false;
+	pt->streak_rel = NULL;
+	pt->batch_no++;
 	if ((!pt->async_commit || pt->sync_this_xact) && !XLogRecPtrIsInvalid(end_lsn))
 		pt->durable_src = Max(pt->durable_src, end_lsn);
 	pt->sync_this_xact = false;
@@ -736,7 +766,7 @@ pg_settle(DsApplyTarget *t)
 {
 	PgTarget   *pt = (PgTarget *) t;
 
-	if (pt->conn == NULL || !pt->in_pipeline)
+	if (pt->conn == NULL || (!pt->in_pipeline && pt->copy_rel == NULL))
 		return;
 	flush_run(pt);
 	if (pt->pending == 0)
@@ -774,11 +804,13 @@ pg_poll(DsApplyTarget *t)
 {
 	PgTarget   *pt = (PgTarget *) t;
 
-	if (pt->conn)
-	{
-		flush_run(pt);
+	/* runs stay buffered: they go out whole, or at their end */
+	if (pt->conn == NULL)
+		return;
+	if (pt->copy_rel != NULL)
+		copy_push(pt);
+	else if (pt->in_pipeline)
 		flush_and_drain(pt);
-	}
 }
 
 /* ---------------------------------------------------------------------
@@ -1033,10 +1065,14 @@ prepare_multi_delete(PgTarget *pt, DsRelation *rel, PgRel *pr, int nrows)
 static void
 flush_run(PgTarget *pt)
 {
-	DsRelation *rel = pt->run_rel;
+	DsRelation *rel;
 	PgRel	   *pr;
 	int			r;
 
+	/* an open COPY ends here; a chunk it gave back may leave a run */
+	if (pt->copy_rel != NULL)
+		copy_end(pt);
+	rel = pt->run_rel;
 	if (rel == NULL || pt->run_n == 0)
 	{
 		pt->run_rel = NULL;
@@ -1045,6 +1081,17 @@ flush_run(PgTarget *pt)
 	if (rel->version != pt->run_version)
 		elog(ERROR, "relation %u changed while a run of changes was buffered", rel->remoteid);
 	pr = pg_rel(pt, rel);
+
+	/* a run of inserts that goes on and on continues as COPY */
+	if (pt->run_kind == 'i' && pt->run_n == run_rows(rel, 'i'))
+	{
+		if (pt->streak_rel != rel)
+			pt->streak_rows = 0;
+		pt->streak_rel = rel;
+		pt->streak_rows += pt->run_n;
+	}
+	else
+		pt->streak_rel = NULL;
 	if (pt->run_kind == 'd')
 	{
 		if (pt->run_n == run_rows(rel, 'd') && pt->run_n > 1)
@@ -1138,6 +1185,14 @@ add_to_run(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup, char kind,
 	int			max = run_rows(rel, kind);
 	int			width = run_width(rel, kind);
 
+	if (kind == 'i' && copy_wanted(pt, rel, tup))
+	{
+		if (pt->copy_rel == rel || copy_open(pt, rel))
+		{
+			copy_add(pt, rel, tup);
+			return;
+		}
+	}
 	if (pt->run_rel != rel || pt->run_kind != kind ||
 		(kind != 'd' && rel->nkeys > 0 && run_has_key(pt, rel, tup)))
 	{
@@ -1166,6 +1221,289 @@ add_to_run(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup, char kind,
 	pt->run_n++;
 	if (pt->run_n == max)
 		flush_run(pt);
+}
+
+/* ---------------------------------------------------------------------
+ * COPY runs
+ *
+ * A run of inserts into one table that goes on past DS_COPY_AFTER_ROWS
+ * rows (sent as multi-row upserts so far) continues as COPY ... FROM
+ * STDIN: no statement to start every 64 rows, no speculative insertion
+ * and no index probe before each row, and the server inserts rows in
+ * batches.  COPY cannot leave alone or update a row whose key the target
+ * already holds, so each chunk of up to DS_COPY_CHUNK_BYTES runs under a
+ * savepoint and its rows stay here (copy_buf) until the target confirmed
+ * them.  A chunk that failed is rolled back to the savepoint and applied
+ * again as upserts: an existing key is then overwritten (source wins)
+ * and counted, and any other error is raised by the statement that meets
+ * it, as without COPY.  After a key conflict the table's inserts stay on
+ * upserts until the batch ends; after any other failure (a view, row
+ * security, ...) for the rest of the session.
+ *
+ * libpq runs COPY outside pipeline mode, so opening one turns the batch's
+ * implicit transaction into a transaction block (BEGIN; the statements
+ * before it belong to it) and waits for the results of everything sent.
+ * A 1M-row INSERT thus goes out as:
+ *   4 x INSERT (64 rows) ... | BEGIN; SAVEPOINT; Sync (wait) | COPY (wait
+ *   for CopyInResponse) | 8 MB of rows | CopyDone (wait) | RELEASE;
+ *   SAVEPOINT; Sync (wait) | COPY ... | ... | CopyDone (wait) | RELEASE;
+ *   progress; COMMIT; Sync.
+ * Rows are handed to libpq every DS_COPY_SEND_BYTES, so the target works
+ * while the stream brings more; a chunk stays open while the worker
+ * waits for the stream (poll() only pushes what it has).
+ * ---------------------------------------------------------------------
+ */
+#define DS_COPY_AFTER_ROWS		256
+#define DS_COPY_CHUNK_BYTES		(8 * 1024 * 1024)
+#define DS_COPY_SEND_BYTES		(64 * 1024)
+#define DS_COPY_MAX_ROW_BYTES	(1024 * 1024)
+#define DS_COPY_SAVEPOINT		"datasync_copy"
+
+/*
+ * Should this insert go into a COPY: one is open for its table, or a run
+ * of inserts into the table is long enough to open one.  Rows over
+ * DS_COPY_MAX_ROW_BYTES stay on upserts (the chunk is kept in memory).
+ */
+static bool
+copy_wanted(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup)
+{
+	Size		bytes = 0;
+	int			i;
+
+	if (pt->copy_rel != rel)
+	{
+		PgRel	   *pr;
+
+		if (pt->streak_rel != rel || pt->streak_rows < DS_COPY_AFTER_ROWS ||
+			(pt->run_rel != NULL && pt->run_n > 0))
+			return false;
+		pr = pg_rel(pt, rel);
+		if (pr->copy_off || pr->copy_skip_batch == pt->batch_no)
+			return false;
+	}
+	for (i = 0; i < rel->natts; i++)
+	{
+		if (tup->colstatus[i] == LOGICALREP_COLUMN_TEXT)
+			bytes += tup->colvalues[i].len;
+		else if (tup->colstatus[i] != LOGICALREP_COLUMN_NULL)
+			return false;
+	}
+	return bytes <= DS_COPY_MAX_ROW_BYTES;
+}
+
+/* read a command's results to the end; the first error's, if any */
+static PGresult *
+copy_results(PgTarget *pt)
+{
+	PGresult   *res;
+	PGresult   *err = NULL;
+
+	while ((res = ds_pq_get_result(pt->conn, DS_CONN_TARGET)) != NULL)
+	{
+		ExecStatusType st = PQresultStatus(res);
+
+		if (st == PGRES_COMMAND_OK || err != NULL)
+			PQclear(res);
+		else
+			err = res;
+		if (PQstatus(pt->conn) == CONNECTION_BAD)
+			ds_pq_report(pt->conn, err, DS_CONN_TARGET, "COPY");
+	}
+	return err;
+}
+
+/* back to the savepoint of a chunk that failed; statements pipeline again */
+static void
+copy_rollback(PgTarget *pt, DsRelation *rel, PGresult *err)
+{
+	PgRel	   *pr = pg_rel(pt, rel);
+	const char *state = PQresultErrorField(err, PG_DIAG_SQLSTATE);
+
+	/* a key the target holds: upserts for the rest of this batch */
+	if (state && strcmp(state, "23505") == 0)
+		pr->copy_skip_batch = pt->batch_no;
+	else
+		pr->copy_off = true;
+	/* the primary message only: the detail may quote the row */
+	ereport(DEBUG1,
+			(errmsg_internal("datasync: COPY into %s failed (%s: %s), applying its rows as upserts",
+							 rel->target_qname, state ? state : "?",
+							 PQresultErrorField(err, PG_DIAG_MESSAGE_PRIMARY))));
+	PQclear(err);
+	enter_pipeline(pt);
+	send_sql(pt, "ROLLBACK TO SAVEPOINT " DS_COPY_SAVEPOINT, pr->what);
+	send_sql(pt, "RELEASE SAVEPOINT " DS_COPY_SAVEPOINT, pr->what);
+}
+
+/*
+ * Open a COPY into rel's table in the open batch.  Returns false when the
+ * target refused it (the table stays on upserts).
+ */
+static bool
+copy_open(PgTarget *pt, DsRelation *rel)
+{
+	PgRel	   *pr = pg_rel(pt, rel);
+	StringInfoData sql;
+	PGresult   *res;
+	PGresult   *err;
+
+	flush_run(pt);
+	if (!pt->explicit_xact)
+	{
+		send_sql(pt, "BEGIN", pr->what);
+		pt->explicit_xact = true;
+	}
+	send_sql(pt, "SAVEPOINT " DS_COPY_SAVEPOINT, pr->what);
+	leave_pipeline(pt);			/* raises the error of anything sent before */
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "COPY %s (", rel->target_qname);
+	append_columns(&sql, rel, false);
+	appendStringInfoString(&sql, ") FROM STDIN");
+	if (!PQsendQuery(pt->conn, sql.data))
+		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, pr->what);
+	pfree(sql.data);
+	ds_pq_flush(pt->conn, DS_CONN_TARGET);
+	res = ds_pq_get_result(pt->conn, DS_CONN_TARGET);
+	if (res == NULL)
+		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, pr->what);
+	if (PQresultStatus(res) == PGRES_COPY_IN)
+	{
+		PQclear(res);
+		pt->copy_rel = rel;
+		pt->copy_rows = 0;
+		pt->copy_sent = 0;
+		if (pt->copy_buf.data == NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(pt->copycxt);
+
+			initStringInfo(&pt->copy_buf);
+			MemoryContextSwitchTo(old);
+		}
+		resetStringInfo(&pt->copy_buf);
+		return true;
+	}
+
+	/* refused (a view, row security, ...): its error, then nothing more */
+	err = copy_results(pt);
+	if (PQstatus(pt->conn) == CONNECTION_BAD)
+		ds_pq_report(pt->conn, res, DS_CONN_TARGET, pr->what);
+	if (err)
+		PQclear(err);
+	copy_rollback(pt, rel, res);
+	return false;
+}
+
+/* one insert into the open COPY */
+static void
+copy_add(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup)
+{
+	ds_copytext_append_row(&pt->copy_buf, tup, rel->natts);
+	pt->copy_rows++;
+	if (pt->copy_buf.len - pt->copy_sent >= DS_COPY_SEND_BYTES)
+		copy_push(pt);
+	if (pt->copy_buf.len >= DS_COPY_CHUNK_BYTES)
+		copy_end(pt);
+}
+
+/*
+ * Hand libpq the rows it does not have yet and send them; wait while the
+ * target's socket takes no more (the target is the slower side then).
+ */
+static void
+copy_push(PgTarget *pt)
+{
+	while (pt->copy_sent < pt->copy_buf.len)
+	{
+		int			rc = PQputCopyData(pt->conn, pt->copy_buf.data + pt->copy_sent,
+									   pt->copy_buf.len - pt->copy_sent);
+
+		if (rc == 1)
+			pt->copy_sent = pt->copy_buf.len;
+		else if (rc < 0)
+			ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "sending COPY data");
+		else
+			ds_pq_wait(pt->conn, WL_SOCKET_WRITEABLE, -1);
+	}
+	ds_pq_flush(pt->conn, DS_CONN_TARGET);
+}
+
+/*
+ * End the open COPY and learn whether the target took its chunk.  If not,
+ * roll the chunk back and apply its rows as a run of upserts (which may
+ * leave a part run buffered).  Statements pipeline again afterwards.
+ */
+static void
+copy_end(PgTarget *pt)
+{
+	DsRelation *rel = pt->copy_rel;
+	PgRel	   *pr = pg_rel(pt, rel);
+	PGresult   *err;
+	int			rc;
+	int			pos;
+	char	  **values;
+	char	   *scratch = NULL;
+	int			scratch_len = 0;
+	LogicalRepTupleData tup;
+	int			i;
+
+	copy_push(pt);
+	while ((rc = PQputCopyEnd(pt->conn, NULL)) != 1)
+	{
+		if (rc < 0)
+			ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "ending COPY");
+		ds_pq_wait(pt->conn, WL_SOCKET_WRITEABLE, -1);
+	}
+	ds_pq_flush(pt->conn, DS_CONN_TARGET);
+	err = copy_results(pt);
+	pt->copy_rel = NULL;
+	if (err == NULL)
+	{
+		enter_pipeline(pt);
+		send_sql(pt, "RELEASE SAVEPOINT " DS_COPY_SAVEPOINT, pr->what);
+		if (pt->streak_rel != rel)
+			pt->streak_rows = 0;
+		pt->streak_rel = rel;
+		pt->streak_rows += pt->copy_rows;
+		resetStringInfo(&pt->copy_buf);
+		return;
+	}
+	copy_rollback(pt, rel, err);
+
+	/* the chunk again, row by row through the upsert runs */
+	values = palloc(sizeof(char *) * Max(rel->natts, 1));
+	tup.ncols = rel->natts;
+	tup.colvalues = palloc0(sizeof(StringInfoData) * Max(rel->natts, 1));
+	tup.colstatus = palloc(Max(rel->natts, 1));
+	for (pos = 0; pos < pt->copy_buf.len;)
+	{
+		char	   *nl = memchr(pt->copy_buf.data + pos, '\n', pt->copy_buf.len - pos);
+		int			rowlen = nl ? nl - (pt->copy_buf.data + pos) + 1 : pt->copy_buf.len - pos;
+
+		if (rowlen > scratch_len)
+		{
+			if (scratch)
+				pfree(scratch);
+			scratch_len = Max(rowlen, 1024);
+			scratch = palloc(scratch_len);
+		}
+		pos = ds_copytext_next_row(pt->copy_buf.data, pt->copy_buf.len, pos,
+								   rel->natts, values, scratch);
+		for (i = 0; i < rel->natts; i++)
+		{
+			tup.colstatus[i] = values[i] ? LOGICALREP_COLUMN_TEXT : LOGICALREP_COLUMN_NULL;
+			tup.colvalues[i].data = values[i];
+			tup.colvalues[i].len = values[i] ? strlen(values[i]) : 0;
+		}
+		add_to_run(pt, rel, &tup, 'i', NULL);
+		CHECK_FOR_INTERRUPTS();
+	}
+	resetStringInfo(&pt->copy_buf);
+	if (scratch)
+		pfree(scratch);
+	pfree(values);
+	pfree(tup.colvalues);
+	pfree(tup.colstatus);
 }
 
 static void
@@ -2272,6 +2610,11 @@ pg_close(DsApplyTarget *t)
 	pt->run_n = 0;
 	pt->run_rel = NULL;
 	MemoryContextReset(pt->runcxt);
+	pt->copy_rel = NULL;
+	pt->streak_rel = NULL;
+	pt->batch_no++;
+	MemoryContextReset(pt->copycxt);
+	pt->copy_buf.data = NULL;
 	/* hits still waiting for a result; the decider dropped its own */
 	MemoryContextReset(pt->hitcxt);
 }
@@ -2306,6 +2649,9 @@ ds_apply_pg_create(DsPipelineConfig *cfg)
 									   ALLOCSET_DEFAULT_SIZES);
 	pt->runcxt = AllocSetContextCreate(CurrentMemoryContext, "datasync insert run",
 									   ALLOCSET_DEFAULT_SIZES);
+	pt->copycxt = AllocSetContextCreate(CurrentMemoryContext, "datasync COPY chunk",
+										ALLOCSET_DEFAULT_SIZES);
+	pt->batch_no = 1;
 	pt->wait_cap = 64;
 	pt->wait_src = palloc(sizeof(XLogRecPtr) * pt->wait_cap);
 	pt->wait_tgt = palloc(sizeof(XLogRecPtr) * pt->wait_cap);

@@ -355,9 +355,10 @@ ds_decode_message(DsDecoder *d, StringInfo s)
 			{
 				LogicalRepRelation *lrel = logicalrep_read_rel(s);
 
-				/* a run the target buffered goes out in the old shape */
-				if (d->batch_open)
-					d->target->poll(d->target);
+				/*
+				 * A new version of the relation: a run the target buffered
+				 * keeps the old one and goes out in its shape.
+				 */
 				ds_relmap_update(lrel);
 				break;
 			}
