@@ -125,8 +125,15 @@ struct DsApplyTarget
 	void		(*apply) (DsApplyTarget *t, DsChange *change);
 	void		(*truncate) (DsApplyTarget *t, List *rels, bool cascade,
 							 bool restart_seqs);
-	/* make the batch durable together with its progress, then return */
-	void		(*commit) (DsApplyTarget *t, XLogRecPtr end_lsn);
+	/*
+	 * Commit the batch together with its progress.  With wait, return once
+	 * the target confirmed it.  Without, return once it is sent: batches
+	 * are confirmed in order, each by a call of on_committed (from any
+	 * later call that reads results), and a batch that failed raises its
+	 * ERROR there; the target makes sure that no batch after a failed one
+	 * commits.  Only a batch with an end_lsn may go without waiting.
+	 */
+	void		(*commit) (DsApplyTarget *t, XLogRecPtr end_lsn, bool wait);
 	/* initial copy of a table: replace its rows with the COPY data */
 	void		(*copy_begin) (DsApplyTarget *t, const char *target_qname,
 							   List *colnames);
@@ -145,8 +152,13 @@ struct DsApplyTarget
 	 * buffered.
 	 */
 	void		(*poll) (DsApplyTarget *t);
-	/* wait for the results of every statement sent (no commit) */
+	/*
+	 * Wait for the results of every statement sent (no commit), and for
+	 * the confirmation of every batch committed without waiting.
+	 */
 	void		(*settle) (DsApplyTarget *t);
+	/* the socket to wait on while batches are in flight */
+	pgsocket	(*socket) (DsApplyTarget *t);
 	void		(*close) (DsApplyTarget *t);
 
 	DsPipelineConfig *cfg;
@@ -156,6 +168,12 @@ struct DsApplyTarget
 	void	   *on_conflict_arg;
 	/* conflicts counted on the fast path (source-wins) */
 	uint64		counted_conflicts;
+
+	/* batches committed without waiting, not confirmed yet */
+	int			inflight;
+	/* set by the decoder: called as each batch's commit is confirmed */
+	void		(*on_committed) (void *arg, XLogRecPtr end_lsn);
+	void	   *on_committed_arg;
 };
 
 extern DsApplyTarget *ds_apply_pg_create(DsPipelineConfig *cfg);

@@ -188,7 +188,26 @@ typedef struct PgTarget
 	int			wait_head;
 	int			wait_count;
 	XLogRecPtr	durable_src;	/* highest source end LSN durable on target */
+
+	/*
+	 * Batches committed without waiting (see pg_commit), oldest first: the
+	 * number of the Sync that ends each and its source end LSN.  Syncs are
+	 * numbered as they are sent (syncs_sent) and as their results are read
+	 * (syncs_read).  last_lsn is the end LSN of the newest batch sent: the
+	 * next batch checks that it committed.
+	 */
+	uint64		syncs_sent;
+	uint64		syncs_read;
+	uint64	   *fly_sync;
+	XLogRecPtr *fly_lsn;
+	int			fly_cap;
+	int			fly_head;
+	XLogRecPtr	last_lsn;
+	bool		have_guard_stmt;
 } PgTarget;
+
+/* batches a connection may have in flight before commit() waits */
+#define DS_MAX_INFLIGHT 8
 
 static void flush_run(PgTarget *pt);
 static void add_to_run(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup,
@@ -382,6 +401,53 @@ read_result(PgTarget *pt, PgPending *p, PGresult *res)
 	}
 }
 
+/* the batches whose last Sync has come back are committed */
+static void
+confirm_batches(PgTarget *pt)
+{
+	while (pt->base.inflight > 0 && pt->fly_sync[pt->fly_head] <= pt->syncs_read)
+	{
+		XLogRecPtr	lsn = pt->fly_lsn[pt->fly_head];
+
+		pt->fly_head = (pt->fly_head + 1) % pt->fly_cap;
+		pt->base.inflight--;
+		if (!pt->async_commit)
+			pt->durable_src = Max(pt->durable_src, lsn);
+		if (pt->base.on_committed)
+			pt->base.on_committed(pt->base.on_committed_arg, lsn);
+	}
+}
+
+/* a batch sent: it is committed once the Sync just sent comes back */
+static void
+fly_push(PgTarget *pt, XLogRecPtr lsn)
+{
+	int			n = pt->base.inflight;
+
+	if (n == pt->fly_cap)
+	{
+		int			newcap = pt->fly_cap * 2;
+		uint64	   *s = MemoryContextAlloc(pt->cxt, sizeof(uint64) * newcap);
+		XLogRecPtr *l = MemoryContextAlloc(pt->cxt, sizeof(XLogRecPtr) * newcap);
+		int			i;
+
+		for (i = 0; i < n; i++)
+		{
+			s[i] = pt->fly_sync[(pt->fly_head + i) % pt->fly_cap];
+			l[i] = pt->fly_lsn[(pt->fly_head + i) % pt->fly_cap];
+		}
+		pfree(pt->fly_sync);
+		pfree(pt->fly_lsn);
+		pt->fly_sync = s;
+		pt->fly_lsn = l;
+		pt->fly_cap = newcap;
+		pt->fly_head = 0;
+	}
+	pt->fly_sync[(pt->fly_head + n) % pt->fly_cap] = pt->syncs_sent;
+	pt->fly_lsn[(pt->fly_head + n) % pt->fly_cap] = lsn;
+	pt->base.inflight++;
+}
+
 /*
  * Read every result that has arrived, without waiting.  An error result
  * raises an ERROR naming what the command was about.
@@ -413,7 +479,9 @@ drain(PgTarget *pt)
 		{
 			case PGRES_PIPELINE_SYNC:
 				pt->syncs--;
+				pt->syncs_read++;
 				PQclear(res);
+				confirm_batches(pt);
 				break;
 			case PGRES_COMMAND_OK:
 			case PGRES_TUPLES_OK:
@@ -548,6 +616,7 @@ leave_pipeline(PgTarget *pt)
 	if (!PQpipelineSync(pt->conn))
 		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "sending a sync");
 	pt->syncs++;
+	pt->syncs_sent++;
 	wait_all(pt);
 	if (!PQexitPipelineMode(pt->conn))
 		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "leaving pipeline mode");
@@ -589,7 +658,10 @@ pg_connect(DsApplyTarget *t)
 	}
 	pt->conn_gen++;
 	pt->in_pipeline = pt->in_xact = pt->in_copy = false;
-	pt->have_progress_stmt = false;
+	pt->have_progress_stmt = pt->have_guard_stmt = false;
+	pt->syncs_sent = pt->syncs_read = 0;
+	pt->base.inflight = 0;
+	pt->fly_head = 0;
 	pt->pending = pt->syncs = 0;
 	pt->what_head = 0;
 
@@ -692,8 +764,46 @@ send_progress(PgTarget *pt, Oid relid, XLogRecPtr lsn)
 
 /* ---------------------------------------------------------------------
  * Batches
+ *
+ * A batch is sent and committed without waiting for the target (commit
+ * with wait = false): the worker goes on reading the stream while the
+ * target works, and the next batch is queued behind it on the target, so
+ * neither side waits for the other between batches.  Results are read as
+ * they come; the Sync that ends a batch confirms it (on_committed).
+ *
+ * The target runs whatever follows a Sync even when the batch before it
+ * failed, so a batch sent while another is in flight starts with a guard
+ * that fails unless the batch before it committed: it divides by the
+ * number of progress rows holding that batch's end LSN.  A failed batch
+ * thus takes every later one down with it, and the worker, which reads the
+ * failure first, starts over from the last batch that committed.
+ *
+ *   batch 1: INSERT ...; progress = 1/A0; Sync; WAL position; Sync
+ *   batch 2: guard(1/A0); UPDATE ...; progress = 1/B8; Sync; ...
  * ---------------------------------------------------------------------
  */
+
+/* the first statement of a batch sent while the one before is in flight */
+static void
+send_guard(PgTarget *pt)
+{
+	const char *vals[3];
+	char		lsnbuf[32];
+
+	if (!pt->have_guard_stmt)
+	{
+		send_prepare(pt, "ds_guard",
+					 "SELECT 1 / pg_catalog.count(*)::int FROM " DATASYNC_PROGRESS_TABLE
+					 " WHERE pipeline = $1 AND relid = 0 AND incarnation = $2 AND lsn = $3",
+					 "preparing the batch guard");
+		pt->have_guard_stmt = true;
+	}
+	snprintf(lsnbuf, sizeof(lsnbuf), "%X/%X", LSN_FORMAT_ARGS(pt->last_lsn));
+	vals[0] = pt->base.cfg->name;
+	vals[1] = pt->incarnation;
+	vals[2] = lsnbuf;
+	send_exec(pt, "ds_guard", 3, vals, "checking that the previous batch committed");
+}
 /*
  * Start a batch.  No BEGIN is sent: in the extended protocol everything up
  * to the next Sync runs as one implicit transaction, which the Sync that
@@ -710,6 +820,8 @@ pg_begin(DsApplyTarget *t)
 	enter_pipeline(pt);
 	pt->in_xact = true;
 	pt->explicit_xact = false;
+	if (pt->base.inflight > 0)
+		send_guard(pt);
 }
 
 static void
@@ -718,6 +830,7 @@ send_sync(PgTarget *pt)
 	if (!PQpipelineSync(pt->conn))
 		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "sending a sync");
 	pt->syncs++;
+	pt->syncs_sent++;
 }
 
 /*
@@ -726,7 +839,7 @@ send_sync(PgTarget *pt)
  * confirmed the commit.
  */
 static void
-pg_commit(DsApplyTarget *t, XLogRecPtr end_lsn)
+pg_commit(DsApplyTarget *t, XLogRecPtr end_lsn, bool wait)
 {
 	PgTarget   *pt = (PgTarget *) t;
 
@@ -747,13 +860,29 @@ pg_commit(DsApplyTarget *t, XLogRecPtr end_lsn)
 					 "reading the target's WAL position", USE_COMMIT_LSN);
 		send_sync(pt);
 	}
-	wait_all(pt);
+	/* confirmed by the last Sync sent */
+	fly_push(pt, end_lsn);
+	if (!XLogRecPtrIsInvalid(end_lsn))
+		pt->last_lsn = end_lsn;
 	pt->in_xact = false;
 	pt->explicit_xact = false;
 	pt->streak_rel = NULL;
 	pt->batch_no++;
-	if ((!pt->async_commit || pt->sync_this_xact) && !XLogRecPtrIsInvalid(end_lsn))
-		pt->durable_src = Max(pt->durable_src, end_lsn);
+	if (wait || pt->sync_this_xact || XLogRecPtrIsInvalid(end_lsn))
+	{
+		wait_all(pt);
+		if (pt->sync_this_xact && !XLogRecPtrIsInvalid(end_lsn))
+			pt->durable_src = Max(pt->durable_src, end_lsn);
+	}
+	else
+	{
+		flush_and_drain(pt);
+		while (pt->base.inflight > DS_MAX_INFLIGHT)
+		{
+			ds_pq_wait(pt->conn, WL_SOCKET_READABLE, -1);
+			drain(pt);
+		}
+	}
 	pt->sync_this_xact = false;
 }
 
@@ -769,16 +898,26 @@ pg_settle(DsApplyTarget *t)
 	if (pt->conn == NULL || (!pt->in_pipeline && pt->copy_rel == NULL))
 		return;
 	flush_run(pt);
-	if (pt->pending == 0)
+	if (pt->pending == 0 && pt->syncs == 0)
 		return;
-	if (!PQsendFlushRequest(pt->conn))
+	if (pt->pending > 0 && !PQsendFlushRequest(pt->conn))
 		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "sending a flush request");
 	flush_and_drain(pt);
-	while (pt->pending > 0)
+	while (pt->pending > 0 || pt->syncs > 0)
 	{
 		ds_pq_wait(pt->conn, WL_SOCKET_READABLE, -1);
 		drain(pt);
 	}
+}
+
+static pgsocket
+pg_socket(DsApplyTarget *t)
+{
+	PgTarget   *pt = (PgTarget *) t;
+
+	if (pt->conn == NULL || t->inflight == 0)
+		return PGINVALID_SOCKET;
+	return PQsocket(pt->conn);
 }
 
 /* see PgTarget.async_commit */
@@ -2607,6 +2746,8 @@ pg_close(DsApplyTarget *t)
 	pt->pending = pt->syncs = 0;
 	pt->sync_this_xact = false;
 	pt->wait_count = 0;
+	pt->base.inflight = 0;
+	pt->fly_head = 0;
 	pt->run_n = 0;
 	pt->run_rel = NULL;
 	MemoryContextReset(pt->runcxt);
@@ -2641,6 +2782,7 @@ ds_apply_pg_create(DsPipelineConfig *cfg)
 	pt->base.durable = pg_durable;
 	pt->base.close = pg_close;
 	pt->base.settle = pg_settle;
+	pt->base.socket = pg_socket;
 	pt->base.cfg = cfg;
 	pt->cxt = CurrentMemoryContext;
 	pt->what_cap = 1024;
@@ -2652,6 +2794,9 @@ ds_apply_pg_create(DsPipelineConfig *cfg)
 	pt->copycxt = AllocSetContextCreate(CurrentMemoryContext, "datasync COPY chunk",
 										ALLOCSET_DEFAULT_SIZES);
 	pt->batch_no = 1;
+	pt->fly_cap = 16;
+	pt->fly_sync = palloc(sizeof(uint64) * pt->fly_cap);
+	pt->fly_lsn = palloc(sizeof(XLogRecPtr) * pt->fly_cap);
 	pt->wait_cap = 64;
 	pt->wait_src = palloc(sizeof(XLogRecPtr) * pt->wait_cap);
 	pt->wait_tgt = palloc(sizeof(XLogRecPtr) * pt->wait_cap);

@@ -821,17 +821,19 @@ ds_conflict_before_commit(DsDecoder *d)
 	ds_xact_commit(started);
 }
 
-/* After the target committed the batch: counters, locks, memory. */
+/*
+ * After the batch went to the target (committed, for a batch that checked
+ * conflicts): counters, locks, memory.  What the fast path counted is
+ * published with the batch's confirmation (decode.c).
+ */
 void
 ds_conflict_after_commit(DsDecoder *d)
 {
 	ListCell   *lc;
-	uint64		n = batch_found + d->target->counted_conflicts;
 
-	if (n > 0)
-		pg_atomic_fetch_add_u64(&d->slot->conflicts, n);
+	if (batch_found > 0)
+		pg_atomic_fetch_add_u64(&d->slot->conflicts, batch_found);
 	batch_found = 0;
-	d->target->counted_conflicts = 0;
 	d->batch_checked = false;
 	release_locks();
 

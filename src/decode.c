@@ -19,7 +19,12 @@
  *		target in the same transaction (exactly once across restarts).
  *
  *		Example: B(t1) I I C(t1) B(t2) U C(t2) <nothing pending>
- *		-> target: BEGIN; upsert; upsert; upsert; progress=end(t2); COMMIT.
+ *		-> target: upsert (2 rows); upsert; progress=end(t2); Sync.
+ *
+ *		A batch is committed without waiting for the target (unless it
+ *		checked conflicts): its progress (counters, applied LSN, markers,
+ *		done_lsn) is published when the target confirms it
+ *		(batch_committed), in order, while the worker reads on.
  *
  *		A transaction whose commit precedes skip_before was applied before
  *		a restart and is skipped; so are a table's changes committed before
@@ -44,6 +49,22 @@
 #include "decode.h"
 #include "relmap.h"
 
+/*
+ * A batch sent to the target whose commit is not confirmed yet.  Once it
+ * is, everything up to marker_lsn is done (transactions after it with
+ * nothing for the target included) and wait_for_sync ticket marker passed.
+ */
+typedef struct DsBatchSent
+{
+	XLogRecPtr	end_lsn;
+	XLogRecPtr	marker_lsn;
+	uint64		marker;
+	uint64		ins;
+	uint64		upd;
+	uint64		del;
+	uint64		txns;
+} DsBatchSent;
+
 /* make wait_for_sync callers whose ticket is <= seq return */
 void
 ds_decode_publish_marker(DsPipelineSlot *slot, uint64 seq)
@@ -58,8 +79,8 @@ ds_decode_publish_marker(DsPipelineSlot *slot, uint64 seq)
  * Everything that committed before lsn is on the target: remember it and
  * tell wait_for_sync callers (their marker may precede the slot).
  */
-void
-ds_decode_set_done(DsDecoder *d, XLogRecPtr lsn)
+static void
+publish_done(DsDecoder *d, XLogRecPtr lsn)
 {
 	DsPipelineSlot *slot = d->slot;
 
@@ -70,6 +91,32 @@ ds_decode_set_done(DsDecoder *d, XLogRecPtr lsn)
 	slot->done_lsn = lsn;
 	SpinLockRelease(&slot->mutex);
 	ConditionVariableBroadcast(&DsShmem->progress_cv);
+}
+
+/*
+ * Nothing up to lsn is for the target (and the marker seq, if any, passed):
+ * done now, or with the newest batch in flight, which the stream sent
+ * before it.
+ */
+static void
+idle_done(DsDecoder *d, XLogRecPtr lsn, uint64 marker)
+{
+	if (d->inflight > 0)
+	{
+		DsBatchSent *b = &d->fly[(d->fly_head + d->inflight - 1) % d->fly_cap];
+
+		b->marker_lsn = Max(b->marker_lsn, lsn);
+		b->marker = Max(b->marker, marker);
+		return;
+	}
+	ds_decode_publish_marker(d->slot, marker);
+	publish_done(d, lsn);
+}
+
+void
+ds_decode_set_done(DsDecoder *d, XLogRecPtr lsn)
+{
+	idle_done(d, lsn, 0);
 }
 
 static void
@@ -97,32 +144,109 @@ ds_decode_batch_full(DsDecoder *d)
 									  d->cfg->options.batch_timeout_ms);
 }
 
-/* Commit the open batch on the target and publish its progress. */
-void
-ds_decode_close_batch(DsDecoder *d)
+/*
+ * The target confirmed the oldest batch in flight: publish its progress
+ * (counters, applied LSN, wait_for_sync markers, done).  Called from
+ * inside the target's result reading: touches no target.
+ */
+static void
+batch_committed(void *arg, XLogRecPtr end_lsn)
 {
+	DsDecoder  *d = arg;
 	DsPipelineSlot *slot = d->slot;
+	DsBatchSent *b;
+	uint64		counted;
 
-	Assert(d->batch_open && !d->in_txn);
-	ds_conflict_before_commit(d);
-	d->target->commit(d->target, d->batch_end_lsn);
-	d->batch_open = false;
-	ds_conflict_after_commit(d);
+	if (d->inflight == 0 || XLogRecPtrIsInvalid(end_lsn))
+		return;					/* a copy's commit: not a batch of ours */
+	b = &d->fly[d->fly_head];
+	if (b->end_lsn != end_lsn)
+		elog(ERROR, "target confirmed batch %X/%X, expected %X/%X",
+			 LSN_FORMAT_ARGS(end_lsn), LSN_FORMAT_ARGS(b->end_lsn));
+	d->fly_head = (d->fly_head + 1) % d->fly_cap;
+	d->inflight--;
 
-	pg_atomic_fetch_add_u64(&slot->rows_inserted, d->batch_ins);
-	pg_atomic_fetch_add_u64(&slot->rows_updated, d->batch_upd);
-	pg_atomic_fetch_add_u64(&slot->rows_deleted, d->batch_del);
-	pg_atomic_fetch_add_u64(&slot->transactions, d->batch_txns);
+	pg_atomic_fetch_add_u64(&slot->rows_inserted, b->ins);
+	pg_atomic_fetch_add_u64(&slot->rows_updated, b->upd);
+	pg_atomic_fetch_add_u64(&slot->rows_deleted, b->del);
+	pg_atomic_fetch_add_u64(&slot->transactions, b->txns);
+	/* conflicts its statements counted (their results came before) */
+	counted = d->target->counted_conflicts;
+	d->target->counted_conflicts = 0;
+	if (counted > 0)
+		pg_atomic_fetch_add_u64(&slot->conflicts, counted);
 	SpinLockAcquire(&slot->mutex);
-	slot->applied_lsn = d->batch_end_lsn;
+	slot->applied_lsn = b->end_lsn;
 	slot->last_sync_at = GetCurrentTimestamp();
 	slot->retry_attempt = 0;
 	slot->last_error[0] = '\0';
 	SpinLockRelease(&slot->mutex);
-	ds_decode_publish_marker(slot, d->batch_marker);
+	ds_decode_publish_marker(slot, b->marker);
+	publish_done(d, Max(b->end_lsn, b->marker_lsn));
+}
+
+/* Set the decoder up for a streaming session on d->target. */
+void
+ds_decode_start(DsDecoder *d)
+{
+	d->fly_cap = 16;
+	d->fly = palloc(sizeof(DsBatchSent) * d->fly_cap);
+	d->target->on_committed = batch_committed;
+	d->target->on_committed_arg = d;
+}
+
+/* Wait until the target confirmed every batch in flight. */
+void
+ds_decode_settle(DsDecoder *d)
+{
+	if (d->inflight > 0)
+		d->target->settle(d->target);
+	Assert(d->inflight == 0);
+}
+
+/*
+ * Commit the open batch on the target; its progress is published when the
+ * target confirms it (batch_committed).  A batch that checked conflicts
+ * waits for that: its conflicts are recorded around the commit
+ * (conflict.c).  Any other is committed without waiting, so the worker
+ * reads on while the target applies it.
+ */
+void
+ds_decode_close_batch(DsDecoder *d)
+{
+	DsBatchSent *b;
+	bool		wait = d->batch_checked;
+
+	Assert(d->batch_open && !d->in_txn);
+	ds_conflict_before_commit(d);
+
+	if (d->inflight == d->fly_cap)
+	{
+		DsBatchSent *n = palloc(sizeof(DsBatchSent) * d->fly_cap * 2);
+		int			i;
+
+		for (i = 0; i < d->inflight; i++)
+			n[i] = d->fly[(d->fly_head + i) % d->fly_cap];
+		pfree(d->fly);
+		d->fly = n;
+		d->fly_cap *= 2;
+		d->fly_head = 0;
+	}
+	b = &d->fly[(d->fly_head + d->inflight) % d->fly_cap];
+	b->end_lsn = d->batch_end_lsn;
+	b->marker = d->batch_marker;
+	b->marker_lsn = d->batch_marker_lsn;
+	b->ins = d->batch_ins;
+	b->upd = d->batch_upd;
+	b->del = d->batch_del;
+	b->txns = d->batch_txns;
+	d->inflight++;
 	d->batch_marker = 0;
-	ds_decode_set_done(d, Max(d->batch_end_lsn, d->batch_marker_lsn));
 	d->batch_marker_lsn = InvalidXLogRecPtr;
+	d->batch_open = false;
+
+	d->target->commit(d->target, d->batch_end_lsn, wait);
+	ds_conflict_after_commit(d);
 }
 
 /* does this change get applied? */
@@ -301,10 +425,7 @@ handle_message(DsDecoder *d, StringInfo s)
 		d->batch_marker_lsn = Max(d->batch_marker_lsn, lsn);
 	}
 	else
-	{
-		ds_decode_publish_marker(d->slot, seq);
-		ds_decode_set_done(d, lsn);
-	}
+		idle_done(d, lsn, seq);
 }
 
 /*
@@ -344,8 +465,7 @@ ds_decode_message(DsDecoder *d, StringInfo s)
 				else
 				{
 					/* nothing of it went to the target: done already */
-					ds_decode_set_done(d, Max(commit.end_lsn, d->batch_marker_lsn));
-					ds_decode_publish_marker(d->slot, d->batch_marker);
+					idle_done(d, Max(commit.end_lsn, d->batch_marker_lsn), d->batch_marker);
 					d->batch_marker = 0;
 					d->batch_marker_lsn = InvalidXLogRecPtr;
 				}

@@ -48,6 +48,12 @@ typedef struct DsDecoder
 
 	/* highest end LSN everything before which is on the target */
 	XLogRecPtr	done_lsn;
+
+	/* batches committed without waiting, oldest first (decode.c) */
+	struct DsBatchSent *fly;
+	int			fly_cap;
+	int			fly_head;
+	int			inflight;
 } DsDecoder;
 
 extern void ds_decode_message(DsDecoder *d, StringInfo s);
@@ -55,5 +61,7 @@ extern bool ds_decode_batch_full(DsDecoder *d);
 extern void ds_decode_close_batch(DsDecoder *d);
 extern void ds_decode_publish_marker(DsPipelineSlot *slot, uint64 seq);
 extern void ds_decode_set_done(DsDecoder *d, XLogRecPtr lsn);
+extern void ds_decode_start(DsDecoder *d);
+extern void ds_decode_settle(DsDecoder *d);
 
 #endif							/* DATASYNC_DECODE_H */

@@ -184,8 +184,41 @@ check_jobs(DsDecoder *d, bool job_mode)
 		ds_decode_close_batch(d);
 	if (d->batch_open || d->in_txn)
 		return true;
+	/* a run is done when its marker is: every batch sent must be confirmed */
+	ds_decode_settle(d);
 	more = ds_jobs_poll(MySlot, MyPipelineId, d->cfg->name);
 	return more || !job_mode;
+}
+
+/*
+ * Wait for the stream, our latch, or (batches in flight) the target's
+ * results: WaitLatchOrSocket's events, WL_TIMEOUT after a second.
+ */
+static int
+wait_for_input(DsDecoder *d, DsStream *s)
+{
+	pgsocket	tsock = d->inflight > 0 ? d->target->socket(d->target) : PGINVALID_SOCKET;
+	WaitEventSet *set;
+	WaitEvent	events[4];
+	int			n;
+	int			i;
+	int			rc = 0;
+
+	if (tsock == PGINVALID_SOCKET)
+		return WaitLatchOrSocket(MyLatch,
+								 WL_LATCH_SET | WL_SOCKET_READABLE | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 PQsocket(s->conn), 1000, PG_WAIT_EXTENSION);
+
+	set = CreateWaitEventSet(CurrentMemoryContext, 4);
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	AddWaitEventToSet(set, WL_SOCKET_READABLE, PQsocket(s->conn), NULL, NULL);
+	AddWaitEventToSet(set, WL_SOCKET_READABLE, tsock, NULL, NULL);
+	n = WaitEventSetWait(set, 1000, events, lengthof(events), PG_WAIT_EXTENSION);
+	FreeWaitEventSet(set);
+	for (i = 0; i < n; i++)
+		rc |= events[i].events;
+	return n == 0 ? WL_TIMEOUT : rc;
 }
 
 /*
@@ -258,14 +291,18 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation,
 		/* 3. catalog changed: start a new session with it */
 		if (!d->in_txn && !d->batch_open &&
 			pg_atomic_read_u32(&MySlot->config_generation) != generation)
+		{
+			ds_decode_settle(d);
 			return;
+		}
 
 		/* 4. wait for more */
-		rc = WaitLatchOrSocket(MyLatch,
-							   WL_LATCH_SET | WL_SOCKET_READABLE | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							   PQsocket(s->conn), 1000, PG_WAIT_EXTENSION);
+		rc = wait_for_input(d, s);
 		if (rc & WL_LATCH_SET)
 			ResetLatch(MyLatch);
+		/* confirmations of batches in flight */
+		if (d->inflight > 0)
+			d->target->poll(d->target);
 		if ((rc & WL_TIMEOUT) && !d->batch_open && !d->in_txn)
 		{
 			/* quiet: learn how far the target flushed, and tell the source */
@@ -413,6 +450,7 @@ run_session(MemoryContext sesscxt)
 	d->cfg = cfg;
 	d->slot = MySlot;
 	d->skip_before = start;
+	ds_decode_start(d);
 	ds_decode_set_done(d, start);
 	ds_conflict_session_start(d, sesscxt);
 
