@@ -313,12 +313,26 @@ wait_push(PgTarget *pt, XLogRecPtr src)
 	pt->wait_count++;
 }
 
-/* the WAL position after the newest commit: its durability threshold */
+/*
+ * The WAL position after a commit: its durability threshold.  Positions
+ * come back in the order of the commits, so it is the oldest commit still
+ * without one (later batches may be waiting behind it).
+ */
 static void
-wait_set_last(PgTarget *pt, XLogRecPtr tgt)
+wait_set_target(PgTarget *pt, XLogRecPtr tgt)
 {
-	if (pt->wait_count > 0)
-		pt->wait_tgt[(pt->wait_head + pt->wait_count - 1) % pt->wait_cap] = tgt;
+	int			i;
+
+	for (i = 0; i < pt->wait_count; i++)
+	{
+		int			j = (pt->wait_head + i) % pt->wait_cap;
+
+		if (XLogRecPtrIsInvalid(pt->wait_tgt[j]))
+		{
+			pt->wait_tgt[j] = tgt;
+			return;
+		}
+	}
 }
 
 /* what a command's result says: positions, counted or checked conflicts */
@@ -333,7 +347,7 @@ read_result(PgTarget *pt, PgPending *p, PGresult *res)
 		case USE_NONE:
 			break;
 		case USE_COMMIT_LSN:
-			wait_set_last(pt, lsn_value(res, 0));
+			wait_set_target(pt, lsn_value(res, 0));
 			target_flushed(pt, lsn_value(res, 1));
 			break;
 		case USE_FLUSH_LSN:

@@ -279,8 +279,14 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation,
 				CHECK_FOR_INTERRUPTS();
 		}
 
-		/* 2. nothing more pending: close the batch at this boundary */
-		if (d->batch_open && !d->in_txn)
+		/*
+		 * 2. nothing more pending: close the batch at this boundary.  While
+		 * the batch before it is still on its way, the open one grows
+		 * instead (its changes are on the target already, and its commit
+		 * goes as soon as that one is confirmed), so that a busy target gets
+		 * fewer, larger transactions.
+		 */
+		if (d->batch_open && !d->in_txn && d->inflight == 0)
 			ds_decode_close_batch(d);
 		else if (d->batch_open)
 			d->target->poll(d->target); /* let the target work meanwhile */
