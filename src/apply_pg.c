@@ -12,8 +12,8 @@
  *		One connection per pipeline, in non-blocking and (while a batch is
  *		open) pipeline mode.  Statements are prepared once per relation
  *		version and sent without waiting for their results; a batch ends
- *		with the progress row, COMMIT and a Sync, and commit() returns once
- *		the target confirmed all of it.  The first error result raises an
+ *		with the progress row and a Sync, and is confirmed when the Sync's
+ *		result comes back (see "Batches").  The first error result raises an
  *		ERROR carrying the target's SQLSTATE; the worker then closes this
  *		target and starts over from the committed progress, so nothing here
  *		has to undo a half-sent batch.

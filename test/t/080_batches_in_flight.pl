@@ -1,0 +1,119 @@
+# Copyright (c) 2026, datasync developers
+#
+# Batches are committed without waiting for the target; a batch sent while
+# another is in flight must not commit when that one failed.
+#
+# Topology: source (datasync) -> target.  The pipeline has batch_size 1, so
+# every source transaction closes its batch at once, also while the one
+# before is still on its way.  On the target an ENABLE ALWAYS trigger makes
+# the row v = -1 wait two seconds and then fail with a CHECK violation
+# (permanent): the batch after it is sent meanwhile, and the guard at its
+# start (the previous batch's progress row must be there) must abort it.
+#   1. many small transactions in quick succession: all arrive, counted;
+#   2. a failing batch with one behind it: the pipeline stops with the
+#      first batch's error and the second batch's row is not on the target;
+#   3. after the fix, resume applies both exactly once;
+#   4. wait_for_sync returns only once what it waited for is on the target.
+use strict;
+use warnings FATAL => 'all';
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use DatasyncTest;
+
+my $src = source_node('src_fly');
+my $tgt = target_node('tgt_fly');
+
+$src->safe_psql('postgres', 'CREATE TABLE g (id int PRIMARY KEY, v int)');
+$tgt->safe_psql('postgres', q{
+CREATE TABLE g (id int PRIMARY KEY, v int);
+CREATE TABLE applied (n bigserial PRIMARY KEY, id int, v int);
+CREATE FUNCTION slow_fail() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.v = -1 THEN
+		PERFORM pg_sleep(2);
+		RAISE EXCEPTION 'v = -1 is refused here' USING ERRCODE = '23514';
+	END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER slow_fail BEFORE INSERT ON g FOR EACH ROW EXECUTE FUNCTION slow_fail();
+ALTER TABLE g ENABLE ALWAYS TRIGGER slow_fail;
+CREATE FUNCTION log_applied() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO applied (id, v) VALUES (NEW.id, NEW.v);
+	RETURN NULL;
+END $$;
+CREATE TRIGGER log_applied AFTER INSERT OR UPDATE ON g FOR EACH ROW EXECUTE FUNCTION log_applied();
+ALTER TABLE g ENABLE ALWAYS TRIGGER log_applied;
+});
+
+my $dsn = target_dsn($tgt);
+$src->safe_psql('postgres', qq{
+SELECT datasync.create_target('tgt', '$dsn');
+SELECT datasync.create_pipeline('fly', 'tgt', ARRAY['g']::regclass[],
+	options => '{"batch_size": 1, "retry_base_ms": 100, "retry_max_ms": 500}');
+});
+ok(wait_for_sync($src, 'fly'), 'pipeline is streaming');
+
+sub status
+{
+	my ($cols) = @_;
+	return $src->safe_psql('postgres', "SELECT $cols FROM datasync.status WHERE name = 'fly'");
+}
+
+# 1. many small transactions, one batch each
+my $tx0 = status('transactions');
+$src->safe_psql('postgres', q{
+DO $$
+BEGIN
+	FOR i IN 1..300 LOOP
+		INSERT INTO g VALUES (i, i);
+		COMMIT;
+	END LOOP;
+END $$;
+UPDATE g SET v = v + 1000 WHERE id <= 10;
+});
+ok(wait_for_sync($src, 'fly'), 'small transactions arrived');
+compare_tables($src, $tgt, 'g', 'id');
+is(status('transactions') - $tx0, 301, 'every transaction counted once');
+is($tgt->safe_psql('postgres', 'SELECT count(*), count(DISTINCT (id, v)) FROM applied'),
+	'310|310', 'each change applied once');
+
+# 2. a failing batch, and one sent behind it
+$src->safe_psql('postgres', 'INSERT INTO g VALUES (1001, -1)');
+$src->safe_psql('postgres', 'SELECT pg_sleep(0.3)');
+$src->safe_psql('postgres', 'INSERT INTO g VALUES (1002, 2)');
+ok($src->poll_query_until('postgres',
+		"SELECT state = 'error' FROM datasync.status WHERE name = 'fly'"),
+	'the pipeline stopped on the error');
+like(status('last_error'), qr/v = -1 is refused here/, 'with the failing batch\'s error');
+is($tgt->safe_psql('postgres', 'SELECT count(*) FROM g WHERE id >= 1001'), '0',
+	'the batch behind the failed one did not commit');
+is($tgt->safe_psql('postgres', 'SELECT count(*) FROM applied WHERE id >= 1001'), '0',
+	'nothing of it was applied');
+
+# 3. fixed: both arrive, once
+$tgt->safe_psql('postgres', 'DROP TRIGGER slow_fail ON g');
+$src->safe_psql('postgres', "SELECT datasync.resume('fly')");
+ok(wait_for_sync($src, 'fly'), 'resumed pipeline caught up');
+compare_tables($src, $tgt, 'g', 'id');
+is($tgt->safe_psql('postgres', 'SELECT count(*) FROM applied WHERE id >= 1001'), '2',
+	'both rows applied once');
+
+# 4. wait_for_sync under a stream of batches
+$src->safe_psql('postgres', q{
+DO $$
+BEGIN
+	FOR i IN 2001..2200 LOOP
+		INSERT INTO g VALUES (i, i);
+		COMMIT;
+	END LOOP;
+END $$;
+});
+ok(wait_for_sync($src, 'fly'), 'wait_for_sync returned');
+is($tgt->safe_psql('postgres', 'SELECT count(*) FROM g WHERE id BETWEEN 2001 AND 2200'), '200',
+	'everything it waited for is on the target');
+is(status('state || \' \' || errors'), 'streaming 1', 'streaming, the one error counted');
+
+done_testing();
