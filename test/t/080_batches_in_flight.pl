@@ -6,7 +6,7 @@
 # Topology: source (datasync) -> target.  The pipeline has batch_size 1, so
 # every source transaction closes its batch at once, also while the one
 # before is still on its way.  On the target an ENABLE ALWAYS trigger makes
-# the row v = -1 wait two seconds and then fail with a CHECK violation
+# the row v = -1 wait four seconds and then fail with a CHECK violation
 # (permanent): the batch after it is sent meanwhile, and the guard at its
 # start (the previous batch's progress row must be there) must abort it.
 #   1. many small transactions in quick succession: all arrive, counted;
@@ -32,7 +32,7 @@ CREATE TABLE applied (n bigserial PRIMARY KEY, id int, v int);
 CREATE FUNCTION slow_fail() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	IF NEW.v = -1 THEN
-		PERFORM pg_sleep(2);
+		PERFORM pg_sleep(4);
 		RAISE EXCEPTION 'v = -1 is refused here' USING ERRCODE = '23514';
 	END IF;
 	RETURN NEW;
