@@ -157,7 +157,7 @@ struct DsApplyTarget
 	 * the confirmation of every batch committed without waiting.
 	 */
 	void		(*settle) (DsApplyTarget *t);
-	/* the socket to wait on while batches are in flight */
+	/* the connection's socket, to wait on while batches are in flight */
 	pgsocket	(*socket) (DsApplyTarget *t);
 	void		(*close) (DsApplyTarget *t);
 

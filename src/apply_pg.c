@@ -929,7 +929,7 @@ pg_socket(DsApplyTarget *t)
 {
 	PgTarget   *pt = (PgTarget *) t;
 
-	if (pt->conn == NULL || t->inflight == 0)
+	if (pt->conn == NULL)
 		return PGINVALID_SOCKET;
 	return PQsocket(pt->conn);
 }
@@ -962,8 +962,8 @@ pg_poll(DsApplyTarget *t)
 		return;
 	if (pt->copy_rel != NULL)
 		copy_push(pt);
-	else if (pt->in_pipeline)
-		flush_and_drain(pt);
+	else
+		flush_and_drain(pt);	/* also sees the connection closing */
 }
 
 /* ---------------------------------------------------------------------

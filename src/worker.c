@@ -191,34 +191,64 @@ check_jobs(DsDecoder *d, bool job_mode)
 }
 
 /*
- * Wait for the stream, our latch, or (batches in flight) the target's
- * results: WaitLatchOrSocket's events, WL_TIMEOUT after a second.
+ * What the stream loop waits on: our latch, the stream, and the target's
+ * socket, for results while batches are in flight (else only for its
+ * connection closing).  Made once a streaming pass: a WaitEventSet a
+ * wait would cost an epoll instance and its system calls every time.
+ */
+static WaitEventSet *LoopWaitSet = NULL;
+static int	LoopTargetPos = -1;
+
+static void
+loop_wait_set_free(void)
+{
+	if (LoopWaitSet)
+		FreeWaitEventSet(LoopWaitSet);
+	LoopWaitSet = NULL;
+	LoopTargetPos = -1;
+}
+
+static void
+loop_wait_set_make(DsDecoder *d, DsStream *s)
+{
+	pgsocket	tsock = d->target->socket(d->target);
+
+	loop_wait_set_free();
+	LoopWaitSet = CreateWaitEventSet(TopMemoryContext, 4);
+	AddWaitEventToSet(LoopWaitSet, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(LoopWaitSet, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	AddWaitEventToSet(LoopWaitSet, WL_SOCKET_READABLE, PQsocket(s->conn), NULL, NULL);
+	if (tsock != PGINVALID_SOCKET)
+		LoopTargetPos = AddWaitEventToSet(LoopWaitSet, WL_SOCKET_CLOSED, tsock, NULL, NULL);
+}
+
+/*
+ * Wait up to a second for input: WL_LATCH_SET, WL_SOCKET_READABLE (the
+ * stream) or WL_TIMEOUT; *target says whether the target has something.
  */
 static int
-wait_for_input(DsDecoder *d, DsStream *s)
+wait_for_input(DsDecoder *d, bool *target)
 {
-	pgsocket	tsock = d->inflight > 0 ? d->target->socket(d->target) : PGINVALID_SOCKET;
-	WaitEventSet *set;
 	WaitEvent	events[4];
 	int			n;
 	int			i;
 	int			rc = 0;
 
-	if (tsock == PGINVALID_SOCKET)
-		return WaitLatchOrSocket(MyLatch,
-								 WL_LATCH_SET | WL_SOCKET_READABLE | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 PQsocket(s->conn), 1000, PG_WAIT_EXTENSION);
-
-	set = CreateWaitEventSet(CurrentMemoryContext, 4);
-	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	AddWaitEventToSet(set, WL_SOCKET_READABLE, PQsocket(s->conn), NULL, NULL);
-	AddWaitEventToSet(set, WL_SOCKET_READABLE, tsock, NULL, NULL);
-	n = WaitEventSetWait(set, 1000, events, lengthof(events), PG_WAIT_EXTENSION);
-	FreeWaitEventSet(set);
+	*target = false;
+	if (LoopTargetPos >= 0)
+		ModifyWaitEvent(LoopWaitSet, LoopTargetPos,
+						d->inflight > 0 ? WL_SOCKET_READABLE : WL_SOCKET_CLOSED, NULL);
+	n = WaitEventSetWait(LoopWaitSet, 1000, events, lengthof(events), PG_WAIT_EXTENSION);
+	if (n == 0)
+		return WL_TIMEOUT;
 	for (i = 0; i < n; i++)
-		rc |= events[i].events;
-	return n == 0 ? WL_TIMEOUT : rc;
+	{
+		if (events[i].pos == LoopTargetPos)
+			*target = true;
+		else
+			rc |= events[i].events & (WL_LATCH_SET | WL_SOCKET_READABLE);
+	}
+	return rc;
 }
 
 /*
@@ -237,11 +267,13 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation,
 	SpinLockRelease(&MySlot->mutex);
 	ds_slot_set_state(MySlot, DS_STATE_STREAMING);
 	pgstat_report_activity(STATE_RUNNING, "streaming");
+	loop_wait_set_make(d, s);
 
 	for (;;)
 	{
 		int			nmsgs = 0;
 		int			rc;
+		bool		target_ready;
 
 		/* 1. drain what the stream has, without blocking */
 		for (;;)
@@ -303,11 +335,11 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation,
 		}
 
 		/* 4. wait for more */
-		rc = wait_for_input(d, s);
+		rc = wait_for_input(d, &target_ready);
 		if (rc & WL_LATCH_SET)
 			ResetLatch(MyLatch);
-		/* confirmations of batches in flight */
-		if (d->inflight > 0)
+		/* confirmations of batches in flight (or the target went away) */
+		if (target_ready)
 			d->target->poll(d->target);
 		if ((rc & WL_TIMEOUT) && !d->batch_open && !d->in_txn)
 		{
@@ -466,6 +498,7 @@ run_session(MemoryContext sesscxt)
 		ds_stream_start(s, cfg->slot_name, cfg->slot_name, start);
 		msgcxt = AllocSetContextCreate(sesscxt, "datasync message", ALLOCSET_DEFAULT_SIZES);
 		stream_loop(d, s, msgcxt, generation, job_mode);
+		loop_wait_set_free();
 		if (job_mode)
 			final_feedback(d, s);
 	}
@@ -483,6 +516,7 @@ static void
 close_session_connections(void)
 {
 	/* libpq connections are malloc'd: close them on error */
+	loop_wait_set_free();
 	if (CurTarget)
 		CurTarget->close(CurTarget);
 	if (CurStream)
