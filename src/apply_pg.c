@@ -204,6 +204,7 @@ typedef struct PgTarget
 	int			fly_head;
 	XLogRecPtr	last_lsn;
 	bool		have_guard_stmt;
+	bool		have_walpos_stmt;
 } PgTarget;
 
 /* batches a connection may have in flight before commit() waits */
@@ -672,7 +673,7 @@ pg_connect(DsApplyTarget *t)
 	}
 	pt->conn_gen++;
 	pt->in_pipeline = pt->in_xact = pt->in_copy = false;
-	pt->have_progress_stmt = pt->have_guard_stmt = false;
+	pt->have_progress_stmt = pt->have_guard_stmt = pt->have_walpos_stmt = false;
 	pt->syncs_sent = pt->syncs_read = 0;
 	pt->base.inflight = 0;
 	pt->fly_head = 0;
@@ -870,8 +871,15 @@ pg_commit(DsApplyTarget *t, XLogRecPtr end_lsn, bool wait)
 	{
 		/* after the commit: its WAL position, and how far the target flushed */
 		wait_push(pt, end_lsn);
-		send_sql_use(pt, "SELECT pg_catalog.pg_current_wal_insert_lsn(), pg_catalog.pg_current_wal_flush_lsn()",
-					 "reading the target's WAL position", USE_COMMIT_LSN);
+		if (!pt->have_walpos_stmt)
+		{
+			send_prepare(pt, "ds_walpos",
+						 "SELECT pg_catalog.pg_current_wal_insert_lsn(), pg_catalog.pg_current_wal_flush_lsn()",
+						 "preparing the WAL position query");
+			pt->have_walpos_stmt = true;
+		}
+		send_exec_use(pt, "ds_walpos", 0, NULL, "reading the target's WAL position",
+					  USE_COMMIT_LSN, 0, NULL);
 		send_sync(pt);
 	}
 	/* confirmed by the last Sync sent */
