@@ -819,6 +819,7 @@ send_guard(PgTarget *pt)
 	vals[2] = lsnbuf;
 	send_exec(pt, "ds_guard", 3, vals, "checking that the previous batch committed");
 }
+
 /*
  * Start a batch.  No BEGIN is sent: in the extended protocol everything up
  * to the next Sync runs as one implicit transaction, which the Sync that
@@ -850,8 +851,9 @@ send_sync(PgTarget *pt)
 
 /*
  * Commit the open transaction; with a valid end_lsn also record it as the
- * stream's progress in the same transaction.  Returns after the target
- * confirmed the commit.
+ * stream's progress in the same transaction.  With wait (and always for a
+ * copy), returns after the target confirmed the commit; else once it is
+ * sent, with at most DS_MAX_INFLIGHT batches unconfirmed.
  */
 static void
 pg_commit(DsApplyTarget *t, XLogRecPtr end_lsn, bool wait)

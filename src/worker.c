@@ -318,10 +318,14 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation,
 		 * goes as soon as that one is confirmed), so that a busy target gets
 		 * fewer, larger transactions.
 		 */
-		if (d->batch_open && !d->in_txn && d->inflight == 0)
-			ds_decode_close_batch(d);
-		else if (d->batch_open)
-			d->target->poll(d->target); /* let the target work meanwhile */
+		if (d->batch_open)
+		{
+			/* let the target work meanwhile; learn of confirmations */
+			if (d->in_txn || d->inflight > 0)
+				d->target->poll(d->target);
+			if (!d->in_txn && d->inflight == 0)
+				ds_decode_close_batch(d);
+		}
 		ds_stream_feedback(s, feedback_lsn(d, false), false);
 		if ((job_mode || ds_jobs_pending(MySlot)) && !check_jobs(d, job_mode))
 			return;
