@@ -131,7 +131,8 @@ struct DsApplyTarget
 	 * are confirmed in order, each by a call of on_committed (from any
 	 * later call that reads results), and a batch that failed raises its
 	 * ERROR there; the target makes sure that no batch after a failed one
-	 * commits.  Only a batch with an end_lsn may go without waiting.
+	 * commits.  Only a batch with an end_lsn may go without waiting, and
+	 * commit() returns with at most DS_MAX_INFLIGHT of them unconfirmed.
 	 */
 	void		(*commit) (DsApplyTarget *t, XLogRecPtr end_lsn, bool wait);
 	/* initial copy of a table: replace its rows with the COPY data */
@@ -169,12 +170,13 @@ struct DsApplyTarget
 	/* conflicts counted on the fast path (source-wins) */
 	uint64		counted_conflicts;
 
-	/* batches committed without waiting, not confirmed yet */
-	int			inflight;
 	/* set by the decoder: called as each batch's commit is confirmed */
 	void		(*on_committed) (void *arg, XLogRecPtr end_lsn);
 	void	   *on_committed_arg;
 };
+
+/* batches a target may have unconfirmed when commit() returns */
+#define DS_MAX_INFLIGHT 8
 
 extern DsApplyTarget *ds_apply_pg_create(DsPipelineConfig *cfg);
 

@@ -198,17 +198,17 @@ typedef struct PgTarget
 	 */
 	uint64		syncs_sent;
 	uint64		syncs_read;
-	uint64	   *fly_sync;
-	XLogRecPtr *fly_lsn;
-	int			fly_cap;
+	struct
+	{
+		uint64		sync;
+		XLogRecPtr	lsn;
+	}			fly[DS_MAX_INFLIGHT + 1];
 	int			fly_head;
+	int			fly_count;
 	XLogRecPtr	last_lsn;
 	bool		have_guard_stmt;
 	bool		have_walpos_stmt;
 } PgTarget;
-
-/* batches a connection may have in flight before commit() waits */
-#define DS_MAX_INFLIGHT 8
 
 static void flush_run(PgTarget *pt);
 static void add_to_run(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup,
@@ -218,6 +218,7 @@ static bool copy_open(PgTarget *pt, DsRelation *rel);
 static void copy_add(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup);
 static void copy_push(PgTarget *pt);
 static void copy_end(PgTarget *pt);
+static void streak_add(PgTarget *pt, DsRelation *rel, int64 n);
 static void flush_check_run(PgTarget *pt, DsRelation *rel, PgRel *pr);
 static bool is_key_att(DsRelation *rel, int att);
 static void prepare_delete(PgTarget *pt, DsRelation *rel, PgRel *pr);
@@ -420,12 +421,12 @@ read_result(PgTarget *pt, PgPending *p, PGresult *res)
 static void
 confirm_batches(PgTarget *pt)
 {
-	while (pt->base.inflight > 0 && pt->fly_sync[pt->fly_head] <= pt->syncs_read)
+	while (pt->fly_count > 0 && pt->fly[pt->fly_head].sync <= pt->syncs_read)
 	{
-		XLogRecPtr	lsn = pt->fly_lsn[pt->fly_head];
+		XLogRecPtr	lsn = pt->fly[pt->fly_head].lsn;
 
-		pt->fly_head = (pt->fly_head + 1) % pt->fly_cap;
-		pt->base.inflight--;
+		pt->fly_head = (pt->fly_head + 1) % lengthof(pt->fly);
+		pt->fly_count--;
 		if (!pt->async_commit)
 			pt->durable_src = Max(pt->durable_src, lsn);
 		if (pt->base.on_committed)
@@ -433,34 +434,20 @@ confirm_batches(PgTarget *pt)
 	}
 }
 
-/* a batch sent: it is committed once the Sync just sent comes back */
+/*
+ * A batch sent: it is committed once the Sync just sent comes back.  There
+ * is room: commit() leaves at most DS_MAX_INFLIGHT, then pushes one.
+ */
 static void
 fly_push(PgTarget *pt, XLogRecPtr lsn)
 {
-	int			n = pt->base.inflight;
+	int			i = (pt->fly_head + pt->fly_count) % lengthof(pt->fly);
 
-	if (n == pt->fly_cap)
-	{
-		int			newcap = pt->fly_cap * 2;
-		uint64	   *s = MemoryContextAlloc(pt->cxt, sizeof(uint64) * newcap);
-		XLogRecPtr *l = MemoryContextAlloc(pt->cxt, sizeof(XLogRecPtr) * newcap);
-		int			i;
-
-		for (i = 0; i < n; i++)
-		{
-			s[i] = pt->fly_sync[(pt->fly_head + i) % pt->fly_cap];
-			l[i] = pt->fly_lsn[(pt->fly_head + i) % pt->fly_cap];
-		}
-		pfree(pt->fly_sync);
-		pfree(pt->fly_lsn);
-		pt->fly_sync = s;
-		pt->fly_lsn = l;
-		pt->fly_cap = newcap;
-		pt->fly_head = 0;
-	}
-	pt->fly_sync[(pt->fly_head + n) % pt->fly_cap] = pt->syncs_sent;
-	pt->fly_lsn[(pt->fly_head + n) % pt->fly_cap] = lsn;
-	pt->base.inflight++;
+	if (pt->fly_count == lengthof(pt->fly))
+		elog(ERROR, "too many batches in flight");
+	pt->fly[i].sync = pt->syncs_sent;
+	pt->fly[i].lsn = lsn;
+	pt->fly_count++;
 }
 
 /*
@@ -675,8 +662,7 @@ pg_connect(DsApplyTarget *t)
 	pt->in_pipeline = pt->in_xact = pt->in_copy = false;
 	pt->have_progress_stmt = pt->have_guard_stmt = pt->have_walpos_stmt = false;
 	pt->syncs_sent = pt->syncs_read = 0;
-	pt->base.inflight = 0;
-	pt->fly_head = 0;
+	pt->fly_count = pt->fly_head = 0;
 	pt->pending = pt->syncs = 0;
 	pt->what_head = 0;
 
@@ -836,7 +822,7 @@ pg_begin(DsApplyTarget *t)
 	enter_pipeline(pt);
 	pt->in_xact = true;
 	pt->explicit_xact = false;
-	if (pt->base.inflight > 0)
+	if (pt->fly_count > 0)
 		send_guard(pt);
 }
 
@@ -901,7 +887,7 @@ pg_commit(DsApplyTarget *t, XLogRecPtr end_lsn, bool wait)
 	else
 	{
 		flush_and_drain(pt);
-		while (pt->base.inflight > DS_MAX_INFLIGHT)
+		while (pt->fly_count > DS_MAX_INFLIGHT)
 		{
 			ds_pq_wait(pt->conn, WL_SOCKET_READABLE, -1);
 			drain(pt);
@@ -1247,12 +1233,7 @@ flush_run(PgTarget *pt)
 
 	/* a run of inserts that goes on and on continues as COPY */
 	if (pt->run_kind == 'i' && pt->run_n == run_rows(rel, 'i'))
-	{
-		if (pt->streak_rel != rel)
-			pt->streak_rows = 0;
-		pt->streak_rel = rel;
-		pt->streak_rows += pt->run_n;
-	}
+		streak_add(pt, rel, pt->run_n);
 	else
 		pt->streak_rel = NULL;
 	if (pt->run_kind == 'd')
@@ -1422,6 +1403,16 @@ add_to_run(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup, char kind,
 #define DS_COPY_MAX_ROW_BYTES	(1024 * 1024)
 #define DS_COPY_SAVEPOINT		"datasync_copy"
 
+/* n more rows of a run of inserts into rel went out in one piece */
+static void
+streak_add(PgTarget *pt, DsRelation *rel, int64 n)
+{
+	if (pt->streak_rel != rel)
+		pt->streak_rows = 0;
+	pt->streak_rel = rel;
+	pt->streak_rows += n;
+}
+
 /*
  * Should this insert go into a COPY: one is open for its table, or a run
  * of inserts into the table is long enough to open one.  Rows over
@@ -1508,7 +1499,6 @@ copy_open(PgTarget *pt, DsRelation *rel)
 	PgRel	   *pr = pg_rel(pt, rel);
 	StringInfoData sql;
 	PGresult   *res;
-	PGresult   *err;
 
 	flush_run(pt);
 	if (!pt->explicit_xact)
@@ -1548,11 +1538,9 @@ copy_open(PgTarget *pt, DsRelation *rel)
 	}
 
 	/* refused (a view, row security, ...): its error, then nothing more */
-	err = copy_results(pt);
+	PQclear(copy_results(pt));
 	if (PQstatus(pt->conn) == CONNECTION_BAD)
 		ds_pq_report(pt->conn, res, DS_CONN_TARGET, pr->what);
-	if (err)
-		PQclear(err);
 	copy_rollback(pt, rel, res);
 	return false;
 }
@@ -1624,10 +1612,7 @@ copy_end(PgTarget *pt)
 	{
 		enter_pipeline(pt);
 		send_sql(pt, "RELEASE SAVEPOINT " DS_COPY_SAVEPOINT, pr->what);
-		if (pt->streak_rel != rel)
-			pt->streak_rows = 0;
-		pt->streak_rel = rel;
-		pt->streak_rows += pt->copy_rows;
+		streak_add(pt, rel, pt->copy_rows);
 		resetStringInfo(&pt->copy_buf);
 		return;
 	}
@@ -2770,8 +2755,7 @@ pg_close(DsApplyTarget *t)
 	pt->pending = pt->syncs = 0;
 	pt->sync_this_xact = false;
 	pt->wait_count = 0;
-	pt->base.inflight = 0;
-	pt->fly_head = 0;
+	pt->fly_count = pt->fly_head = 0;
 	pt->run_n = 0;
 	pt->run_rel = NULL;
 	MemoryContextReset(pt->runcxt);
@@ -2818,9 +2802,6 @@ ds_apply_pg_create(DsPipelineConfig *cfg)
 	pt->copycxt = AllocSetContextCreate(CurrentMemoryContext, "datasync COPY chunk",
 										ALLOCSET_DEFAULT_SIZES);
 	pt->batch_no = 1;
-	pt->fly_cap = 16;
-	pt->fly_sync = palloc(sizeof(uint64) * pt->fly_cap);
-	pt->fly_lsn = palloc(sizeof(XLogRecPtr) * pt->fly_cap);
 	pt->wait_cap = 64;
 	pt->wait_src = palloc(sizeof(XLogRecPtr) * pt->wait_cap);
 	pt->wait_tgt = palloc(sizeof(XLogRecPtr) * pt->wait_cap);

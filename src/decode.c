@@ -49,22 +49,6 @@
 #include "decode.h"
 #include "relmap.h"
 
-/*
- * A batch sent to the target whose commit is not confirmed yet.  Once it
- * is, everything up to marker_lsn is done (transactions after it with
- * nothing for the target included) and wait_for_sync ticket marker passed.
- */
-typedef struct DsBatchSent
-{
-	XLogRecPtr	end_lsn;
-	XLogRecPtr	marker_lsn;
-	uint64		marker;
-	uint64		ins;
-	uint64		upd;
-	uint64		del;
-	uint64		txns;
-} DsBatchSent;
-
 /* make wait_for_sync callers whose ticket is <= seq return */
 void
 ds_decode_publish_marker(DsPipelineSlot *slot, uint64 seq)
@@ -103,7 +87,7 @@ idle_done(DsDecoder *d, XLogRecPtr lsn, uint64 marker)
 {
 	if (d->inflight > 0)
 	{
-		DsBatchSent *b = &d->fly[(d->fly_head + d->inflight - 1) % d->fly_cap];
+		DsBatchSent *b = &d->fly[(d->fly_head + d->inflight - 1) % lengthof(d->fly)];
 
 		b->marker_lsn = Max(b->marker_lsn, lsn);
 		b->marker = Max(b->marker, marker);
@@ -163,7 +147,7 @@ batch_committed(void *arg, XLogRecPtr end_lsn)
 	if (b->end_lsn != end_lsn)
 		elog(ERROR, "target confirmed batch %X/%X, expected %X/%X",
 			 LSN_FORMAT_ARGS(end_lsn), LSN_FORMAT_ARGS(b->end_lsn));
-	d->fly_head = (d->fly_head + 1) % d->fly_cap;
+	d->fly_head = (d->fly_head + 1) % lengthof(d->fly);
 	d->inflight--;
 
 	pg_atomic_fetch_add_u64(&slot->rows_inserted, b->ins);
@@ -189,8 +173,6 @@ batch_committed(void *arg, XLogRecPtr end_lsn)
 void
 ds_decode_start(DsDecoder *d)
 {
-	d->fly_cap = 16;
-	d->fly = palloc(sizeof(DsBatchSent) * d->fly_cap);
 	d->target->on_committed = batch_committed;
 	d->target->on_committed_arg = d;
 }
@@ -220,19 +202,10 @@ ds_decode_close_batch(DsDecoder *d)
 	Assert(d->batch_open && !d->in_txn);
 	ds_conflict_before_commit(d);
 
-	if (d->inflight == d->fly_cap)
-	{
-		DsBatchSent *n = palloc(sizeof(DsBatchSent) * d->fly_cap * 2);
-		int			i;
-
-		for (i = 0; i < d->inflight; i++)
-			n[i] = d->fly[(d->fly_head + i) % d->fly_cap];
-		pfree(d->fly);
-		d->fly = n;
-		d->fly_cap *= 2;
-		d->fly_head = 0;
-	}
-	b = &d->fly[(d->fly_head + d->inflight) % d->fly_cap];
+	/* commit() left at most DS_MAX_INFLIGHT unconfirmed: there is room */
+	if (d->inflight == lengthof(d->fly))
+		elog(ERROR, "too many batches in flight");
+	b = &d->fly[(d->fly_head + d->inflight) % lengthof(d->fly)];
 	b->end_lsn = d->batch_end_lsn;
 	b->marker = d->batch_marker;
 	b->marker_lsn = d->batch_marker_lsn;

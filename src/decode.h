@@ -18,6 +18,22 @@
 #include "apply.h"
 #include "shmem.h"
 
+/*
+ * A batch sent to the target whose commit is not confirmed yet.  Once it
+ * is, everything up to marker_lsn is done (transactions after it with
+ * nothing for the target included) and wait_for_sync ticket marker passed.
+ */
+typedef struct DsBatchSent
+{
+	XLogRecPtr	end_lsn;
+	XLogRecPtr	marker_lsn;
+	uint64		marker;
+	uint64		ins;
+	uint64		upd;
+	uint64		del;
+	uint64		txns;
+} DsBatchSent;
+
 typedef struct DsDecoder
 {
 	DsApplyTarget *target;
@@ -49,9 +65,8 @@ typedef struct DsDecoder
 	/* highest end LSN everything before which is on the target */
 	XLogRecPtr	done_lsn;
 
-	/* batches committed without waiting, oldest first (decode.c) */
-	struct DsBatchSent *fly;
-	int			fly_cap;
+	/* batches committed without waiting, oldest first (a ring) */
+	DsBatchSent fly[DS_MAX_INFLIGHT + 1];
 	int			fly_head;
 	int			inflight;
 } DsDecoder;

@@ -62,18 +62,25 @@ sub status
 	return $src->safe_psql('postgres', "SELECT $cols FROM datasync.status WHERE name = 'fly'");
 }
 
-# 1. many small transactions, one batch each
-my $tx0 = status('transactions');
-$src->safe_psql('postgres', q{
-DO $$
+# rows from..to, each in a transaction of its own
+sub commit_rows
+{
+	my ($from, $to) = @_;
+	$src->safe_psql('postgres', qq{
+DO \$\$
 BEGIN
-	FOR i IN 1..300 LOOP
+	FOR i IN $from..$to LOOP
 		INSERT INTO g VALUES (i, i);
 		COMMIT;
 	END LOOP;
-END $$;
-UPDATE g SET v = v + 1000 WHERE id <= 10;
+END \$\$;
 });
+}
+
+# 1. many small transactions, one batch each
+my $tx0 = status('transactions');
+commit_rows(1, 300);
+$src->safe_psql('postgres', 'UPDATE g SET v = v + 1000 WHERE id <= 10');
 ok(wait_for_sync($src, 'fly'), 'small transactions arrived');
 compare_tables($src, $tgt, 'g', 'id');
 is(status('transactions') - $tx0, 301, 'every transaction counted once');
@@ -102,15 +109,7 @@ is($tgt->safe_psql('postgres', 'SELECT count(*) FROM applied WHERE id >= 1001'),
 	'both rows applied once');
 
 # 4. wait_for_sync under a stream of batches
-$src->safe_psql('postgres', q{
-DO $$
-BEGIN
-	FOR i IN 2001..2200 LOOP
-		INSERT INTO g VALUES (i, i);
-		COMMIT;
-	END LOOP;
-END $$;
-});
+commit_rows(2001, 2200);
 ok(wait_for_sync($src, 'fly'), 'wait_for_sync returned');
 is($tgt->safe_psql('postgres', 'SELECT count(*) FROM g WHERE id BETWEEN 2001 AND 2200'), '200',
 	'everything it waited for is on the target');
