@@ -77,8 +77,7 @@ typedef struct PgCheckStmt
 typedef enum PgResultUse
 {
 	USE_NONE,
-	USE_COMMIT_LSN,				/* WAL insert and flush positions */
-	USE_FLUSH_LSN,				/* WAL flush position */
+	USE_WAL_POS,				/* WAL insert and flush positions */
 	USE_XMAX_SET,				/* rows whose xmax is set: insert_exists */
 	USE_XMAX_ZERO,				/* rows newly inserted: update_missing */
 	USE_MISSED,					/* expected - rows affected: *_missing */
@@ -93,6 +92,7 @@ typedef struct PgPending
 	int			expected;		/* USE_MISSED */
 	DsConflictHit *hit;			/* USE_CHECK */
 	DsConflictHit **hits;		/* USE_CHECK_RUN: expected of them */
+	uint64		bound;			/* USE_WAL_POS: the commits sent before it */
 } PgPending;
 
 /* per-relation statements; reset when the relation's version changes */
@@ -187,6 +187,8 @@ typedef struct PgTarget
 	int			wait_cap;
 	int			wait_head;
 	int			wait_count;
+	uint64		wait_pushed;	/* commits pushed, and released, so far */
+	uint64		wait_popped;
 	XLogRecPtr	durable_src;	/* highest source end LSN durable on target */
 
 	/*
@@ -206,8 +208,7 @@ typedef struct PgTarget
 	int			fly_head;
 	int			fly_count;
 	XLogRecPtr	last_lsn;
-	bool		have_guard_stmt;
-	bool		have_walpos_stmt;
+	bool		have_guarded_stmt;
 } PgTarget;
 
 static void flush_run(PgTarget *pt);
@@ -263,6 +264,7 @@ push_pending(PgTarget *pt, const char *what, PgResultUse use, int expected,
 	p->expected = expected;
 	p->hit = hit;
 	p->hits = hits;
+	p->bound = pt->wait_pushed;
 }
 
 static XLogRecPtr
@@ -284,6 +286,7 @@ target_flushed(PgTarget *pt, XLogRecPtr flush)
 		pt->durable_src = Max(pt->durable_src, pt->wait_src[i]);
 		pt->wait_head = (i + 1) % pt->wait_cap;
 		pt->wait_count--;
+		pt->wait_popped++;
 	}
 }
 
@@ -313,27 +316,27 @@ wait_push(PgTarget *pt, XLogRecPtr src)
 	pt->wait_src[(pt->wait_head + pt->wait_count) % pt->wait_cap] = src;
 	pt->wait_tgt[(pt->wait_head + pt->wait_count) % pt->wait_cap] = InvalidXLogRecPtr;
 	pt->wait_count++;
+	pt->wait_pushed++;
 }
 
 /*
- * The WAL position after a commit: its durability threshold.  Positions
- * come back in the order of the commits, so it is the oldest commit still
- * without one (later batches may be waiting behind it).
+ * The target's WAL insert position, read after the commits pushed before
+ * bound: it is past their commit records, so once the target has flushed
+ * up to it they are durable.  It is read by the next batch's progress
+ * statement (which runs after the commit before it), or by durable() when
+ * the stream is quiet.
  */
 static void
-wait_set_target(PgTarget *pt, XLogRecPtr tgt)
+wait_set_target(PgTarget *pt, uint64 bound, XLogRecPtr tgt)
 {
 	int			i;
 
-	for (i = 0; i < pt->wait_count; i++)
+	for (i = 0; i < pt->wait_count && pt->wait_popped + i < bound; i++)
 	{
 		int			j = (pt->wait_head + i) % pt->wait_cap;
 
 		if (XLogRecPtrIsInvalid(pt->wait_tgt[j]))
-		{
 			pt->wait_tgt[j] = tgt;
-			return;
-		}
 	}
 }
 
@@ -348,12 +351,9 @@ read_result(PgTarget *pt, PgPending *p, PGresult *res)
 	{
 		case USE_NONE:
 			break;
-		case USE_COMMIT_LSN:
-			wait_set_target(pt, lsn_value(res, 0));
+		case USE_WAL_POS:
+			wait_set_target(pt, p->bound, lsn_value(res, 0));
 			target_flushed(pt, lsn_value(res, 1));
-			break;
-		case USE_FLUSH_LSN:
-			target_flushed(pt, lsn_value(res, 0));
 			break;
 		case USE_XMAX_SET:
 		case USE_XMAX_ZERO:
@@ -660,7 +660,7 @@ pg_connect(DsApplyTarget *t)
 	}
 	pt->conn_gen++;
 	pt->in_pipeline = pt->in_xact = pt->in_copy = false;
-	pt->have_progress_stmt = pt->have_guard_stmt = pt->have_walpos_stmt = false;
+	pt->have_progress_stmt = pt->have_guarded_stmt = false;
 	pt->syncs_sent = pt->syncs_read = 0;
 	pt->fly_count = pt->fly_head = 0;
 	pt->pending = pt->syncs = 0;
@@ -688,6 +688,7 @@ pg_connect(DsApplyTarget *t)
 		pt->async_commit = strcmp(cfg->options.synchronous_commit, "off") == 0;
 	}
 	pt->wait_head = pt->wait_count = 0;
+	pt->wait_pushed = pt->wait_popped = 0;
 
 	/* the progress table */
 	res = ds_pq_exec(pt->conn, "SELECT pg_catalog.to_regclass('" DATASYNC_PROGRESS_TABLE "') IS NULL",
@@ -750,7 +751,8 @@ send_progress(PgTarget *pt, Oid relid, XLogRecPtr lsn)
 					 "INSERT INTO " DATASYNC_PROGRESS_TABLE " AS p (pipeline, relid, incarnation, lsn, updated_at)"
 					 " VALUES ($1, $2, $3, $4, now())"
 					 " ON CONFLICT (pipeline, relid) DO UPDATE SET incarnation = EXCLUDED.incarnation,"
-					 " lsn = EXCLUDED.lsn, updated_at = EXCLUDED.updated_at",
+					 " lsn = EXCLUDED.lsn, updated_at = EXCLUDED.updated_at"
+					 " RETURNING pg_catalog.pg_current_wal_insert_lsn(), pg_catalog.pg_current_wal_flush_lsn()",
 					 "preparing the progress update");
 		pt->have_progress_stmt = true;
 	}
@@ -760,7 +762,8 @@ send_progress(PgTarget *pt, Oid relid, XLogRecPtr lsn)
 	vals[1] = relbuf;
 	vals[2] = pt->incarnation;
 	vals[3] = lsnbuf;
-	send_exec(pt, "ds_progress", 4, vals, "updating " DATASYNC_PROGRESS_TABLE);
+	send_exec_use(pt, "ds_progress", 4, vals, "updating " DATASYNC_PROGRESS_TABLE,
+				  pt->async_commit ? USE_WAL_POS : USE_NONE, 0, NULL);
 }
 
 /* ---------------------------------------------------------------------
@@ -773,37 +776,48 @@ send_progress(PgTarget *pt, Oid relid, XLogRecPtr lsn)
  * they come; the Sync that ends a batch confirms it (on_committed).
  *
  * The target runs whatever follows a Sync even when the batch before it
- * failed, so a batch sent while another is in flight starts with a guard
- * that fails unless the batch before it committed: it divides by the
- * number of progress rows holding that batch's end LSN.  A failed batch
- * thus takes every later one down with it, and the worker, which reads the
- * failure first, starts over from the last batch that committed.
+ * failed, so a batch committed while another is in flight records its
+ * progress with a guard: it moves the stream's progress row only from the
+ * end LSN of the batch before it, and divides by the number of rows it
+ * moved.  A failed batch thus takes every later one down with it, and the
+ * worker, which reads the failure first, starts over from the last batch
+ * that committed.  The progress statement also returns the target's WAL
+ * insert and flush positions: the insert position is past the commit of
+ * every batch before it, which tells when those are durable (see
+ * PgTarget.async_commit), with no statement or transaction of its own.
  *
- *   batch 1: INSERT ...; progress = 1/A0; Sync; WAL position; Sync
- *   batch 2: guard(1/A0); UPDATE ...; progress = 1/B8; Sync; ...
+ *   batch 1: INSERT ...; progress = 1/A0 (WAL position); Sync
+ *   batch 2: UPDATE ...; progress 1/A0 -> 1/B8, else fail (WAL position); Sync
  * ---------------------------------------------------------------------
  */
 
-/* the first statement of a batch sent while the one before is in flight */
+/* the progress of a batch committed while the one before is in flight */
 static void
-send_guard(PgTarget *pt)
+send_guarded_progress(PgTarget *pt, XLogRecPtr lsn)
 {
-	const char *vals[3];
+	const char *vals[4];
 	char		lsnbuf[32];
+	char		prevbuf[32];
 
-	if (!pt->have_guard_stmt)
+	if (!pt->have_guarded_stmt)
 	{
-		send_prepare(pt, "ds_guard",
-					 "SELECT 1 / pg_catalog.count(*)::int FROM " DATASYNC_PROGRESS_TABLE
-					 " WHERE pipeline = $1 AND relid = 0 AND incarnation = $2 AND lsn = $3",
-					 "preparing the batch guard");
-		pt->have_guard_stmt = true;
+		send_prepare(pt, "ds_progress_after",
+					 "WITH u AS (UPDATE " DATASYNC_PROGRESS_TABLE " SET lsn = $3, updated_at = now()"
+					 " WHERE pipeline = $1 AND relid = 0 AND incarnation = $2 AND lsn = $4 RETURNING 1)"
+					 " SELECT pg_catalog.pg_current_wal_insert_lsn(), pg_catalog.pg_current_wal_flush_lsn(),"
+					 " 1 / pg_catalog.count(*)::int FROM u",
+					 "preparing the guarded progress update");
+		pt->have_guarded_stmt = true;
 	}
-	snprintf(lsnbuf, sizeof(lsnbuf), "%X/%X", LSN_FORMAT_ARGS(pt->last_lsn));
+	snprintf(lsnbuf, sizeof(lsnbuf), "%X/%X", LSN_FORMAT_ARGS(lsn));
+	snprintf(prevbuf, sizeof(prevbuf), "%X/%X", LSN_FORMAT_ARGS(pt->last_lsn));
 	vals[0] = pt->base.cfg->name;
 	vals[1] = pt->incarnation;
 	vals[2] = lsnbuf;
-	send_exec(pt, "ds_guard", 3, vals, "checking that the previous batch committed");
+	vals[3] = prevbuf;
+	send_exec_use(pt, "ds_progress_after", 4, vals,
+				  "updating " DATASYNC_PROGRESS_TABLE " after the batch before",
+				  pt->async_commit ? USE_WAL_POS : USE_NONE, 0, NULL);
 }
 
 /*
@@ -822,8 +836,6 @@ pg_begin(DsApplyTarget *t)
 	enter_pipeline(pt);
 	pt->in_xact = true;
 	pt->explicit_xact = false;
-	if (pt->fly_count > 0)
-		send_guard(pt);
 }
 
 static void
@@ -851,25 +863,18 @@ pg_commit(DsApplyTarget *t, XLogRecPtr end_lsn, bool wait)
 	flush_run(pt);				/* ends an open COPY */
 	enter_pipeline(pt);
 	if (!XLogRecPtrIsInvalid(end_lsn))
-		send_progress(pt, InvalidOid, end_lsn);
+	{
+		if (pt->fly_count > 0)
+			send_guarded_progress(pt, end_lsn);
+		else
+			send_progress(pt, InvalidOid, end_lsn);
+	}
 	if (pt->explicit_xact)
 		send_sql(pt, "COMMIT", "committing a batch");
 	send_sync(pt);				/* commits an implicit transaction */
+	/* its WAL position comes with the next progress statement */
 	if (pt->async_commit && !pt->sync_this_xact && !XLogRecPtrIsInvalid(end_lsn))
-	{
-		/* after the commit: its WAL position, and how far the target flushed */
 		wait_push(pt, end_lsn);
-		if (!pt->have_walpos_stmt)
-		{
-			send_prepare(pt, "ds_walpos",
-						 "SELECT pg_catalog.pg_current_wal_insert_lsn(), pg_catalog.pg_current_wal_flush_lsn()",
-						 "preparing the WAL position query");
-			pt->have_walpos_stmt = true;
-		}
-		send_exec_use(pt, "ds_walpos", 0, NULL, "reading the target's WAL position",
-					  USE_COMMIT_LSN, 0, NULL);
-		send_sync(pt);
-	}
 	/* confirmed by the last Sync sent */
 	fly_push(pt, end_lsn);
 	if (!XLogRecPtrIsInvalid(end_lsn))
@@ -939,8 +944,8 @@ pg_durable(DsApplyTarget *t, bool refresh, bool *all)
 	if (refresh && pt->wait_count > 0 && !pt->in_xact)
 	{
 		enter_pipeline(pt);
-		send_sql_use(pt, "SELECT pg_catalog.pg_current_wal_flush_lsn()",
-					 "reading the target's flushed WAL position", USE_FLUSH_LSN);
+		send_sql_use(pt, "SELECT pg_catalog.pg_current_wal_insert_lsn(), pg_catalog.pg_current_wal_flush_lsn()",
+					 "reading the target's WAL position", USE_WAL_POS);
 		send_sync(pt);
 		wait_all(pt);
 	}

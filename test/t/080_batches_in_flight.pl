@@ -7,8 +7,9 @@
 # every source transaction closes its batch at once, also while the one
 # before is still on its way.  On the target an ENABLE ALWAYS trigger makes
 # the row v = -1 wait four seconds and then fail with a CHECK violation
-# (permanent): the batch after it is sent meanwhile, and the guard at its
-# start (the previous batch's progress row must be there) must abort it.
+# (permanent): the batch after it is sent meanwhile, and the guard in its
+# progress statement (it moves the progress row on only from the previous
+# batch's end) must abort it.
 #   1. many small transactions in quick succession: all arrive, counted;
 #   2. a failing batch with one behind it: the pipeline stops with the
 #      first batch's error and the second batch's row is not on the target;
