@@ -2709,8 +2709,12 @@ pg_copy_data(DsApplyTarget *t, const char *buf, int len)
 		/* would block: wait until the socket takes more */
 		ds_pq_wait(pt->conn, WL_SOCKET_WRITEABLE, -1);
 	}
-	if (PQflush(pt->conn) < 0)
-		ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "sending COPY data");
+
+	/*
+	 * No flush per row: libpq sends whole 8 kB pieces by itself, and
+	 * copy_end flushes the rest.  (A flush per row cost a send() a row here
+	 * and a recv() a row on the target.)
+	 */
 }
 
 static void
