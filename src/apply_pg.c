@@ -166,6 +166,7 @@ typedef struct PgTarget
 	DsRelation *copy_rel;
 	StringInfoData copy_buf;
 	int			copy_sent;
+	int			copy_unflushed; /* bytes of a table copy libpq may hold */
 	int			copy_rows;
 	MemoryContext copycxt;
 	DsRelation *streak_rel;
@@ -2690,6 +2691,7 @@ pg_copy_begin(DsApplyTarget *t, const char *target_qname, List *colnames)
 		ds_pq_report(pt->conn, res, DS_CONN_TARGET, "starting COPY");
 	PQclear(res);
 	pt->in_copy = true;
+	pt->copy_unflushed = 0;
 	pfree(sql.data);
 }
 
@@ -2711,10 +2713,19 @@ pg_copy_data(DsApplyTarget *t, const char *buf, int len)
 	}
 
 	/*
-	 * No flush per row: libpq sends whole 8 kB pieces by itself, and
-	 * copy_end flushes the rest.  (A flush per row cost a send() a row here
-	 * and a recv() a row on the target.)
+	 * Not a flush per row (a send() a row here, a recv() a row on the
+	 * target), but every DS_COPY_SEND_BYTES, waiting until libpq has sent
+	 * it all: when the target is slower than the source, libpq would
+	 * otherwise grow its buffer without bound and move what it holds to
+	 * the buffer's start after every 8 kB it sends (perf: 56% of the
+	 * worker's time in memmove during a 1M-row copy).
 	 */
+	pt->copy_unflushed += len;
+	if (pt->copy_unflushed >= DS_COPY_SEND_BYTES)
+	{
+		pt->copy_unflushed = 0;
+		ds_pq_flush(pt->conn, DS_CONN_TARGET);
+	}
 }
 
 static void
