@@ -609,28 +609,32 @@ def cpu_delta(before, after):
 # --------------------------------------------------------------------------
 # workloads: each returns {metric: value}; raises BenchError on failure
 
-# target only: when each marker row became visible.  As for the heartbeats (see
-# PGB_TGT_DDL), a deferred constraint trigger, ENABLE ALWAYS, fires at the commit
-# of the target transaction that applies the row: a timing to the microsecond,
-# where the poller's is to its 10 ms sleep.
-MK_TGT_DDL = """
-DROP TABLE IF EXISTS mk_arrival;
-CREATE TABLE mk_arrival (id int NOT NULL, arrived timestamptz NOT NULL);
-CREATE OR REPLACE FUNCTION mk_arrive() RETURNS trigger LANGUAGE plpgsql AS $f$
+def arrival_ddl(tab, idtype):
+    """Target only: {tab}_arrival records when each row of {tab} became visible.
+
+    A deferred constraint trigger fires at the commit of the target transaction
+    that applies the row; ENABLE ALWAYS makes it fire in apply sessions
+    (session_replication_role = replica: the native apply worker and datasync's
+    target session alike).  A timing to the microsecond, where the poller's is
+    to its 10 ms sleep."""
+    return """
+DROP TABLE IF EXISTS {t}_arrival;
+CREATE TABLE {t}_arrival (id {ty} NOT NULL, arrived timestamptz NOT NULL);
+CREATE OR REPLACE FUNCTION {t}_arrive() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN
-    INSERT INTO public.mk_arrival VALUES (NEW.id, clock_timestamp());
+    INSERT INTO public.{t}_arrival VALUES (NEW.id, clock_timestamp());
     RETURN NULL;
 END
 $f$;
-CREATE CONSTRAINT TRIGGER mk_arrive AFTER INSERT ON mk DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION mk_arrive();
-ALTER TABLE mk ENABLE ALWAYS TRIGGER mk_arrive;
-"""
+CREATE CONSTRAINT TRIGGER {t}_arrive AFTER INSERT ON {t} DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION {t}_arrive();
+ALTER TABLE {t} ENABLE ALWAYS TRIGGER {t}_arrive;
+""".format(t=tab, ty=idtype)
 
 
 def mk_table(pair):
     pair.both('DROP TABLE IF EXISTS mk; CREATE TABLE mk (id int PRIMARY KEY)')
-    pair.tgt.psql(MK_TGT_DDL)
+    pair.tgt.psql(arrival_ddl('mk', 'int'))
 
 
 def mk_arrived(pair, key):
@@ -729,22 +733,8 @@ PGB_SRC_DDL = """
 CREATE UNLOGGED TABLE hb_commit (id bigint PRIMARY KEY, committed timestamptz NOT NULL);
 CREATE UNLOGGED TABLE hb_stop (x int);
 """
-# target only: arrival time of each heartbeat.  A deferred constraint trigger fires
-# at the commit of the target transaction that applies the row, i.e. when it becomes
-# visible; ENABLE ALWAYS makes it fire in apply sessions (session_replication_role
-# = replica: the native apply worker and datasync's target session alike).
-PGB_TGT_DDL = """
-CREATE TABLE hb_arrival (id bigint NOT NULL, arrived timestamptz NOT NULL);
-CREATE FUNCTION hb_arrive() RETURNS trigger LANGUAGE plpgsql AS $f$
-BEGIN
-    INSERT INTO public.hb_arrival VALUES (NEW.id, clock_timestamp());
-    RETURN NULL;
-END
-$f$;
-CREATE CONSTRAINT TRIGGER hb_arrive AFTER INSERT ON hb DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION hb_arrive();
-ALTER TABLE hb ENABLE ALWAYS TRIGGER hb_arrive;
-"""
+# target only: arrival time of each heartbeat
+PGB_TGT_DDL = arrival_ddl('hb', 'bigint')
 PGB_LOAD = """
 INSERT INTO pgbench_branches (bid, bbalance) SELECT g, 0 FROM generate_series(1, {s}) g;
 INSERT INTO pgbench_tellers (tid, bid, tbalance) SELECT g, (g - 1) / 10 + 1, 0 FROM generate_series(1, {s} * 10) g;
