@@ -14,13 +14,18 @@
 #   2. a failing batch with one behind it: the pipeline stops with the
 #      first batch's error and the second batch's row is not on the target;
 #   3. after the fix, resume applies both exactly once;
-#   4. wait_for_sync returns only once what it waited for is on the target.
+#   4. wait_for_sync returns only once what it waited for is on the target;
+#   5. the slot is confirmed while batches keep coming: each batch's progress
+#      statement brings the target's WAL flush position, so the source is
+#      told what the target holds durably without a quiet second (the worker
+#      asks by itself only after a second without input).
 use strict;
 use warnings FATAL => 'all';
 
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 use DatasyncTest;
 
 my $src = source_node('src_fly');
@@ -115,5 +120,29 @@ ok(wait_for_sync($src, 'fly'), 'wait_for_sync returned');
 is($tgt->safe_psql('postgres', 'SELECT count(*) FROM g WHERE id BETWEEN 2001 AND 2200'), '200',
 	'everything it waited for is on the target');
 is(status('state || \' \' || errors'), 'streaming 1', 'streaming, the one error counted');
+
+# 5. a transaction every 50 ms for 10 s, from a background psql
+my $slot = $src->safe_psql('postgres', "SELECT slot_name FROM datasync._pipelines WHERE name = 'fly'");
+my $stream = IPC::Run::start(
+	[ 'psql', '-X', '-q', '-h', $src->host, '-p', $src->port, '-d', 'postgres', '-c',
+	  'DO $$ BEGIN FOR i IN 3001..3200 LOOP INSERT INTO g VALUES (i, i); COMMIT; '
+	  . 'PERFORM pg_sleep(0.05); END LOOP; END $$' ]);
+$src->poll_query_until('postgres', 'SELECT count(*) >= 20 FROM g WHERE id > 3000')
+  or die 'the stream of transactions does not run';
+my $mid = $src->safe_psql('postgres', 'SELECT pg_current_wal_lsn()');
+my $confirmed = 'f';
+for (1 .. 50)
+{
+	$confirmed = $src->safe_psql('postgres',
+		"SELECT confirmed_flush_lsn > '$mid' FROM pg_replication_slots WHERE slot_name = '$slot'");
+	last if $confirmed eq 't';
+	usleep(100_000);
+}
+my $committed = $src->safe_psql('postgres', 'SELECT count(*) FROM g WHERE id > 3000');
+ok($confirmed eq 't' && $committed < 200,
+	"slot confirmed past $mid while the stream still ran ($committed of 200 committed)");
+$stream->finish;
+ok(wait_for_sync($src, 'fly'), 'the stream arrived');
+compare_tables($src, $tgt, 'g', 'id');
 
 done_testing();
