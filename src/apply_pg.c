@@ -739,31 +739,54 @@ pg_read_progress(DsApplyTarget *t, Oid relid)
 	return lsn;
 }
 
+/*
+ * Record lsn as relid's progress on the target (relid 0: the stream's), in
+ * the transaction being sent.  The statement returns the target's WAL
+ * position (see "Batches").  The stream's progress behind a batch in
+ * flight is guarded: it moves on only from that batch's end LSN.
+ */
 static void
 send_progress(PgTarget *pt, Oid relid, XLogRecPtr lsn)
 {
+	bool		guarded = (relid == InvalidOid && pt->fly_count > 0);
+	const char *name = guarded ? "ds_progress_after" : "ds_progress";
 	const char *vals[4];
-	char		relbuf[16];
 	char		lsnbuf[32];
+	char		lastbuf[32];
 
-	if (!pt->have_progress_stmt)
+	if (!guarded && !pt->have_progress_stmt)
 	{
-		send_prepare(pt, "ds_progress",
+		send_prepare(pt, name,
 					 "INSERT INTO " DATASYNC_PROGRESS_TABLE " AS p (pipeline, relid, incarnation, lsn, updated_at)"
-					 " VALUES ($1, $2, $3, $4, now())"
+					 " VALUES ($1, $4, $2, $3, now())"
 					 " ON CONFLICT (pipeline, relid) DO UPDATE SET incarnation = EXCLUDED.incarnation,"
 					 " lsn = EXCLUDED.lsn, updated_at = EXCLUDED.updated_at"
 					 " RETURNING pg_catalog.pg_current_wal_insert_lsn(), pg_catalog.pg_current_wal_flush_lsn()",
 					 "preparing the progress update");
 		pt->have_progress_stmt = true;
 	}
-	snprintf(relbuf, sizeof(relbuf), "%u", relid);
+	if (guarded && !pt->have_guarded_stmt)
+	{
+		send_prepare(pt, name,
+					 "WITH u AS (UPDATE " DATASYNC_PROGRESS_TABLE " SET lsn = $3, updated_at = now()"
+					 " WHERE pipeline = $1 AND relid = 0 AND incarnation = $2 AND lsn = $4 RETURNING 1)"
+					 " SELECT pg_catalog.pg_current_wal_insert_lsn(), pg_catalog.pg_current_wal_flush_lsn(),"
+					 " 1 / pg_catalog.count(*)::int FROM u",
+					 "preparing the guarded progress update");
+		pt->have_guarded_stmt = true;
+	}
 	snprintf(lsnbuf, sizeof(lsnbuf), "%X/%X", LSN_FORMAT_ARGS(lsn));
+	if (guarded)
+		snprintf(lastbuf, sizeof(lastbuf), "%X/%X", LSN_FORMAT_ARGS(pt->last_lsn));
+	else
+		snprintf(lastbuf, sizeof(lastbuf), "%u", relid);
 	vals[0] = pt->base.cfg->name;
-	vals[1] = relbuf;
-	vals[2] = pt->incarnation;
-	vals[3] = lsnbuf;
-	send_exec_use(pt, "ds_progress", 4, vals, "updating " DATASYNC_PROGRESS_TABLE,
+	vals[1] = pt->incarnation;
+	vals[2] = lsnbuf;
+	vals[3] = lastbuf;			/* the previous end LSN, or the relid */
+	send_exec_use(pt, name, 4, vals,
+				  guarded ? "updating " DATASYNC_PROGRESS_TABLE " after the batch before"
+				  : "updating " DATASYNC_PROGRESS_TABLE,
 				  pt->async_commit ? USE_WAL_POS : USE_NONE, 0, NULL);
 }
 
@@ -791,35 +814,6 @@ send_progress(PgTarget *pt, Oid relid, XLogRecPtr lsn)
  *   batch 2: UPDATE ...; progress 1/A0 -> 1/B8, else fail (WAL position); Sync
  * ---------------------------------------------------------------------
  */
-
-/* the progress of a batch committed while the one before is in flight */
-static void
-send_guarded_progress(PgTarget *pt, XLogRecPtr lsn)
-{
-	const char *vals[4];
-	char		lsnbuf[32];
-	char		prevbuf[32];
-
-	if (!pt->have_guarded_stmt)
-	{
-		send_prepare(pt, "ds_progress_after",
-					 "WITH u AS (UPDATE " DATASYNC_PROGRESS_TABLE " SET lsn = $3, updated_at = now()"
-					 " WHERE pipeline = $1 AND relid = 0 AND incarnation = $2 AND lsn = $4 RETURNING 1)"
-					 " SELECT pg_catalog.pg_current_wal_insert_lsn(), pg_catalog.pg_current_wal_flush_lsn(),"
-					 " 1 / pg_catalog.count(*)::int FROM u",
-					 "preparing the guarded progress update");
-		pt->have_guarded_stmt = true;
-	}
-	snprintf(lsnbuf, sizeof(lsnbuf), "%X/%X", LSN_FORMAT_ARGS(lsn));
-	snprintf(prevbuf, sizeof(prevbuf), "%X/%X", LSN_FORMAT_ARGS(pt->last_lsn));
-	vals[0] = pt->base.cfg->name;
-	vals[1] = pt->incarnation;
-	vals[2] = lsnbuf;
-	vals[3] = prevbuf;
-	send_exec_use(pt, "ds_progress_after", 4, vals,
-				  "updating " DATASYNC_PROGRESS_TABLE " after the batch before",
-				  pt->async_commit ? USE_WAL_POS : USE_NONE, 0, NULL);
-}
 
 /*
  * Start a batch.  No BEGIN is sent: in the extended protocol everything up
@@ -864,12 +858,7 @@ pg_commit(DsApplyTarget *t, XLogRecPtr end_lsn, bool wait)
 	flush_run(pt);				/* ends an open COPY */
 	enter_pipeline(pt);
 	if (!XLogRecPtrIsInvalid(end_lsn))
-	{
-		if (pt->fly_count > 0)
-			send_guarded_progress(pt, end_lsn);
-		else
-			send_progress(pt, InvalidOid, end_lsn);
-	}
+		send_progress(pt, InvalidOid, end_lsn);	/* guarded behind a batch in flight */
 	if (pt->explicit_xact)
 		send_sql(pt, "COMMIT", "committing a batch");
 	send_sync(pt);				/* commits an implicit transaction */
@@ -1564,25 +1553,37 @@ copy_add(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup)
 }
 
 /*
+ * Hand len bytes of COPY data to libpq as one CopyData message and wait
+ * until all of it is sent: libpq's buffer stays small (it would otherwise
+ * grow while the target is slower, and libpq moves what it holds to the
+ * buffer's start after every 8 kB it sends).
+ */
+static void
+copy_put(PgTarget *pt, const char *buf, int len)
+{
+	while (len > 0)
+	{
+		int			rc = PQputCopyData(pt->conn, buf, len);
+
+		if (rc == 1)
+			break;
+		if (rc < 0)
+			ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "sending COPY data");
+		/* would block: wait until the socket takes more */
+		ds_pq_wait(pt->conn, WL_SOCKET_WRITEABLE, -1);
+	}
+	ds_pq_flush(pt->conn, DS_CONN_TARGET);
+}
+
+/*
  * Hand libpq the rows it does not have yet and send them; wait while the
  * target's socket takes no more (the target is the slower side then).
  */
 static void
 copy_push(PgTarget *pt)
 {
-	while (pt->copy_sent < pt->copy_buf.len)
-	{
-		int			rc = PQputCopyData(pt->conn, pt->copy_buf.data + pt->copy_sent,
-									   pt->copy_buf.len - pt->copy_sent);
-
-		if (rc == 1)
-			pt->copy_sent = pt->copy_buf.len;
-		else if (rc < 0)
-			ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "sending COPY data");
-		else
-			ds_pq_wait(pt->conn, WL_SOCKET_WRITEABLE, -1);
-	}
-	ds_pq_flush(pt->conn, DS_CONN_TARGET);
+	copy_put(pt, pt->copy_buf.data + pt->copy_sent, pt->copy_buf.len - pt->copy_sent);
+	pt->copy_sent = pt->copy_buf.len;
 }
 
 /*
@@ -2691,36 +2692,20 @@ pg_copy_begin(DsApplyTarget *t, const char *target_qname, List *colnames)
 		ds_pq_report(pt->conn, res, DS_CONN_TARGET, "starting COPY");
 	PQclear(res);
 	pt->in_copy = true;
-	if (pt->table_copy.data != NULL)
-		resetStringInfo(&pt->table_copy);
 	pfree(sql.data);
 }
 
 /*
- * Send the rows of a table copy gathered so far as one CopyData message and
- * wait until libpq has sent it all.  Rows come from the source one message
- * each; sent on that way, they cost the target a message each, and a
- * target slower than the source made libpq grow its buffer without bound
- * and move what it holds to the buffer's start after every 8 kB it sent
- * (perf: 56% of the worker's time in memmove during a 1M-row copy).
+ * Send the rows of a table copy gathered so far (up to DS_COPY_SEND_BYTES
+ * a message).  Rows come from the source one message each; passed on one
+ * by one they cost a send() here and a message on the target each.
  */
 static void
 table_copy_send(PgTarget *pt)
 {
-	if (pt->table_copy.len == 0)
+	if (pt->table_copy.data == NULL || pt->table_copy.len == 0)
 		return;
-	for (;;)
-	{
-		int			rc = PQputCopyData(pt->conn, pt->table_copy.data, pt->table_copy.len);
-
-		if (rc == 1)
-			break;
-		if (rc < 0)
-			ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, "sending COPY data");
-		/* would block: wait until the socket takes more */
-		ds_pq_wait(pt->conn, WL_SOCKET_WRITEABLE, -1);
-	}
-	ds_pq_flush(pt->conn, DS_CONN_TARGET);
+	copy_put(pt, pt->table_copy.data, pt->table_copy.len);
 	resetStringInfo(&pt->table_copy);
 }
 
