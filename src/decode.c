@@ -48,6 +48,7 @@
 #include "conflict.h"
 #include "decode.h"
 #include "relmap.h"
+#include "spool.h"
 
 /* make wait_for_sync callers whose ticket is <= seq return */
 void
@@ -402,6 +403,69 @@ handle_message(DsDecoder *d, StringInfo s)
 }
 
 /*
+ * A source transaction starts: BEGIN, or STREAM COMMIT of one that was
+ * streamed while in progress (its messages follow from the spool).
+ */
+static void
+begin_txn(DsDecoder *d, XLogRecPtr final_lsn, TimestampTz commit_time)
+{
+	if (d->in_txn || d->in_stream)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("BEGIN inside a transaction in the replication stream")));
+	d->in_txn = true;
+	d->final_lsn = final_lsn;
+	d->commit_time = commit_time;
+	d->change_seq = 0;
+	d->skip_txn = final_lsn < d->skip_before;
+}
+
+/* ... and ends at end_lsn */
+static void
+commit_txn(DsDecoder *d, XLogRecPtr end_lsn)
+{
+	d->in_txn = false;
+	if (d->batch_open)
+	{
+		d->batch_end_lsn = end_lsn;
+		d->batch_txns++;
+	}
+	else
+	{
+		/* nothing of it went to the target: done already */
+		idle_done(d, Max(end_lsn, d->batch_marker_lsn), d->batch_marker);
+		d->batch_marker = 0;
+		d->batch_marker_lsn = InvalidXLogRecPtr;
+	}
+}
+
+/* messages that carry the (sub)transaction's xid inside a stream */
+static bool
+streamed_action(char action)
+{
+	switch (action)
+	{
+		case LOGICAL_REP_MSG_INSERT:
+		case LOGICAL_REP_MSG_UPDATE:
+		case LOGICAL_REP_MSG_DELETE:
+		case LOGICAL_REP_MSG_TRUNCATE:
+		case LOGICAL_REP_MSG_RELATION:
+		case LOGICAL_REP_MSG_TYPE:
+		case LOGICAL_REP_MSG_MESSAGE:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/* a message of a streamed transaction, replayed at its commit */
+static void
+replay_message(StringInfo msg, void *arg)
+{
+	ds_decode_message((DsDecoder *) arg, msg);
+}
+
+/*
  * Dispatch one pgoutput message.  Allocations go to the caller's
  * per-message context.
  */
@@ -410,6 +474,15 @@ ds_decode_message(DsDecoder *d, StringInfo s)
 {
 	char		action = pq_getmsgbyte(s);
 
+	/* inside STREAM START/STOP: to the transaction's file (spool.c) */
+	if (d->in_stream && streamed_action(action))
+	{
+		TransactionId xid = pq_getmsgint(s, 4);
+
+		ds_spool_change(xid, action, s);
+		return;
+	}
+
 	switch (action)
 	{
 		case LOGICAL_REP_MSG_BEGIN:
@@ -417,11 +490,7 @@ ds_decode_message(DsDecoder *d, StringInfo s)
 				LogicalRepBeginData begin;
 
 				logicalrep_read_begin(s, &begin);
-				d->in_txn = true;
-				d->final_lsn = begin.final_lsn;
-				d->commit_time = begin.committime;
-				d->change_seq = 0;
-				d->skip_txn = begin.final_lsn < d->skip_before;
+				begin_txn(d, begin.final_lsn, begin.committime);
 				break;
 			}
 		case LOGICAL_REP_MSG_COMMIT:
@@ -429,19 +498,53 @@ ds_decode_message(DsDecoder *d, StringInfo s)
 				LogicalRepCommitData commit;
 
 				logicalrep_read_commit(s, &commit);
-				d->in_txn = false;
-				if (d->batch_open)
-				{
-					d->batch_end_lsn = commit.end_lsn;
-					d->batch_txns++;
-				}
-				else
-				{
-					/* nothing of it went to the target: done already */
-					idle_done(d, Max(commit.end_lsn, d->batch_marker_lsn), d->batch_marker);
-					d->batch_marker = 0;
-					d->batch_marker_lsn = InvalidXLogRecPtr;
-				}
+				if (!d->in_txn)
+					ereport(ERROR,
+							(errcode(ERRCODE_PROTOCOL_VIOLATION),
+							 errmsg("COMMIT without BEGIN in the replication stream")));
+				commit_txn(d, commit.end_lsn);
+				break;
+			}
+		case LOGICAL_REP_MSG_STREAM_START:
+			{
+				bool		first_segment;
+				TransactionId xid;
+
+				if (d->in_txn)
+					ereport(ERROR,
+							(errcode(ERRCODE_PROTOCOL_VIOLATION),
+							 errmsg("STREAM START inside a transaction in the replication stream")));
+				xid = logicalrep_read_stream_start(s, &first_segment);
+				ds_spool_start(xid, first_segment);
+				d->in_stream = true;
+				break;
+			}
+		case LOGICAL_REP_MSG_STREAM_STOP:
+			ds_spool_stop();
+			d->in_stream = false;
+			break;
+		case LOGICAL_REP_MSG_STREAM_ABORT:
+			{
+				TransactionId xid;
+				TransactionId subxid;
+
+				logicalrep_read_stream_abort(s, &xid, &subxid);
+				ds_spool_abort(xid, subxid);
+				break;
+			}
+		case LOGICAL_REP_MSG_STREAM_COMMIT:
+			{
+				LogicalRepCommitData commit;
+				TransactionId xid;
+
+				if (d->in_txn || d->in_stream)
+					ereport(ERROR,
+							(errcode(ERRCODE_PROTOCOL_VIOLATION),
+							 errmsg("STREAM COMMIT inside a transaction in the replication stream")));
+				xid = logicalrep_read_stream_commit(s, &commit);
+				begin_txn(d, commit.commit_lsn, commit.committime);
+				ds_spool_replay(xid, replay_message, d);
+				commit_txn(d, commit.end_lsn);
 				break;
 			}
 		case LOGICAL_REP_MSG_RELATION:

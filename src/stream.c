@@ -106,7 +106,7 @@ ds_stream_start(DsStream *s, const char *slot, const char *publication,
 				XLogRecPtr start)
 {
 	char	   *sql = psprintf("START_REPLICATION SLOT %s LOGICAL %X/%X "
-							   "(proto_version '1', publication_names %s, messages 'true')",
+							   "(proto_version '2', streaming 'on', publication_names %s, messages 'true')",
 							   quote_identifier(slot), LSN_FORMAT_ARGS(start),
 							   quote_literal_cstr(quote_identifier(publication)));
 	int			tries = 0;

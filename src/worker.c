@@ -66,6 +66,7 @@
 #include "retry.h"
 #include "shmem.h"
 #include "snapshot.h"
+#include "spool.h"
 #include "stream.h"
 #include "worker.h"
 
@@ -499,6 +500,7 @@ run_session(MemoryContext sesscxt)
 	/* runs asked for before the copy's start are done */
 	if (!job_mode || ds_jobs_poll(MySlot, MyPipelineId, cfg->name))
 	{
+		ds_spool_init(sesscxt);
 		ds_stream_start(s, cfg->slot_name, cfg->slot_name, start);
 		msgcxt = AllocSetContextCreate(sesscxt, "datasync message", ALLOCSET_DEFAULT_SIZES);
 		stream_loop(d, s, msgcxt, generation, job_mode);
@@ -508,6 +510,7 @@ run_session(MemoryContext sesscxt)
 	}
 
 	/* catalog changed, or the runs are done: clean end of the session */
+	ds_spool_reset();
 	CurDecoder = NULL;
 	CurStream = NULL;
 	CurTarget = NULL;
@@ -521,6 +524,8 @@ close_session_connections(void)
 {
 	/* libpq connections are malloc'd: close them on error */
 	loop_wait_set_free();
+	/* streamed transactions not committed yet: come again next session */
+	ds_spool_reset();
 	if (CurTarget)
 		CurTarget->close(CurTarget);
 	if (CurStream)

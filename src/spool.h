@@ -1,0 +1,30 @@
+/*-------------------------------------------------------------------------
+ *
+ * spool.h
+ *		Source transactions streamed while in progress, kept in temporary
+ *		files until they commit.
+ *
+ * Copyright (c) 2026, datasync developers
+ *
+ * IDENTIFICATION
+ *		src/spool.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DATASYNC_SPOOL_H
+#define DATASYNC_SPOOL_H
+
+#include "lib/stringinfo.h"
+
+typedef void (*DsSpoolReplayFn) (StringInfo msg, void *arg);
+
+extern void ds_spool_init(MemoryContext cxt);
+extern void ds_spool_reset(void);
+extern void ds_spool_start(TransactionId xid, bool first_segment);
+extern void ds_spool_stop(void);
+extern void ds_spool_change(TransactionId xid, char action, StringInfo s);
+extern void ds_spool_abort(TransactionId xid, TransactionId subxid);
+extern void ds_spool_replay(TransactionId xid, DsSpoolReplayFn fn, void *arg);
+extern int	ds_spool_open_count(void);
+
+#endif							/* DATASYNC_SPOOL_H */
