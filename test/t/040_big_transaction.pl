@@ -1,8 +1,10 @@
 # Copyright (c) 2026, datasync developers
 #
 # One source transaction of 1,000,000 rows is applied with the worker's
-# memory bounded: the worker streams each change to the target as it
-# arrives and never holds the transaction.
+# memory bounded: the worker never holds the transaction.  The 1M-row one
+# outgrows logical_decoding_work_mem (64MB) and is streamed while in
+# progress; the worker keeps it in a temporary file and, at its commit,
+# sends each change to the target as it reads it back.
 #
 # Topology: source (datasync) -> target.  A 100,000-row transaction, then
 # a 1,000,000-row one, into a synced table; after each, the sync worker's
@@ -66,6 +68,11 @@ ok($peak1m < $peak100k * 1.5 + 16 * 1024,
 	'worker memory does not grow with transaction size');
 is($src->safe_psql('postgres', 'SELECT pid FROM pg_stat_activity WHERE backend_type = \'datasync worker\''),
 	$pid, 'the same worker applied both (no restart)');
+
+is($src->safe_psql('postgres', q{
+SELECT stream_txns > 0, spill_txns FROM pg_stat_replication_slots
+ WHERE slot_name = (SELECT slot_name FROM datasync._pipelines WHERE name = 'big')}),
+	't|0', 'the 1M-row transaction was streamed while in progress, not spilled by the walsender');
 
 compare_hash($src, $tgt, 'big');
 is($src->safe_psql('postgres', "SELECT transactions >= 2, errors FROM datasync.status WHERE name = 'big'"),
