@@ -261,14 +261,18 @@ ds_spool_abort(TransactionId xid, TransactionId subxid)
 		return;
 	if (BufFileSeek(t->file, t->subs[i].fileno, t->subs[i].offset, SEEK_SET) != 0)
 		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not seek in the spool file of transaction %u: %m", xid)));
+				(errcode(ERRCODE_IO_ERROR),
+				 errmsg("could not seek in the spool file of transaction %u", xid)));
 	/* later messages are overwritten; the count says where the file ends */
 	t->nmsgs = t->subs[i].nmsgs;
 	t->nsubs = i;
 	t->last_sub = xid;
 }
 
+/*
+ * Errors on our own files are I/O errors (class 58): the worker retries with
+ * a new session, and the walsender streams the transaction again.
+ */
 static void
 spool_read(SpoolTxn *t, void *buf, size_t len)
 {
@@ -276,7 +280,7 @@ spool_read(SpoolTxn *t, void *buf, size_t len)
 
 	if (got != len)
 		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
+				(errcode(ERRCODE_IO_ERROR),
 				 errmsg("could not read the spool file of transaction %u: read %zu of %zu bytes",
 						t->xid, got, len)));
 }
@@ -301,8 +305,8 @@ ds_spool_replay(TransactionId xid, DsSpoolReplayFn fn, void *arg)
 		return;
 	if (BufFileSeek(t->file, 0, 0, SEEK_SET) != 0)
 		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not seek in the spool file of transaction %u: %m", xid)));
+				(errcode(ERRCODE_IO_ERROR),
+				 errmsg("could not seek in the spool file of transaction %u", xid)));
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "datasync spool replay",
 								ALLOCSET_DEFAULT_SIZES);
 	for (i = 0; i < t->nmsgs; i++)
