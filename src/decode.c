@@ -30,6 +30,12 @@
  *		a restart and is skipped; so are a table's changes committed before
  *		its copy (sync_lsn).
  *
+ *		A transaction the walsender streams while it is in progress (STREAM
+ *		START ... STREAM STOP, several times) goes to a temporary file
+ *		(spool.c) and is replayed here, as BEGIN, its messages and COMMIT,
+ *		when its STREAM COMMIT arrives; so it is applied in commit order and
+ *		only once the source committed it.
+ *
  *-------------------------------------------------------------------------
  */
 #include "datasync.h"

@@ -125,13 +125,6 @@ ds_spool_reset(void)
 	Current = NULL;
 }
 
-/* transactions with a file: streamed, not committed or aborted yet */
-int
-ds_spool_open_count(void)
-{
-	return list_length(SpoolTxns);
-}
-
 /* STREAM START: the following changes belong to xid */
 void
 ds_spool_start(TransactionId xid, bool first_segment)

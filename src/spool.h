@@ -25,6 +25,5 @@ extern void ds_spool_stop(void);
 extern void ds_spool_change(TransactionId xid, char action, StringInfo s);
 extern void ds_spool_abort(TransactionId xid, TransactionId subxid);
 extern void ds_spool_replay(TransactionId xid, DsSpoolReplayFn fn, void *arg);
-extern int	ds_spool_open_count(void);
 
 #endif							/* DATASYNC_SPOOL_H */
