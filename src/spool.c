@@ -125,17 +125,23 @@ ds_spool_reset(void)
 	Current = NULL;
 }
 
+/* msg may not come between STREAM START and STOP */
+static void
+spool_outside_stream(const char *msg)
+{
+	if (Current != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("%s inside the stream of transaction %u", msg, Current->xid)));
+}
+
 /* STREAM START: the following changes belong to xid */
 void
 ds_spool_start(TransactionId xid, bool first_segment)
 {
 	SpoolTxn   *t;
 
-	if (Current != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROTOCOL_VIOLATION),
-				 errmsg("STREAM START of transaction %u inside the stream of transaction %u",
-						xid, Current->xid)));
+	spool_outside_stream("STREAM START");
 	t = spool_find(xid);
 	if (t != NULL && first_segment)
 	{
@@ -225,6 +231,32 @@ ds_spool_change(TransactionId xid, char action, StringInfo s)
 }
 
 /*
+ * Seek and read in a transaction's file.  Errors on our own files are I/O
+ * errors (class 58): the worker retries with
+ * a new session, and the walsender streams the transaction again.
+ */
+static void
+spool_seek(SpoolTxn *t, int fileno, off_t offset)
+{
+	if (BufFileSeek(t->file, fileno, offset, SEEK_SET) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_IO_ERROR),
+				 errmsg("could not seek in the spool file of transaction %u", t->xid)));
+}
+
+static void
+spool_read(SpoolTxn *t, void *buf, size_t len)
+{
+	size_t		got = BufFileRead(t->file, buf, len);
+
+	if (got != len)
+		ereport(ERROR,
+				(errcode(ERRCODE_IO_ERROR),
+				 errmsg("could not read the spool file of transaction %u: read %zu of %zu bytes",
+						t->xid, got, len)));
+}
+
+/*
  * STREAM ABORT: of the transaction (subxid == xid): drop its file; of a
  * subtransaction: cut the file back to the subtransaction's first change
  * (nothing of it or of its children stays).  One that sent no change has
@@ -236,10 +268,7 @@ ds_spool_abort(TransactionId xid, TransactionId subxid)
 	SpoolTxn   *t = spool_find(xid);
 	int			i;
 
-	if (Current != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROTOCOL_VIOLATION),
-				 errmsg("STREAM ABORT inside the stream of transaction %u", Current->xid)));
+	spool_outside_stream("STREAM ABORT");
 	if (t == NULL)
 		return;
 	if (subxid == xid)
@@ -252,30 +281,11 @@ ds_spool_abort(TransactionId xid, TransactionId subxid)
 			break;
 	if (i == t->nsubs)
 		return;
-	if (BufFileSeek(t->file, t->subs[i].fileno, t->subs[i].offset, SEEK_SET) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_IO_ERROR),
-				 errmsg("could not seek in the spool file of transaction %u", xid)));
+	spool_seek(t, t->subs[i].fileno, t->subs[i].offset);
 	/* later messages are overwritten; the count says where the file ends */
 	t->nmsgs = t->subs[i].nmsgs;
 	t->nsubs = i;
 	t->last_sub = xid;
-}
-
-/*
- * Errors on our own files are I/O errors (class 58): the worker retries with
- * a new session, and the walsender streams the transaction again.
- */
-static void
-spool_read(SpoolTxn *t, void *buf, size_t len)
-{
-	size_t		got = BufFileRead(t->file, buf, len);
-
-	if (got != len)
-		ereport(ERROR,
-				(errcode(ERRCODE_IO_ERROR),
-				 errmsg("could not read the spool file of transaction %u: read %zu of %zu bytes",
-						t->xid, got, len)));
 }
 
 /*
@@ -290,16 +300,10 @@ ds_spool_replay(TransactionId xid, DsSpoolReplayFn fn, void *arg)
 	MemoryContext cxt;
 	int64		i;
 
-	if (Current != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROTOCOL_VIOLATION),
-				 errmsg("STREAM COMMIT inside the stream of transaction %u", Current->xid)));
+	spool_outside_stream("STREAM COMMIT");
 	if (t == NULL)
 		return;
-	if (BufFileSeek(t->file, 0, 0, SEEK_SET) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_IO_ERROR),
-				 errmsg("could not seek in the spool file of transaction %u", xid)));
+	spool_seek(t, 0, 0);
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "datasync spool replay",
 								ALLOCSET_DEFAULT_SIZES);
 	for (i = 0; i < t->nmsgs; i++)
