@@ -22,7 +22,7 @@
  *		decoding it all at its commit.
  *
  *		Each piece's messages are appended, without their xid, to a
- *		temporary file of the transaction (BufFile: 8 kB of memory, however
+ *		temporary file of the transaction (through a 64 kB buffer, however
  *		large the transaction).  At STREAM COMMIT decode.c replays the file
  *		as one ordinary transaction, in commit order and with its commit
  *		LSN and time, so batching, conflicts, skipping what was applied and
@@ -37,7 +37,11 @@
  *		The files live as long as the streaming session.  When a session
  *		ends (error, catalog change, end of a run) they are closed, which
  *		deletes them; the next session's walsender streams transactions
- *		still open from their start again (first_segment).
+ *		still open from their start again (first_segment).  The files are
+ *		fd.c temporary files with our own buffer rather than BufFiles: a
+ *		BufFile writes its dirty buffer when closed, and closing must not
+ *		fail on the error path (temp_file_limit or a full disk would raise
+ *		the same error again there and end the worker).
  *
  *-------------------------------------------------------------------------
  */
@@ -46,32 +50,45 @@
 #include "access/transam.h"
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
-#include "storage/buffile.h"
+#include "storage/fd.h"
 #include "utils/memutils.h"
+#include "utils/wait_event.h"
 
 #include "pgconn.h"
 #include "spool.h"
+
+/* bytes kept in memory before a write, and read at a time */
+#define SPOOL_BUFSIZE	(64 * 1024)
 
 /* where a subtransaction's first change went */
 typedef struct SpoolSub
 {
 	TransactionId xid;
-	int			fileno;
 	off_t		offset;
-	int64		nmsgs;			/* messages before it */
 } SpoolSub;
 
 /* one streamed transaction */
 typedef struct SpoolTxn
 {
 	TransactionId xid;			/* top-level */
-	BufFile    *file;
-	int64		nmsgs;			/* messages in the file */
+	File		file;
+	off_t		flushed;		/* bytes written to the file */
+	StringInfoData buf;			/* bytes after them, not written yet */
 	SpoolSub   *subs;			/* in the order of their first change */
 	int			nsubs;
 	int			maxsubs;
 	TransactionId last_sub;		/* the xid the last change had */
 } SpoolTxn;
+
+/* reads a transaction's file from its start */
+typedef struct SpoolReader
+{
+	SpoolTxn   *t;
+	off_t		pos;			/* of the file, after what buf holds */
+	char	   *buf;
+	int			len;			/* bytes in buf */
+	int			off;			/* bytes of them consumed */
+} SpoolReader;
 
 static MemoryContext SpoolCxt = NULL;
 static List *SpoolTxns = NIL;
@@ -101,13 +118,15 @@ spool_find(TransactionId xid)
 	return NULL;
 }
 
+/* close (and so delete) a transaction's file: writes nothing, cannot fail */
 static void
 spool_drop(SpoolTxn *t)
 {
 	if (Current == t)
 		Current = NULL;
 	SpoolTxns = list_delete_ptr(SpoolTxns, t);
-	BufFileClose(t->file);
+	FileClose(t->file);
+	pfree(t->buf.data);
 	if (t->subs)
 		pfree(t->subs);
 	pfree(t);
@@ -152,18 +171,21 @@ ds_spool_start(TransactionId xid, bool first_segment)
 	if (t == NULL)
 	{
 		MemoryContext old;
+		File		file;
 
 		if (!first_segment)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROTOCOL_VIOLATION),
 					 errmsg("streamed transaction %u continues, but its start was not received",
 							xid)));
+		/* survives the worker's own transactions; deleted when closed */
+		file = OpenTemporaryFile(true);
 		old = MemoryContextSwitchTo(SpoolCxt);
 		t = palloc0(sizeof(SpoolTxn));
 		t->xid = xid;
+		t->file = file;
 		t->last_sub = xid;
-		/* survives the worker's own transactions; deleted when closed */
-		t->file = BufFileCreateTemp(true);
+		initStringInfo(&t->buf);
 		SpoolTxns = lappend(SpoolTxns, t);
 		MemoryContextSwitchTo(old);
 	}
@@ -179,6 +201,43 @@ ds_spool_stop(void)
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),
 				 errmsg("STREAM STOP without STREAM START")));
 	Current = NULL;
+}
+
+/*
+ * Write len bytes at the end of what the file holds.  temp_file_limit is
+ * checked by fd.c (53400); a full disk is 53100: both are retried, with a
+ * new session that streams the transaction again.
+ */
+static void
+spool_pwrite(SpoolTxn *t, char *data, int len)
+{
+	int			rc = FileWrite(t->file, data, len, t->flushed, WAIT_EVENT_BUFFILE_WRITE);
+
+	if (rc != len)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write the spool file of transaction %u: %m", t->xid)));
+	t->flushed += len;
+}
+
+static void
+spool_flush(SpoolTxn *t)
+{
+	if (t->buf.len == 0)
+		return;
+	spool_pwrite(t, t->buf.data, t->buf.len);
+	resetStringInfo(&t->buf);
+}
+
+static void
+spool_write(SpoolTxn *t, char *data, int len)
+{
+	if (t->buf.len + len > SPOOL_BUFSIZE)
+		spool_flush(t);
+	if (len >= SPOOL_BUFSIZE)
+		spool_pwrite(t, data, len);
+	else
+		appendBinaryStringInfo(&t->buf, data, len);
 }
 
 /* remember where the first change of subtransaction xid goes */
@@ -202,13 +261,12 @@ spool_note_sub(SpoolTxn *t, TransactionId xid)
 	}
 	sub = &t->subs[t->nsubs++];
 	sub->xid = xid;
-	BufFileTell(t->file, &sub->fileno, &sub->offset);
-	sub->nmsgs = t->nmsgs;
+	sub->offset = t->flushed + t->buf.len;
 }
 
 /*
  * A change (or RELATION, TYPE, MESSAGE) inside STREAM START/STOP: append
- * its action and the rest of s (after the xid the caller read).
+ * its length, its action and the rest of s (after the xid the caller read).
  */
 void
 ds_spool_change(TransactionId xid, char action, StringInfo s)
@@ -223,49 +281,23 @@ ds_spool_change(TransactionId xid, char action, StringInfo s)
 		spool_note_sub(Current, xid);
 	else
 		Current->last_sub = xid;
-	BufFileWrite(Current->file, &len, sizeof(len));
-	BufFileWrite(Current->file, &action, 1);
-	BufFileWrite(Current->file, s->data + s->cursor, len - 1);
-	Current->nmsgs++;
+	spool_write(Current, (char *) &len, sizeof(len));
+	spool_write(Current, &action, 1);
+	spool_write(Current, s->data + s->cursor, len - 1);
 	s->cursor = s->len;
-}
-
-/*
- * Seek and read in a transaction's file.  Errors on our own files are I/O
- * errors (class 58): the worker retries with
- * a new session, and the walsender streams the transaction again.
- */
-static void
-spool_seek(SpoolTxn *t, int fileno, off_t offset)
-{
-	if (BufFileSeek(t->file, fileno, offset, SEEK_SET) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_IO_ERROR),
-				 errmsg("could not seek in the spool file of transaction %u", t->xid)));
-}
-
-static void
-spool_read(SpoolTxn *t, void *buf, size_t len)
-{
-	size_t		got = BufFileRead(t->file, buf, len);
-
-	if (got != len)
-		ereport(ERROR,
-				(errcode(ERRCODE_IO_ERROR),
-				 errmsg("could not read the spool file of transaction %u: read %zu of %zu bytes",
-						t->xid, got, len)));
 }
 
 /*
  * STREAM ABORT: of the transaction (subxid == xid): drop its file; of a
  * subtransaction: cut the file back to the subtransaction's first change
- * (nothing of it or of its children stays).  One that sent no change has
- * nothing to undo.
+ * (nothing of it or of its children stays; later writes overwrite the
+ * rest).  One that sent no change has nothing to undo.
  */
 void
 ds_spool_abort(TransactionId xid, TransactionId subxid)
 {
 	SpoolTxn   *t = spool_find(xid);
+	off_t		cut;
 	int			i;
 
 	spool_outside_stream("STREAM ABORT");
@@ -281,11 +313,63 @@ ds_spool_abort(TransactionId xid, TransactionId subxid)
 			break;
 	if (i == t->nsubs)
 		return;
-	spool_seek(t, t->subs[i].fileno, t->subs[i].offset);
-	/* later messages are overwritten; the count says where the file ends */
-	t->nmsgs = t->subs[i].nmsgs;
+	cut = t->subs[i].offset;
+	if (cut >= t->flushed)
+		t->buf.len = cut - t->flushed;
+	else
+	{
+		resetStringInfo(&t->buf);
+		t->flushed = cut;
+	}
 	t->nsubs = i;
 	t->last_sub = xid;
+}
+
+/* the next len bytes of the file */
+static void
+spool_read(SpoolReader *r, char *dst, uint32 len)
+{
+	while (len > 0)
+	{
+		int			n;
+
+		if (r->off == r->len)
+		{
+			off_t		left = r->t->flushed - r->pos;
+
+			/* a large message goes straight to its buffer */
+			bool		direct = len >= SPOOL_BUFSIZE;
+			int			want = direct ? (int) len : (int) Min(left, (off_t) SPOOL_BUFSIZE);
+			int			rc;
+
+			if (left < (off_t) len)
+				ereport(ERROR,
+						(errcode(ERRCODE_IO_ERROR),
+						 errmsg("spool file of transaction %u ends early", r->t->xid)));
+			rc = FileRead(r->t->file, direct ? dst : r->buf, want, r->pos,
+						  WAIT_EVENT_BUFFILE_READ);
+			if (rc < 0)
+				ereport(ERROR,
+						(errcode_for_file_access(),
+						 errmsg("could not read the spool file of transaction %u: %m",
+								r->t->xid)));
+			if (rc != want)
+				ereport(ERROR,
+						(errcode(ERRCODE_IO_ERROR),
+						 errmsg("could not read the spool file of transaction %u: read %d of %d bytes",
+								r->t->xid, rc, want)));
+			r->pos += want;
+			if (direct)
+				return;
+			r->len = want;
+			r->off = 0;
+		}
+		n = Min((int) len, r->len - r->off);
+		memcpy(dst, r->buf + r->off, n);
+		r->off += n;
+		dst += n;
+		len -= n;
+	}
 }
 
 /*
@@ -297,25 +381,30 @@ void
 ds_spool_replay(TransactionId xid, DsSpoolReplayFn fn, void *arg)
 {
 	SpoolTxn   *t = spool_find(xid);
+	SpoolReader r;
 	MemoryContext cxt;
-	int64		i;
+	int64		n = 0;
 
 	spool_outside_stream("STREAM COMMIT");
 	if (t == NULL)
 		return;
-	spool_seek(t, 0, 0);
+	spool_flush(t);
+	r.t = t;
+	r.pos = 0;
+	r.buf = palloc(SPOOL_BUFSIZE);
+	r.len = r.off = 0;
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "datasync spool replay",
 								ALLOCSET_DEFAULT_SIZES);
-	for (i = 0; i < t->nmsgs; i++)
+	while (r.pos - (r.len - r.off) < t->flushed)
 	{
 		uint32		len;
 		StringInfoData msg;
 		MemoryContext old;
 
-		spool_read(t, &len, sizeof(len));
+		spool_read(&r, (char *) &len, sizeof(len));
 		old = MemoryContextSwitchTo(cxt);
 		msg.data = palloc(len + 1);
-		spool_read(t, msg.data, len);
+		spool_read(&r, msg.data, len);
 		msg.data[len] = '\0';
 		msg.len = len;
 		msg.maxlen = len + 1;
@@ -323,7 +412,7 @@ ds_spool_replay(TransactionId xid, DsSpoolReplayFn fn, void *arg)
 		fn(&msg, arg);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(cxt);
-		if ((i + 1) % 256 == 0)
+		if (++n % 256 == 0)
 		{
 			CHECK_FOR_INTERRUPTS();
 			/* the walsender waits for us meanwhile: keep it from timing out */
@@ -332,5 +421,6 @@ ds_spool_replay(TransactionId xid, DsSpoolReplayFn fn, void *arg)
 		}
 	}
 	MemoryContextDelete(cxt);
+	pfree(r.buf);
 	spool_drop(t);
 }

@@ -577,6 +577,13 @@ DatasyncWorkerMain(Datum main_arg)
 		SessionEnd end = SESSION_AGAIN;
 		MemoryContext old = MemoryContextSwitchTo(sesscxt);
 
+		/* a new session sees settings reloaded meanwhile (temp_file_limit) */
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
 		PG_TRY();
 		{
 			end = run_session(sesscxt);

@@ -23,7 +23,10 @@
 #      streams it again from its start, and it is applied once;
 #   6. the slot's statistics show that the transactions were streamed, not
 #      spilled to disk by the walsender (checked before 5, where a restarted
-#      walsender may spill while it re-reads up to where it stopped).
+#      walsender may spill while it re-reads up to where it stopped);
+#   7. a streamed transaction over the worker's temp_file_limit: the
+#      pipeline retries with the error and goes on once the limit is raised
+#      by a reload.
 use strict;
 use warnings FATAL => 'all';
 
@@ -223,6 +226,27 @@ $big->quit;
 # 6. the slot's statistics
 my $streamed = stream_txns();
 ok($streamed >= 5, "the walsender streamed the large transactions ($streamed times)");
+
+# 7. a streamed transaction larger than the worker's temp_file_limit: the
+# pipeline retries with the error; once the limit is raised (a reload, no
+# restart), the transaction arrives
+$src->safe_psql('postgres', q{
+ALTER SYSTEM SET temp_file_limit = '256kB';
+SELECT pg_reload_conf();
+});
+$src->safe_psql('postgres',
+	"INSERT INTO s SELECT g, repeat('t', 200), g FROM generate_series(50001, 60000) g");
+ok($src->poll_query_until('postgres', q{
+SELECT state = 'retrying' AND last_error LIKE '%temp_file_limit%'
+  FROM datasync.status WHERE name = 'strm'}),
+	'over temp_file_limit: the pipeline retries, with the error');
+$src->safe_psql('postgres', q{
+ALTER SYSTEM RESET temp_file_limit;
+SELECT pg_reload_conf();
+});
+ok(wait_for_sync($src, 'strm'), 'the limit raised, the transaction arrived');
+compare_tables($src, $tgt, 's', 'id');
+is(applied_count('id BETWEEN 50001 AND 60000'), 10000, 'once');
 is($src->safe_psql('postgres', "SELECT state FROM datasync.status WHERE name = 'strm'"),
 	'streaming', 'the pipeline is streaming');
 
