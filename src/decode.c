@@ -415,10 +415,10 @@ handle_message(DsDecoder *d, StringInfo s)
 static void
 begin_txn(DsDecoder *d, XLogRecPtr final_lsn, TimestampTz commit_time)
 {
-	if (d->in_txn || d->in_stream)
+	if (d->in_txn || ds_spool_in_stream())
 		ereport(ERROR,
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),
-				 errmsg("BEGIN inside a transaction in the replication stream")));
+				 errmsg("a transaction begins inside another in the replication stream")));
 	d->in_txn = true;
 	d->final_lsn = final_lsn;
 	d->commit_time = commit_time;
@@ -481,7 +481,7 @@ ds_decode_message(DsDecoder *d, StringInfo s)
 	char		action = pq_getmsgbyte(s);
 
 	/* inside STREAM START/STOP: to the transaction's file (spool.c) */
-	if (d->in_stream && streamed_action(action))
+	if (streamed_action(action) && ds_spool_in_stream())
 	{
 		TransactionId xid = pq_getmsgint(s, 4);
 
@@ -522,12 +522,10 @@ ds_decode_message(DsDecoder *d, StringInfo s)
 							 errmsg("STREAM START inside a transaction in the replication stream")));
 				xid = logicalrep_read_stream_start(s, &first_segment);
 				ds_spool_start(xid, first_segment);
-				d->in_stream = true;
 				break;
 			}
 		case LOGICAL_REP_MSG_STREAM_STOP:
 			ds_spool_stop();
-			d->in_stream = false;
 			break;
 		case LOGICAL_REP_MSG_STREAM_ABORT:
 			{
@@ -543,10 +541,7 @@ ds_decode_message(DsDecoder *d, StringInfo s)
 				LogicalRepCommitData commit;
 				TransactionId xid;
 
-				if (d->in_txn || d->in_stream)
-					ereport(ERROR,
-							(errcode(ERRCODE_PROTOCOL_VIOLATION),
-							 errmsg("STREAM COMMIT inside a transaction in the replication stream")));
+				/* begin_txn and the spool check where it may come */
 				xid = logicalrep_read_stream_commit(s, &commit);
 				begin_txn(d, commit.commit_lsn, commit.committime);
 				ds_spool_replay(xid, replay_message, d);

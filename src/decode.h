@@ -47,7 +47,6 @@ typedef struct DsDecoder
 	XLogRecPtr	skip_before;	/* transactions committed before: applied */
 	TimestampTz commit_time;	/* its commit time */
 	int			change_seq;		/* changes of it so far */
-	bool		in_stream;		/* between STREAM START and STOP (spool.c) */
 
 	/* the open target batch */
 	bool		batch_open;

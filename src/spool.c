@@ -144,6 +144,13 @@ ds_spool_reset(void)
 	Current = NULL;
 }
 
+/* between STREAM START and STOP: changes go to the file */
+bool
+ds_spool_in_stream(void)
+{
+	return Current != NULL;
+}
+
 /* msg may not come between STREAM START and STOP */
 static void
 spool_outside_stream(const char *msg)

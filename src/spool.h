@@ -22,6 +22,7 @@ extern void ds_spool_init(MemoryContext cxt);
 extern void ds_spool_reset(void);
 extern void ds_spool_start(TransactionId xid, bool first_segment);
 extern void ds_spool_stop(void);
+extern bool ds_spool_in_stream(void);
 extern void ds_spool_change(TransactionId xid, char action, StringInfo s);
 extern void ds_spool_abort(TransactionId xid, TransactionId subxid);
 extern void ds_spool_replay(TransactionId xid, DsSpoolReplayFn fn, void *arg);
