@@ -184,6 +184,30 @@ ds_decode_start(DsDecoder *d)
 	d->target->on_committed_arg = d;
 }
 
+/*
+ * Is anything waiting for the confirmation of a batch in flight?  The open
+ * batch, once its last transaction is complete (it commits only after the
+ * batches before it), and a wait_for_sync ticket riding on a batch.  The
+ * rest a confirmation publishes (counters, applied LSN, feedback) can wait
+ * for the worker's next wake-up: the target committed the data already.
+ */
+bool
+ds_decode_awaits_confirmation(DsDecoder *d)
+{
+	int			i;
+
+	if (d->inflight == 0)
+		return false;
+	if (d->batch_open && !d->in_txn)
+		return true;
+	for (i = 0; i < d->inflight; i++)
+	{
+		if (d->fly[(d->fly_head + i) % lengthof(d->fly)].marker > 0)
+			return true;
+	}
+	return false;
+}
+
 /* Wait until the target confirmed every batch in flight. */
 void
 ds_decode_settle(DsDecoder *d)

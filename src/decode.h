@@ -78,5 +78,6 @@ extern void ds_decode_publish_marker(DsPipelineSlot *slot, uint64 seq);
 extern void ds_decode_set_done(DsDecoder *d, XLogRecPtr lsn);
 extern void ds_decode_start(DsDecoder *d);
 extern void ds_decode_settle(DsDecoder *d);
+extern bool ds_decode_awaits_confirmation(DsDecoder *d);
 
 #endif							/* DATASYNC_DECODE_H */

@@ -224,8 +224,22 @@ loop_wait_set_make(DsDecoder *d, DsStream *s)
 }
 
 /*
- * Wait up to a second for input: WL_LATCH_SET, WL_SOCKET_READABLE (the
- * stream) or WL_TIMEOUT; *target says whether the target has something.
+ * How long the results of batches in flight may wait unread when nothing
+ * waits for them (see wait_for_input).
+ */
+#define DS_CONFIRM_READ_DELAY_MS 10
+
+/*
+ * Wait for input: WL_LATCH_SET, WL_SOCKET_READABLE (the stream) or
+ * WL_TIMEOUT; *target says whether the target has something.
+ *
+ * The target's results wake the worker only while something waits for
+ * them (ds_decode_awaits_confirmation): under a stream of small
+ * transactions that is one wake-up a transaction fewer, as the
+ * confirmation of the batch sent before is read when the next transaction
+ * arrives.  Otherwise they are read within DS_CONFIRM_READ_DELAY_MS, so
+ * that counters, the applied LSN and the feedback to the source follow.
+ * Data never waits for this: the target committed it already.
  */
 static int
 wait_for_input(DsDecoder *d, bool *target)
@@ -234,12 +248,21 @@ wait_for_input(DsDecoder *d, bool *target)
 	int			n;
 	int			i;
 	int			rc = 0;
+	bool		wake_on_result = ds_decode_awaits_confirmation(d);
+	long		timeout = 1000;
 
 	*target = false;
 	if (LoopTargetPos >= 0)
 		ModifyWaitEvent(LoopWaitSet, LoopTargetPos,
-						d->inflight > 0 ? WL_SOCKET_READABLE : WL_SOCKET_CLOSED, NULL);
-	n = WaitEventSetWait(LoopWaitSet, 1000, events, lengthof(events), PG_WAIT_EXTENSION);
+						wake_on_result ? WL_SOCKET_READABLE : WL_SOCKET_CLOSED, NULL);
+	if (d->inflight > 0 && !wake_on_result)
+		timeout = DS_CONFIRM_READ_DELAY_MS;
+	n = WaitEventSetWait(LoopWaitSet, timeout, events, lengthof(events), PG_WAIT_EXTENSION);
+	if (n == 0 && timeout == DS_CONFIRM_READ_DELAY_MS)
+	{
+		*target = true;			/* time to read the results */
+		return 0;
+	}
 	if (n == 0)
 		return WL_TIMEOUT;
 	for (i = 0; i < n; i++)
