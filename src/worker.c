@@ -200,6 +200,9 @@ check_jobs(DsDecoder *d, bool job_mode)
 static WaitEventSet *LoopWaitSet = NULL;
 static int	LoopTargetPos = -1;
 
+/* results of batches in flight are late: wake when they come (wait_for_input) */
+static bool ConfirmOverdue = false;
+
 static void
 loop_wait_set_free(void)
 {
@@ -215,6 +218,7 @@ loop_wait_set_make(DsDecoder *d, DsStream *s)
 	pgsocket	tsock = d->target->socket(d->target);
 
 	loop_wait_set_free();
+	ConfirmOverdue = false;
 	LoopWaitSet = CreateWaitEventSet(TopMemoryContext, 4);
 	AddWaitEventToSet(LoopWaitSet, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(LoopWaitSet, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
@@ -237,7 +241,8 @@ loop_wait_set_make(DsDecoder *d, DsStream *s)
  * them (ds_decode_awaits_confirmation): under a stream of small
  * transactions that is one wake-up a transaction fewer, as the
  * confirmation of the batch sent before is read when the next transaction
- * arrives.  Otherwise they are read within DS_CONFIRM_READ_DELAY_MS, so
+ * arrives.  Otherwise they are read after DS_CONFIRM_READ_DELAY_MS, or
+ * when they come if the target is slower than that (ConfirmOverdue), so
  * that counters, the applied LSN and the feedback to the source follow.
  * Data never waits for this: the target committed it already.
  */
@@ -248,9 +253,12 @@ wait_for_input(DsDecoder *d, bool *target)
 	int			n;
 	int			i;
 	int			rc = 0;
-	bool		wake_on_result = ds_decode_awaits_confirmation(d);
+	bool		wake_on_result;
 	long		timeout = 1000;
 
+	if (d->inflight == 0)
+		ConfirmOverdue = false;
+	wake_on_result = ConfirmOverdue || ds_decode_awaits_confirmation(d);
 	*target = false;
 	if (LoopTargetPos >= 0)
 		ModifyWaitEvent(LoopWaitSet, LoopTargetPos,
@@ -261,6 +269,7 @@ wait_for_input(DsDecoder *d, bool *target)
 	if (n == 0 && timeout == DS_CONFIRM_READ_DELAY_MS)
 	{
 		*target = true;			/* time to read the results */
+		ConfirmOverdue = true;	/* and to wait for those still to come */
 		return 0;
 	}
 	if (n == 0)
