@@ -18,7 +18,11 @@
 #   5. the slot is confirmed while batches keep coming: each batch's progress
 #      statement brings the target's WAL flush position, so the source is
 #      told what the target holds durably without a quiet second (the worker
-#      asks by itself only after a second without input).
+#      asks by itself only after a second without input);
+#   6. the counters follow a last transaction with nothing after it in the
+#      stream: the worker is not woken by that batch's result (nothing waits
+#      for it) and reads it after 10 ms, not at the next message (a
+#      keepalive comes only after half of wal_sender_timeout, 30 s).
 use strict;
 use warnings FATAL => 'all';
 
@@ -144,5 +148,19 @@ ok($confirmed eq 't' && $committed < 200,
 $stream->finish;
 ok(wait_for_sync($src, 'fly'), 'the stream arrived');
 compare_tables($src, $tgt, 'g', 'id');
+
+# 6. one transaction, then silence: the counters follow within seconds
+my ($tx6, $ins6) = split /\|/, status('transactions || \'|\' || rows_inserted');
+$src->safe_psql('postgres', 'INSERT INTO g VALUES (4001, 4001)');
+my $seen = '';
+for (1 .. 100)
+{
+	$seen = status('transactions || \' \' || rows_inserted');
+	last if $seen eq ($tx6 + 1) . ' ' . ($ins6 + 1);
+	usleep(100_000);
+}
+is($seen, ($tx6 + 1) . ' ' . ($ins6 + 1),
+	'a last transaction is counted without further traffic (within 10 s)');
+is($tgt->safe_psql('postgres', 'SELECT v FROM g WHERE id = 4001'), '4001', 'and it is on the target');
 
 done_testing();
