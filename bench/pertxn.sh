@@ -134,7 +134,7 @@ psql_tgt -c CHECKPOINT
 
 # the processes: the postmaster's children, by their titles
 children() { ps -o pid=,args= --ppid "$(head -1 "$BASE/$1/postmaster.pid")"; }
-pid_of() { children "$1" | grep -E "$2" | awk '{print $1}' | head -1; }
+pid_of() { children "$1" | grep -E "$2" | awk '{print $1}' | head -1 || true; }
 WALSENDER=$(pid_of src 'walsender .*START_REPLICATION')
 if [ "$SYSTEM" = datasync ]; then
 	WORKER=$(pid_of src 'datasync worker')
