@@ -43,29 +43,13 @@ die() { echo "pertxn: ERROR: $*" >&2; exit 1; }
 [ -f "$($BIN/pg_config --pkglibdir)/datasync.so" ] || die "datasync is not installed (make install)"
 
 as_pg() { runuser -u postgres -- "$@"; }
-psql_src() { as_pg psql -qAtX -v ON_ERROR_STOP=1 -h "$SOCK" -p $SRC_PORT bench "$@"; }
-psql_tgt() { as_pg psql -qAtX -v ON_ERROR_STOP=1 -h "$SOCK" -p $TGT_PORT bench "$@"; }
+psql_src() { PGOPTIONS="-c client_min_messages=warning" as_pg psql -qAtX -v ON_ERROR_STOP=1 -h "$SOCK" -p $SRC_PORT bench "$@"; }
+psql_tgt() { PGOPTIONS="-c client_min_messages=warning" as_pg psql -qAtX -v ON_ERROR_STOP=1 -h "$SOCK" -p $TGT_PORT bench "$@"; }
 
-cleanup() {
-	local pidfile pid
-	for pidfile in "$BASE"/*/postmaster.pid; do
-		[ -f "$pidfile" ] || continue
-		pid=$(head -1 "$pidfile")
-		if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-			kill -QUIT "$pid" 2>/dev/null || true
-			for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-			kill -KILL "$pid" 2>/dev/null || true
-		fi
-	done
-	rm -rf "$BASE"
-}
-for pidfile in "$BASE"/*/postmaster.pid; do
-	[ -f "$pidfile" ] || continue
-	pid=$(head -1 "$pidfile")
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		die "a server of an earlier run is still up (pid $pid); is another pertxn.sh running?"
-	fi
-done
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$HERE/lib.sh"
+cleanup() { bench_stop_clusters "$BASE"; }
+bench_refuse_running "$BASE" bench/pertxn.sh
 rm -rf "$BASE"
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -73,48 +57,28 @@ trap 'exit 143' TERM
 mkdir -p "$SOCK"
 chown -R postgres:postgres "$BASE"
 
-# the settings of bench.py's CONF
+[ -x /usr/bin/python3 ] || die "/usr/bin/python3 is needed (bench/run.sh installs it)"
+# the clusters of bench.py, with its postgresql.conf (CONF)
 for c in src:$SRC_PORT tgt:$TGT_PORT; do
 	n=${c%%:*}
 	p=${c##*:}
-	as_pg "$BIN/initdb" -D "$BASE/$n" -A trust -U postgres -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
-	cat >>"$BASE/$n/postgresql.conf" <<EOF
-listen_addresses = ''
-unix_socket_directories = '$SOCK'
-port = $p
-max_connections = 50
-fsync = on
-synchronous_commit = on
-full_page_writes = on
-shared_buffers = 256MB
-max_wal_size = 4GB
-checkpoint_timeout = 30min
-wal_level = logical
-max_replication_slots = 10
-max_wal_senders = 10
-max_worker_processes = 16
-shared_preload_libraries = 'datasync'
-datasync.database = 'bench'
-EOF
-	echo "CREATE DATABASE bench" | as_pg "$BIN/postgres" --single -D "$BASE/$n" postgres >"$BASE/$n.single.log" 2>&1 ||
-		die "creating the database failed: $(tail -5 "$BASE/$n.single.log")"
-	as_pg "$BIN/pg_ctl" -D "$BASE/$n" -l "$BASE/$n.log" -w start >/dev/null
+	as_pg "$BIN/initdb" -D "$BASE/$n/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
+	/usr/bin/python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import bench
+print(bench.CONF.format(sock=sys.argv[2], port=int(sys.argv[3]), db="bench"))' "$HERE" "$SOCK" "$p" \
+		>>"$BASE/$n/data/postgresql.conf"
+	echo "CREATE DATABASE bench" | as_pg "$BIN/postgres" --single -D "$BASE/$n/data" postgres >"$BASE/$n/single.log" 2>&1 ||
+		die "creating the database failed: $(tail -5 "$BASE/$n/single.log")"
+	as_pg "$BIN/pg_ctl" -D "$BASE/$n/data" -l "$BASE/$n/server.log" -w start >/dev/null
 done
 
-DDL="
-CREATE TABLE pgbench_history (tid int, bid int, aid int, delta int, mtime timestamp, filler char(22));
-CREATE TABLE pgbench_tellers (tid int NOT NULL, bid int, tbalance int, filler char(84)) WITH (fillfactor = 100);
-CREATE TABLE pgbench_accounts (aid int NOT NULL, bid int, abalance int, filler char(84)) WITH (fillfactor = 100);
-CREATE TABLE pgbench_branches (bid int NOT NULL, bbalance int, filler char(88)) WITH (fillfactor = 100);
-ALTER TABLE pgbench_branches ADD PRIMARY KEY (bid);
-ALTER TABLE pgbench_tellers ADD PRIMARY KEY (tid);
-ALTER TABLE pgbench_accounts ADD PRIMARY KEY (aid);
-ALTER TABLE pgbench_history ADD COLUMN hid bigserial PRIMARY KEY;"
+# W2's tables and rows, from bench.py (PGB_DDL, PGB_LOAD)
+from_bench() {
+	/usr/bin/python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import bench
+print(getattr(bench, sys.argv[2]).format(s=10))' "$HERE" "$1"
+}
+DDL=$(from_bench PGB_DDL)
 TABLES="pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history"
-psql_src -c "$DDL" -c "CREATE EXTENSION datasync" \
-	-c "INSERT INTO pgbench_branches (bid, bbalance) SELECT g, 0 FROM generate_series(1, 10) g" \
-	-c "INSERT INTO pgbench_tellers (tid, bid, tbalance) SELECT g, (g - 1) / 10 + 1, 0 FROM generate_series(1, 100) g" \
-	-c "INSERT INTO pgbench_accounts (aid, bid, abalance, filler) SELECT g, (g - 1) / 100000 + 1, 0, '' FROM generate_series(1, 1000000) g" >/dev/null
+psql_src -c "$DDL" -c "CREATE EXTENSION datasync" -c "$(from_bench PGB_LOAD)" >/dev/null
 psql_tgt -c "$DDL" >/dev/null
 if [ "$SYSTEM" = datasync ]; then
 	psql_src -c "SELECT datasync.create_target('tgt', 'host=$SOCK port=$TGT_PORT dbname=bench')" \
@@ -133,7 +97,7 @@ psql_src -c CHECKPOINT
 psql_tgt -c CHECKPOINT
 
 # the processes: the postmaster's children, by their titles
-children() { ps -o pid=,args= --ppid "$(head -1 "$BASE/$1/postmaster.pid")"; }
+children() { ps -o pid=,args= --ppid "$(head -1 "$BASE/$1/data/postmaster.pid")"; }
 pid_of() { children "$1" | grep -E "$2" | awk '{print $1}' | head -1 || true; }
 WALSENDER=$(pid_of src 'walsender .*START_REPLICATION')
 if [ "$SYSTEM" = datasync ]; then

@@ -28,30 +28,10 @@ if [ ! -x "$PY" ]; then
 		apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y python3 >/dev/null; }
 fi
 
-# Stop every server of ours that is still up (by the pid in its postmaster.pid),
-# then remove the clusters.
-cleanup() {
-	local pidfile pid
-	for pidfile in "$BASE"/*/data/postmaster.pid; do
-		[ -f "$pidfile" ] || continue
-		pid=$(head -1 "$pidfile")
-		if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-			kill -QUIT "$pid" 2>/dev/null || true
-			for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-			kill -KILL "$pid" 2>/dev/null || true
-		fi
-	done
-	rm -rf "$BASE"
-}
-
-# Refuse to trample on a run that is still going.
-for pidfile in "$BASE"/*/data/postmaster.pid; do
-	[ -f "$pidfile" ] || continue
-	pid=$(head -1 "$pidfile")
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		die "a benchmark server is still running (pid $pid, $pidfile); is another bench/run.sh running?"
-	fi
-done
+# shared with bench/pertxn.sh: stop by pid, refuse to trample on a running one
+. "$HERE/lib.sh"
+cleanup() { bench_stop_clusters "$BASE"; }
+bench_refuse_running "$BASE" bench/run.sh
 rm -rf "$BASE"
 trap cleanup EXIT
 trap 'exit 130' INT
