@@ -191,6 +191,17 @@ check_jobs(DsDecoder *d, bool job_mode)
 	return more || !job_mode;
 }
 
+/* SIGHUP: read the configuration files again */
+static void
+reload_config_if_pending(void)
+{
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
 /*
  * What the stream loop waits on: our latch, the stream, and the target's
  * socket, for results while batches are in flight (else only for its
@@ -218,7 +229,6 @@ loop_wait_set_make(DsDecoder *d, DsStream *s)
 	pgsocket	tsock = d->target->socket(d->target);
 
 	loop_wait_set_free();
-	ConfirmOverdue = false;
 	LoopWaitSet = CreateWaitEventSet(TopMemoryContext, 4);
 	AddWaitEventToSet(LoopWaitSet, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(LoopWaitSet, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
@@ -254,19 +264,19 @@ wait_for_input(DsDecoder *d, bool *target)
 	int			i;
 	int			rc = 0;
 	bool		wake_on_result;
-	long		timeout = 1000;
+	bool		read_later;
 
 	if (d->inflight == 0)
 		ConfirmOverdue = false;
 	wake_on_result = ConfirmOverdue || ds_decode_awaits_confirmation(d);
+	read_later = d->inflight > 0 && !wake_on_result;
 	*target = false;
 	if (LoopTargetPos >= 0)
 		ModifyWaitEvent(LoopWaitSet, LoopTargetPos,
 						wake_on_result ? WL_SOCKET_READABLE : WL_SOCKET_CLOSED, NULL);
-	if (d->inflight > 0 && !wake_on_result)
-		timeout = DS_CONFIRM_READ_DELAY_MS;
-	n = WaitEventSetWait(LoopWaitSet, timeout, events, lengthof(events), PG_WAIT_EXTENSION);
-	if (n == 0 && timeout == DS_CONFIRM_READ_DELAY_MS)
+	n = WaitEventSetWait(LoopWaitSet, read_later ? DS_CONFIRM_READ_DELAY_MS : 1000,
+						 events, lengthof(events), PG_WAIT_EXTENSION);
+	if (n == 0 && read_later)
 	{
 		*target = true;			/* time to read the results */
 		ConfirmOverdue = true;	/* and to wait for those still to come */
@@ -384,11 +394,7 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation,
 			ds_stream_feedback(s, feedback_lsn(d, true), false);
 		}
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+		reload_config_if_pending();
 		if (PQconsumeInput(s->conn) == 0)
 			ds_pq_report(s->conn, NULL, DS_CONN_SOURCE, "receiving the replication stream");
 	}
@@ -610,11 +616,7 @@ DatasyncWorkerMain(Datum main_arg)
 		MemoryContext old = MemoryContextSwitchTo(sesscxt);
 
 		/* a new session sees settings reloaded meanwhile (temp_file_limit) */
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+		reload_config_if_pending();
 
 		PG_TRY();
 		{
