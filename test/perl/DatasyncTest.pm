@@ -42,12 +42,13 @@ use strict;
 use warnings;
 
 use Exporter 'import';
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(source_node target_node target_dsn wait_for_sync
-  compare_tables table_hash compare_hash change_logs);
+  compare_tables table_hash compare_hash change_logs poll_until);
 
 # Database that the helpers use on every node.
 our $DBNAME = 'postgres';
@@ -314,6 +315,47 @@ CREATE TRIGGER $fn AFTER INSERT OR UPDATE OR DELETE ON $table
 	$tgt->safe_psql($DBNAME, $sql->('applied_log', 'log_applied')
 		  . "ALTER TABLE $table ENABLE ALWAYS TRIGGER log_applied;");
 	return;
+}
+
+=pod
+
+=item poll_until($node, $query [, $expected])
+
+Like C<< $node->poll_query_until($DBNAME, $query, $expected) >> (C<$expected>
+defaults to C<t>; retries every 0.1 s for the TAP default timeout; returns
+true, or false after a C<diag> of the last output), but safe while the server
+restarts after a crash.  C<poll_query_until> writes the query to psql's
+standard input; when the server refuses the connection ("the database system
+is in recovery mode") psql may exit before that write, and the test dies of
+C<Broken pipe>.  Here the query is passed with C<-c>, so nothing is written
+to psql.  Use it after C<kill 'KILL'> of a server process.
+
+=cut
+
+sub poll_until
+{
+	my ($node, $query, $expected) = @_;
+	$expected //= 't';
+
+	local %ENV = $node->_get_env();
+	my $cmd = [
+		$node->installed_command('psql'), '-XAtq',
+		'-d', $node->connstr($DBNAME), '-c', $query
+	];
+	my ($stdout, $stderr) = ('', '');
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	while (time < $deadline)
+	{
+		IPC::Run::run($cmd, '<', '/dev/null', '>', \$stdout, '2>', \$stderr);
+		chomp($stdout);
+		chomp($stderr);
+		return 1 if $stdout eq $expected && $stderr eq '';
+		select(undef, undef, undef, 0.1);
+	}
+	my $shown = length($query) > 300 ? substr($query, 0, 300) . '...' : $query;
+	diag "poll_until timed out on: $shown\nexpected: $expected\n"
+	  . "last output: $stdout\nstderr: $stderr";
+	return 0;
 }
 
 =back

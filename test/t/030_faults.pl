@@ -80,16 +80,25 @@ my $wpid = $src->safe_psql('postgres',
 	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'datasync worker'");
 ok($wpid =~ /^\d+$/, "found the sync worker ($wpid)");
 kill 'KILL', $wpid;
-$src->poll_query_until('postgres',
+poll_until($src,
 	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'datasync worker' AND pid <> $wpid")
   or die 'worker did not come back after kill -9';
 my $n0 = rows_on($src, 'change_log');
-$src->poll_query_until('postgres', "SELECT count(*) > $n0 + 100 FROM change_log")
+poll_until($src, "SELECT count(*) > $n0 + 100 FROM change_log")
   or die 'workload stopped after kill -9';
 pass('worker restarted after kill -9, workload goes on');
 
 # 2. immediate restart of the source
 $src->stop('immediate');
+{
+	# While the source is down, poll_until() fails without dying: the query
+	# (larger than a pipe's buffer here) is not written to a psql that has
+	# already exited, as poll_query_until() would ("Broken pipe").
+	local $PostgreSQL::Test::Utils::timeout_default = 1;
+	my $r = eval { poll_until($src, 'SELECT true /* ' . ('x' x 100_000) . ' */') };
+	ok(defined $r && !$r, 'poll_until: false, not a death, while the server is down')
+	  or diag $@;
+}
 $src->start;
 $n0 = rows_on($src, 'change_log');
 $src->poll_query_until('postgres', "SELECT count(*) > $n0 + 100 FROM change_log")

@@ -303,7 +303,7 @@ ok($src->poll_query_until('postgres', "SELECT status = 'running' FROM datasync.j
 my $wpid = src_q("SELECT worker_pid FROM datasync.status WHERE name = 'bigp'");
 ok($wpid =~ /^\d+$/, "worker pid $wpid");
 kill 'KILL', $wpid;
-ok($src->poll_query_until('postgres', "SELECT status = 'failed' FROM datasync.jobs WHERE id = $bj"),
+ok(poll_until($src, "SELECT status = 'failed' FROM datasync.jobs WHERE id = $bj"),
 	'a run interrupted by a crash restart is marked failed');
 like(src_q("SELECT error FROM datasync.jobs WHERE id = $bj"), qr/interrupted/, 'with the reason');
 like(src_q("SELECT datasync.sync_now('bigp')"), qr/"status": "succeeded"/, 'the next run succeeds');

@@ -585,7 +585,7 @@ sub kill_after_conflict
 	ok($pid =~ /^\d+$/, "$pipeline: conflict of key $id recorded, worker pid $pid")
 	  or return;
 	kill 'KILL', $pid;
-	ok( $src->poll_query_until('postgres',
+	ok( poll_until($src,
 			"SELECT worker_pid IS NOT NULL AND worker_pid <> $pid FROM datasync.status WHERE name = " . lit($pipeline)),
 		"$pipeline: source back after kill -9, new worker");
 	return $pid;
