@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # scripts/test.sh -- THE test command of datasync (CI runs it through .ci/run).
 # Run as root from anywhere:  bash scripts/test.sh
-# (developers: DS_TAP="test/t/010_x.pl" or DS_TAP=none, DS_REGRESS=0 narrow the run)
+# (developers: DS_TAP="test/t/010_x.pl" or DS_TAP=none, DS_REGRESS=0 narrow the run;
+#  DS_PGBIN=/opt/pgX/usr/lib/postgresql/15/bin builds, installs and tests against a
+#  relocated copy of the PostgreSQL tree instead of the system's, so that two
+#  checkouts can be tested side by side)
 #
 #   1. scripts/setup.sh --deps-only     install missing Debian packages
 #   2. copy the working tree (without .git and test output) to a fresh
@@ -21,7 +24,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 
-PGBIN=/usr/lib/postgresql/15/bin
+PGBIN=${DS_PGBIN:-/usr/lib/postgresql/15/bin}
 export PG_CONFIG=$PGBIN/pg_config
 export PATH=$PGBIN:$PATH
 # A locale that always exists on Debian, so initdb works whatever the caller had.
