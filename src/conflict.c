@@ -52,6 +52,7 @@
 #include "catalog.h"
 #include "conflict.h"
 #include "relmap.h"
+#include "trust.h"
 
 /* a conflict of this session: found in this batch, or an open one */
 typedef struct Conflict
@@ -634,49 +635,92 @@ ds_conflict_route(DsDecoder *d, DsChange *ch)
 	return true;
 }
 
-/*
- * A row of a source table as JSON, typed as the source column: the values
- * as the stream sent them (text), cast back.  Only the columns in atts
- * whose value was sent.  NULL when there is nothing.
- */
-static Datum
-row_json(DsRelation *rel, char **vals, bool *sent, int *atts, int natts, bool *isnull)
+typedef struct RowJson
 {
+	DsRelation *rel;
+	char	  **vals;
+	bool	   *sent;
+	int		   *atts;
+	int			natts;
+	bool		as_text;		/* the table is gone: every value a string */
+	bool		isnull;
+	Datum		result;
+} RowJson;
+
+/* row_json's statement; run as the table's owner unless as_text (trust.c) */
+static void
+row_json_read(void *arg)
+{
+	RowJson    *rj = arg;
+	DsRelation *rel = rj->rel;
 	StringInfoData sql;
-	Oid		   *types = palloc(sizeof(Oid) * Max(natts, 1));
-	Datum	   *args = palloc(sizeof(Datum) * Max(natts, 1));
-	char	   *nulls = palloc(Max(natts, 1) + 1);
+	Oid		   *types = palloc(sizeof(Oid) * Max(rj->natts, 1));
+	Datum	   *args = palloc(sizeof(Datum) * Max(rj->natts, 1));
+	char	   *nulls = palloc(Max(rj->natts, 1) + 1);
 	int			n = 0;
 	int			i;
-	Datum		result;
 
 	initStringInfo(&sql);
 	appendStringInfoString(&sql, "SELECT pg_catalog.to_jsonb(r) FROM (SELECT ");
-	for (i = 0; i < natts; i++)
+	for (i = 0; i < rj->natts; i++)
 	{
-		int			a = atts ? atts[i] : i;
+		int			a = rj->atts ? rj->atts[i] : i;
 
-		if (sent && !sent[a])
+		if (rj->sent && !rj->sent[a])
 			continue;
-		appendStringInfo(&sql, "%s$%d::pg_catalog.text::%s AS %s", n > 0 ? ", " : "", n + 1,
-						 format_type_extended(rel->atttyps[a], -1, FORMAT_TYPE_FORCE_QUALIFY),
-						 quote_identifier(rel->attnames[a]));
+		appendStringInfo(&sql, "%s$%d::pg_catalog.text", n > 0 ? ", " : "", n + 1);
+		if (!rj->as_text)
+			appendStringInfo(&sql, "::%s",
+							 format_type_extended(getBaseType(rel->atttyps[a]), -1,
+												  FORMAT_TYPE_FORCE_QUALIFY));
+		appendStringInfo(&sql, " AS %s", quote_identifier(rel->attnames[a]));
 		types[n] = TEXTOID;
-		args[n] = vals[a] ? CStringGetTextDatum(vals[a]) : (Datum) 0;
-		nulls[n] = vals[a] ? ' ' : 'n';
+		args[n] = rj->vals[a] ? CStringGetTextDatum(rj->vals[a]) : (Datum) 0;
+		nulls[n] = rj->vals[a] ? ' ' : 'n';
 		n++;
 	}
 	appendStringInfoString(&sql, ") r");
 	if (n == 0)
 	{
-		*isnull = true;
-		return (Datum) 0;
+		rj->isnull = true;
+		rj->result = (Datum) 0;
+		return;
 	}
 	if (SPI_execute_with_args(sql.data, n, types, args, nulls, true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not build a row of table \"%s.%s\" as JSON", rel->nspname, rel->relname);
-	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
-	return SPI_datumTransfer(result, false, -1);
+	rj->result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &rj->isnull);
+	if (!rj->isnull)
+		rj->result = SPI_datumTransfer(rj->result, false, -1);
+}
+
+/*
+ * A row of a source table as JSON, typed as the source column (its base
+ * type): the values as the stream sent them (text), cast back, as the
+ * table's owner, since a cast to json of a user's type is the user's code.
+ * Only the columns in atts whose value was sent.  NULL when there is
+ * nothing.  A table dropped since gets its values as strings.
+ */
+static Datum
+row_json(DsRelation *rel, char **vals, bool *sent, int *atts, int natts, bool *isnull)
+{
+	RowJson		rj;
+
+	rj.rel = rel;
+	rj.vals = vals;
+	rj.sent = sent;
+	rj.atts = atts;
+	rj.natts = natts;
+	rj.as_text = false;
+	rj.isnull = true;
+	rj.result = (Datum) 0;
+	if (!ds_as_table_owner(rel->remoteid, "read the values of", row_json_read, &rj, true))
+	{
+		rj.as_text = true;
+		row_json_read(&rj);
+	}
+	*isnull = rj.isnull;
+	return rj.result;
 }
 
 static Datum

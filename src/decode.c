@@ -55,6 +55,7 @@
 #include "decode.h"
 #include "relmap.h"
 #include "spool.h"
+#include "trust.h"
 
 /* make wait_for_sync callers whose ticket is <= seq return */
 void
@@ -265,68 +266,48 @@ wanted(DsDecoder *d, DsRelation *rel)
 	return true;
 }
 
+typedef struct CompleteRead
+{
+	DsRelation *rel;
+	LogicalRepTupleData *oldtup;
+	LogicalRepTupleData *newtup;
+	MemoryContext caller;
+} CompleteRead;
+
 /*
- * pgoutput leaves unchanged TOASTed values out of an UPDATE's new row, so
- * as it stands the change can only modify a row the target already has;
- * when the target lost the row (update_missing), source-wins needs all of
- * it.  Fill the missing values from the old row when the stream sent them
- * (REPLICA IDENTITY FULL), else from the source table's current row, read
- * by key.  That row may already hold later changes; they follow in the
- * stream, so the target still ends equal to the source.  When the source
- * row is gone (deleted or re-keyed since), the change stays partial: a
- * later change in the stream settles the row.
+ * The look-up of complete_update, run as the table's owner (trust.c): the
+ * table is locked and checked by then, so its name is resolved here, and
+ * key values are cast to their base types (a domain's CHECK has nothing
+ * to say about a value the source table holds).
  */
 static void
-complete_update(DsRelation *rel, LogicalRepTupleData *oldtup, LogicalRepTupleData *newtup)
+complete_read(void *arg)
 {
-	MemoryContext caller = CurrentMemoryContext;
+	CompleteRead *cr = arg;
+	DsRelation *rel = cr->rel;
+	LogicalRepTupleData *newtup = cr->newtup;
 	StringInfoData sql;
-	Oid		   *argtypes;
-	Datum	   *args;
-	bool		missing = false;
-	bool		started;
+	Oid		   *argtypes = palloc(sizeof(Oid) * rel->nkeys);
+	Datum	   *args = palloc(sizeof(Datum) * rel->nkeys);
 	int			i;
-
-	for (i = 0; i < rel->natts; i++)
-	{
-		if (newtup->colstatus[i] != LOGICALREP_COLUMN_UNCHANGED)
-			continue;
-		if (oldtup && oldtup->colstatus[i] == LOGICALREP_COLUMN_TEXT)
-		{
-			newtup->colvalues[i] = oldtup->colvalues[i];
-			newtup->colstatus[i] = LOGICALREP_COLUMN_TEXT;
-		}
-		else
-			missing = true;
-	}
-	if (!missing || rel->nkeys == 0)
-		return;
 
 	initStringInfo(&sql);
 	appendStringInfoString(&sql, "SELECT ");
 	for (i = 0; i < rel->natts; i++)
 		appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "", quote_identifier(rel->attnames[i]));
-	argtypes = palloc(sizeof(Oid) * rel->nkeys);
-	args = palloc(sizeof(Datum) * rel->nkeys);
-
-	started = ds_xact_start();
 	appendStringInfo(&sql, " FROM %s%s WHERE ",
 					 get_rel_relkind(rel->remoteid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
-					 quote_qualified_identifier(rel->nspname, rel->relname));
+					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(rel->remoteid)),
+												get_rel_name(rel->remoteid)));
 	for (i = 0; i < rel->nkeys; i++)
 	{
 		int			a = rel->keyatts[i];
-		LogicalRepTupleData *k = newtup->colstatus[a] == LOGICALREP_COLUMN_TEXT ? newtup : oldtup;
+		LogicalRepTupleData *k = newtup->colstatus[a] == LOGICALREP_COLUMN_TEXT ? newtup : cr->oldtup;
 
-		if (k == NULL || k->colstatus[a] != LOGICALREP_COLUMN_TEXT)
-		{
-			/* no usable key value: leave the change partial */
-			ds_xact_commit(started);
-			return;
-		}
 		appendStringInfo(&sql, "%s%s = $%d::%s", i > 0 ? " AND " : "",
 						 quote_identifier(rel->attnames[a]), i + 1,
-						 format_type_extended(rel->atttyps[a], -1, FORMAT_TYPE_FORCE_QUALIFY));
+						 format_type_extended(getBaseType(rel->atttyps[a]), -1,
+											  FORMAT_TYPE_FORCE_QUALIFY));
 		argtypes[i] = TEXTOID;
 		args[i] = CStringGetTextDatum(k->colvalues[a].data);
 	}
@@ -351,7 +332,7 @@ complete_update(DsRelation *rel, LogicalRepTupleData *oldtup, LogicalRepTupleDat
 				newtup->colstatus[i] = LOGICALREP_COLUMN_NULL;
 				continue;
 			}
-			v = MemoryContextStrdup(caller, v);
+			v = MemoryContextStrdup(cr->caller, v);
 			newtup->colvalues[i].data = v;
 			newtup->colvalues[i].len = strlen(v);
 			newtup->colvalues[i].maxlen = newtup->colvalues[i].len + 1;
@@ -360,8 +341,60 @@ complete_update(DsRelation *rel, LogicalRepTupleData *oldtup, LogicalRepTupleDat
 		}
 	}
 	SPI_finish();
-	ds_xact_commit(started);
 	pfree(sql.data);
+}
+
+/*
+ * pgoutput leaves unchanged TOASTed values out of an UPDATE's new row, so
+ * as it stands the change can only modify a row the target already has;
+ * when the target lost the row (update_missing), source-wins needs all of
+ * it.  Fill the missing values from the old row when the stream sent them
+ * (REPLICA IDENTITY FULL), else from the source table's current row, read
+ * by key, as the table's owner.  That row may already hold later changes; they follow in the
+ * stream, so the target still ends equal to the source.  When the source
+ * row is gone (deleted or re-keyed since), the change stays partial: a
+ * later change in the stream settles the row.
+ */
+static void
+complete_update(DsRelation *rel, LogicalRepTupleData *oldtup, LogicalRepTupleData *newtup)
+{
+	CompleteRead cr;
+	bool		missing = false;
+	bool		started;
+	int			i;
+
+	for (i = 0; i < rel->natts; i++)
+	{
+		if (newtup->colstatus[i] != LOGICALREP_COLUMN_UNCHANGED)
+			continue;
+		if (oldtup && oldtup->colstatus[i] == LOGICALREP_COLUMN_TEXT)
+		{
+			newtup->colvalues[i] = oldtup->colvalues[i];
+			newtup->colstatus[i] = LOGICALREP_COLUMN_TEXT;
+		}
+		else
+			missing = true;
+	}
+	if (!missing || rel->nkeys == 0)
+		return;
+
+	for (i = 0; i < rel->nkeys; i++)
+	{
+		int			a = rel->keyatts[i];
+		LogicalRepTupleData *k = newtup->colstatus[a] == LOGICALREP_COLUMN_TEXT ? newtup : oldtup;
+
+		/* no usable key value: leave the change partial */
+		if (k == NULL || k->colstatus[a] != LOGICALREP_COLUMN_TEXT)
+			return;
+	}
+
+	cr.rel = rel;
+	cr.oldtup = oldtup;
+	cr.newtup = newtup;
+	cr.caller = CurrentMemoryContext;
+	started = ds_xact_start();
+	(void) ds_as_table_owner(rel->remoteid, "read a row of", complete_read, &cr, true);
+	ds_xact_commit(started);
 }
 
 static void

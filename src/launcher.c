@@ -46,6 +46,7 @@
 #include "jobs.h"
 #include "retry.h"
 #include "shmem.h"
+#include "trust.h"
 #include "worker.h"
 
 typedef struct LaunchedWorker
@@ -348,6 +349,8 @@ DatasyncLauncherMain(Datum main_arg)
 
 	BackgroundWorkerInitializeConnection(datasync_database, NULL, 0);
 	pgstat_report_appname("datasync launcher");
+	/* nothing a user defines resolves through our names (trust.c) */
+	ds_pin_search_path();
 
 	roundcxt = AllocSetContextCreate(TopMemoryContext, "datasync launcher round",
 									 ALLOCSET_DEFAULT_SIZES);

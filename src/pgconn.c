@@ -88,7 +88,13 @@ ds_pq_connect(const char *conninfo, const char *password, bool replication,
 	keys[n] = "client_encoding";
 	vals[n++] = GetDatabaseEncodingName();
 	keys[n] = "options";
-	vals[n++] = "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 -c lc_monetary=C -c timezone=UTC -c bytea_output=hex";
+	/*
+	 * The replication connection logs in to this server as a superuser:
+	 * pin its search_path over any the database owner set (trust.c).
+	 */
+	vals[n++] = replication ?
+		"-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 -c lc_monetary=C -c timezone=UTC -c bytea_output=hex -c search_path=pg_catalog,pg_temp" :
+		"-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 -c lc_monetary=C -c timezone=UTC -c bytea_output=hex";
 	keys[n] = NULL;
 	vals[n] = NULL;
 

@@ -12,7 +12,10 @@
  * NOTES
  *		The copy runs on the replication connection itself: BEGIN READ ONLY
  *		ISOLATION LEVEL REPEATABLE READ; CREATE_REPLICATION_SLOT ...
- *		(SNAPSHOT 'use'); COPY (SELECT ...) TO STDOUT per table; COMMIT.
+ *		(SNAPSHOT 'use'); COPY t (cols) TO STDOUT per plain table or leaf
+ *		partition; COMMIT.  Relation-form COPY, never COPY (SELECT ...):
+ *		the server refuses a relation that became a view or a foreign table
+ *		at the moment of the copy, so no owner code runs (trust.c).
  *		The transaction's snapshot is the slot's consistent point, so a
  *		change is either in the copy or streamed after it, never both.
  *		Data goes from source to target in CopyData-sized pieces; nothing
@@ -33,16 +36,18 @@
 #include "miscadmin.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 #include "apply.h"
 #include "pgconn.h"
 #include "relmap.h"
 #include "snapshot.h"
+#include "trust.h"
 
 typedef struct CopyPlan
 {
 	Oid			relid;
-	char	   *source_sql;
+	List	   *source_sqls;	/* one COPY ... TO STDOUT per leaf */
 	char	   *target_qname;
 	List	   *cols;
 } CopyPlan;
@@ -60,23 +65,29 @@ plan_copies(DsPipelineConfig *cfg, List *relids)
 		char	   *nsp;
 		char	   *rel;
 		bool		partitioned;
-		StringInfoData sql;
+		StringInfoData cols;
 		ListCell   *c;
 		bool		first = true;
 
 		p->relid = lfirst_oid(lc);
 		p->cols = ds_table_columns(p->relid, &nsp, &rel, &partitioned);
 		p->target_qname = ds_target_qname(cfg, nsp, rel);
-		initStringInfo(&sql);
-		appendStringInfoString(&sql, "COPY (SELECT ");
+		initStringInfo(&cols);
 		foreach(c, p->cols)
 		{
-			appendStringInfo(&sql, "%s%s", first ? "" : ", ", quote_identifier(strVal(lfirst(c))));
+			appendStringInfo(&cols, "%s%s", first ? "" : ", ", quote_identifier(strVal(lfirst(c))));
 			first = false;
 		}
-		appendStringInfo(&sql, " FROM %s%s) TO STDOUT",
-						 partitioned ? "" : "ONLY ", quote_qualified_identifier(nsp, rel));
-		p->source_sql = sql.data;
+		foreach(c, ds_copy_leaves(p->relid))
+		{
+			Oid			leaf = lfirst_oid(c);
+
+			p->source_sqls = lappend(p->source_sqls,
+									 psprintf("COPY %s (%s) TO STDOUT",
+											  quote_qualified_identifier(get_namespace_name(get_rel_namespace(leaf)),
+																		 get_rel_name(leaf)),
+											  cols.data));
+		}
 		plans = lappend(plans, p);
 	}
 	ds_xact_commit(started);
@@ -86,17 +97,30 @@ plan_copies(DsPipelineConfig *cfg, List *relids)
 /* a row libpq handed us, not yet freed when an error interrupted */
 static char *copybuf = NULL;
 
+static void copy_leaf(DsStream *s, DsApplyTarget *t, const char *sql);
+
 static void
 copy_one(DsStream *s, DsApplyTarget *t, CopyPlan *p, XLogRecPtr lsn)
 {
-	PGresult   *res;
+	ListCell   *lc;
 
 	if (copybuf)
 		PQfreemem(copybuf);
 	copybuf = NULL;
 
 	t->copy_begin(t, p->target_qname, p->cols);
-	res = ds_pq_exec(s->conn, p->source_sql, DS_CONN_SOURCE);
+	foreach(lc, p->source_sqls)
+		copy_leaf(s, t, lfirst(lc));
+	t->copy_end(t, p->relid, lsn);
+}
+
+/* one relation-form COPY TO of the source, piped into the open target COPY */
+static void
+copy_leaf(DsStream *s, DsApplyTarget *t, const char *sql)
+{
+	PGresult   *res;
+
+	res = ds_pq_exec(s->conn, sql, DS_CONN_SOURCE);
 	if (PQresultStatus(res) != PGRES_COPY_OUT)
 		ds_pq_report(s->conn, res, DS_CONN_SOURCE, "COPY TO");
 	PQclear(res);
@@ -131,7 +155,6 @@ copy_one(DsStream *s, DsApplyTarget *t, CopyPlan *p, XLogRecPtr lsn)
 			ds_pq_report(s->conn, res, DS_CONN_SOURCE, "COPY TO");
 		PQclear(res);
 	}
-	t->copy_end(t, p->relid, lsn);
 }
 
 /*

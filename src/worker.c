@@ -68,6 +68,7 @@
 #include "snapshot.h"
 #include "spool.h"
 #include "stream.h"
+#include "trust.h"
 #include "worker.h"
 
 static DsPipelineSlot *MySlot = NULL;
@@ -599,6 +600,8 @@ DatasyncWorkerMain(Datum main_arg)
 	SetConfigOption("bytea_output", "hex", PGC_USERSET, PGC_S_SESSION);
 	SetConfigOption("lc_monetary", "C", PGC_USERSET, PGC_S_SESSION);
 	SetConfigOption("timezone", "UTC", PGC_USERSET, PGC_S_SESSION);
+	/* nothing a user defines resolves through our names (trust.c) */
+	ds_pin_search_path();
 
 	/* one worker a pipeline; drop_pipeline waits for this lock */
 	ds_pipeline_locktag(&tag, MyPipelineId);

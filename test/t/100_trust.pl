@@ -1,0 +1,214 @@
+# Copyright (c) 2026, datasync developers
+#
+# 100_trust.pl -- no code a table owner defines runs with the worker's
+# superuser rights (issue 14, findings 1 and 2).
+#
+# Topology: node "src_trust" (datasync), node "tgt_trust" (plain).
+#
+# The attacker is mallory, an ordinary LOGIN role that owns tables a superuser
+# put into pipelines.  Every trap is a function of mallory's that records
+# current_user in mallory.ran and tries ALTER ROLE mallory SUPERUSER; after
+# each case mallory must still be an ordinary role and no row of mallory.ran
+# may name a superuser.  Cases:
+#   (a) a domain with a CHECK function on a synced table's key: an UPDATE
+#       that leaves a TOASTed value unchanged makes the worker read the row
+#       by key (complete_update), after the target lost the row;
+#   (b) a cast to json of mallory's enum: a manual-strategy conflict makes
+#       the worker write the source row as JSON (to_jsonb);
+#   (c) public.to_jsonb(record), created where mallory may create: a manual
+#       run's completion (jobs.c) must not resolve to it;
+#   (d) a synced table turned into a view (CREATE RULE "_RETURN") whose query
+#       calls mallory's function: resync_table must refuse to copy it
+#       (state error, naming the table), not run the view;
+#   (e) a partitioned table with a foreign-table partition: the copy refuses
+#       the partition instead of scanning it as the superuser.
+use strict;
+use warnings FATAL => 'all';
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use DatasyncTest;
+
+my $src = source_node('src_trust');
+my $tgt = target_node('tgt_trust');
+my $dsn = target_dsn($tgt);
+
+sub src_q { return $src->safe_psql('postgres', $_[0]); }
+sub tgt_q { return $tgt->safe_psql('postgres', $_[0]); }
+sub as_mallory { return $src->safe_psql('postgres', "SET ROLE mallory;\n$_[0]"); }
+
+# mallory is still an ordinary role, and no trap ran as a superuser
+sub no_escalation
+{
+	my ($name) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	is(src_q("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'mallory'"),
+		'f', "$name: mallory is not a superuser");
+	is( src_q(
+			"SELECT pg_catalog.string_agg(r.who || ':' || r.what, ', ') FROM mallory.ran r"
+			  . " JOIN pg_catalog.pg_roles a ON a.rolname OPERATOR(pg_catalog.=) r.who WHERE a.rolsuper"),
+		'', "$name: no trap ran as a superuser");
+}
+
+# ---------------------------------------------------------------------------
+# Set-up: mallory and her traps
+# ---------------------------------------------------------------------------
+src_q(<<'SQL');
+CREATE ROLE mallory LOGIN;
+CREATE SCHEMA mallory AUTHORIZATION mallory;
+GRANT CREATE ON SCHEMA public TO mallory;
+SQL
+as_mallory(<<'SQL');
+CREATE TABLE mallory.ran (who text, what text);
+GRANT INSERT ON mallory.ran TO PUBLIC;
+CREATE FUNCTION mallory.trap(what text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO mallory.ran VALUES (current_user, what);
+    BEGIN
+        EXECUTE 'ALTER ROLE mallory SUPERUSER';
+    EXCEPTION WHEN OTHERS THEN NULL;
+    END;
+    RETURN true;
+END $$;
+GRANT EXECUTE ON FUNCTION mallory.trap(text) TO PUBLIC;
+CREATE FUNCTION mallory.key_ok(v int) RETURNS boolean LANGUAGE sql
+    AS $$ SELECT mallory.trap('domain check') $$;
+CREATE DOMAIN mallory.dkey AS int CHECK (mallory.key_ok(VALUE));
+CREATE TYPE mallory.mood AS ENUM ('sad', 'happy');
+CREATE FUNCTION mallory.mood_json(m mallory.mood) RETURNS json LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM mallory.trap('cast to json');
+    RETURN pg_catalog.to_json(m::text);
+END $$;
+CREATE CAST (mallory.mood AS json) WITH FUNCTION mallory.mood_json(mallory.mood);
+CREATE FUNCTION public.to_jsonb(r record) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM mallory.trap('public.to_jsonb');
+    RETURN '{}'::jsonb;
+END $$;
+CREATE FUNCTION mallory.view_value() RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM mallory.trap('view query');
+    RETURN 'x';
+END $$;
+
+-- (a) key of a domain type, a TOASTed column kept out of line
+CREATE TABLE mallory.t_dom (id mallory.dkey PRIMARY KEY, big text, v int);
+ALTER TABLE mallory.t_dom ALTER COLUMN big SET STORAGE EXTERNAL;
+INSERT INTO mallory.t_dom
+    SELECT 1, (SELECT pg_catalog.string_agg(pg_catalog.md5(i::text), '') FROM pg_catalog.generate_series(1, 400) i), 0;
+-- (b) an enum with a cast to json, REPLICA IDENTITY FULL for manual conflicts
+CREATE TABLE mallory.t_mood (id int PRIMARY KEY, m mallory.mood);
+ALTER TABLE mallory.t_mood REPLICA IDENTITY FULL;
+-- (d) a table with no index (so that it may become a view)
+CREATE TABLE mallory.t_view (id int, v text);
+ALTER TABLE mallory.t_view REPLICA IDENTITY FULL;
+INSERT INTO mallory.t_view VALUES (1, 'one');
+SQL
+src_q('CREATE TABLE public.plain (id int PRIMARY KEY, v text)');
+
+tgt_q(<<'SQL');
+CREATE SCHEMA mallory;
+CREATE TABLE mallory.t_dom (id int PRIMARY KEY, big text, v int);
+CREATE TABLE mallory.t_mood (id int PRIMARY KEY, m text);
+CREATE TABLE mallory.t_view (id int, v text);
+CREATE TABLE public.plain (id int PRIMARY KEY, v text);
+SQL
+
+src_q("SELECT datasync.create_target('tgt', '$dsn')");
+src_q("SELECT datasync.create_pipeline('p_dom', 'tgt', ARRAY['mallory.t_dom']::regclass[])");
+src_q("SELECT datasync.create_pipeline('p_mood', 'tgt', ARRAY['mallory.t_mood']::regclass[],"
+	  . " conflict_strategy => 'manual')");
+src_q("SELECT datasync.create_pipeline('p_view', 'tgt', ARRAY['mallory.t_view']::regclass[])");
+src_q("SELECT datasync.create_pipeline('p_manual', 'tgt', ARRAY['public.plain']::regclass[],"
+	  . " mode => 'manual')");
+ok(wait_for_sync($src, $_, 60), "initial sync of $_") for qw(p_dom p_mood p_view);
+is(tgt_q('SELECT pg_catalog.length(big) FROM mallory.t_dom WHERE id = 1'), '12800', 'the big value was copied');
+
+# ---------------------------------------------------------------------------
+# (a) the look-up of an update's unchanged TOASTed value
+# ---------------------------------------------------------------------------
+tgt_q('DELETE FROM mallory.t_dom');
+as_mallory('UPDATE mallory.t_dom SET v = 1 WHERE id = 1');
+as_mallory('TRUNCATE mallory.ran');
+ok(wait_for_sync($src, 'p_dom', 60), '(a) the update was applied');
+is(tgt_q('SELECT v, pg_catalog.length(big) FROM mallory.t_dom WHERE id = 1'), '1|12800',
+	'(a) the target got the whole row, the unchanged value read from the source');
+no_escalation('(a) domain check on the key');
+
+# ---------------------------------------------------------------------------
+# (b) a conflict's source row as JSON
+# ---------------------------------------------------------------------------
+tgt_q("INSERT INTO mallory.t_mood VALUES (1, 'other')");
+as_mallory("INSERT INTO mallory.t_mood VALUES (1, 'happy')");
+ok( poll_until(
+		$src,
+		"SELECT pg_catalog.count(*) FROM datasync.conflicts WHERE pipeline = 'p_mood' AND status = 'open'",
+		'1'),
+	'(b) the conflict was recorded');
+is(src_q("SELECT source_row->>'m' FROM datasync.conflicts WHERE pipeline = 'p_mood'"), 'happy',
+	'(b) the source row holds the value');
+no_escalation('(b) cast to json');
+
+# ---------------------------------------------------------------------------
+# (c) a manual run completes without public.to_jsonb(record)
+# ---------------------------------------------------------------------------
+src_q("INSERT INTO public.plain VALUES (1, 'a')");
+like(src_q("SELECT datasync.sync_now('p_manual', '60s')"), qr/completed/, '(c) the manual run completed');
+is(tgt_q('SELECT v FROM public.plain WHERE id = 1'), 'a', '(c) the row was applied');
+no_escalation('(c) public.to_jsonb(record)');
+
+# ---------------------------------------------------------------------------
+# (d) a synced table turned into a view, then resynced
+# ---------------------------------------------------------------------------
+as_mallory(<<'SQL');
+DELETE FROM mallory.t_view;
+CREATE RULE "_RETURN" AS ON SELECT TO mallory.t_view DO INSTEAD
+    SELECT 2 AS id, mallory.view_value() AS v;
+SQL
+is(src_q("SELECT relkind FROM pg_catalog.pg_class WHERE oid = 'mallory.t_view'::regclass"), 'v',
+	'(d) mallory.t_view is a view now');
+src_q("SELECT datasync.resync_table('p_view', 'mallory.t_view')");
+ok(poll_until($src, "SELECT state FROM datasync.status WHERE name = 'p_view'", 'error'),
+	'(d) the pipeline stopped instead of copying the view');
+like(src_q("SELECT last_error FROM datasync.status WHERE name = 'p_view'"),
+	qr/mallory\.t_view.*view/, '(d) last_error names the table and what it became');
+is(tgt_q('SELECT pg_catalog.count(*) FROM mallory.t_view WHERE id = 2'), '0',
+	'(d) nothing of the view reached the target');
+no_escalation('(d) view query in a copy');
+
+# ---------------------------------------------------------------------------
+# (e) a foreign-table partition
+# ---------------------------------------------------------------------------
+src_q(<<'SQL');
+CREATE EXTENSION postgres_fdw;
+GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO mallory;
+SQL
+as_mallory(<<SQL);
+CREATE TABLE mallory.parts (id int, v text) PARTITION BY RANGE (id);
+CREATE TABLE mallory.parts_1 PARTITION OF mallory.parts FOR VALUES FROM (0) TO (100);
+ALTER TABLE mallory.parts REPLICA IDENTITY FULL;
+ALTER TABLE mallory.parts_1 REPLICA IDENTITY FULL;
+INSERT INTO mallory.parts VALUES (1, 'one');
+SQL
+tgt_q('CREATE TABLE mallory.parts (id int, v text)');
+src_q("SELECT datasync.create_pipeline('p_parts', 'tgt', ARRAY['mallory.parts']::regclass[])");
+ok(wait_for_sync($src, 'p_parts', 60), '(e) initial sync of a partitioned table');
+is(tgt_q('SELECT pg_catalog.count(*) FROM mallory.parts'), '1', '(e) its leaf was copied');
+my $port = $src->port;
+my $host = $src->host;
+as_mallory(<<SQL);
+CREATE SERVER evil FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$host', port '$port', dbname 'postgres');
+CREATE USER MAPPING FOR PUBLIC SERVER evil OPTIONS (user 'mallory');
+CREATE FOREIGN TABLE mallory.parts_2 PARTITION OF mallory.parts FOR VALUES FROM (100) TO (200)
+    SERVER evil OPTIONS (table_name 'ran');
+SQL
+src_q("SELECT datasync.resync_table('p_parts', 'mallory.parts')");
+ok(poll_until($src, "SELECT state FROM datasync.status WHERE name = 'p_parts'", 'error'),
+	'(e) the pipeline stopped instead of scanning a foreign partition');
+like(src_q("SELECT last_error FROM datasync.status WHERE name = 'p_parts'"),
+	qr/partition "mallory\.parts_2".*foreign table/, '(e) last_error names the foreign partition');
+no_escalation('(e) foreign partition');
+
+done_testing();
