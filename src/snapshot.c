@@ -48,6 +48,7 @@ typedef struct CopyPlan
 {
 	Oid			relid;
 	List	   *source_sqls;	/* one COPY ... TO STDOUT per leaf */
+	bool		rls;			/* a leaf has row-level security */
 	char	   *target_qname;
 	List	   *cols;
 } CopyPlan;
@@ -78,7 +79,7 @@ plan_copies(DsPipelineConfig *cfg, List *relids)
 			appendStringInfo(&cols, "%s%s", first ? "" : ", ", quote_identifier(strVal(lfirst(c))));
 			first = false;
 		}
-		foreach(c, ds_copy_leaves(p->relid))
+		foreach(c, ds_copy_leaves(p->relid, &p->rls))
 		{
 			Oid			leaf = lfirst_oid(c);
 
@@ -108,6 +109,13 @@ copy_one(DsStream *s, DsApplyTarget *t, CopyPlan *p, XLogRecPtr lsn)
 		PQfreemem(copybuf);
 	copybuf = NULL;
 
+	if (p->rls)
+	{
+		bool		started = ds_xact_start();
+
+		ds_check_copy_role(PQuser(s->conn), p->relid);
+		ds_xact_commit(started);
+	}
 	t->copy_begin(t, p->target_qname, p->cols);
 	foreach(lc, p->source_sqls)
 		copy_leaf(s, t, lfirst(lc));

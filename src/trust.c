@@ -47,12 +47,14 @@
 #include "datasync.h"
 
 #include "access/relation.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "trust.h"
 
@@ -169,7 +171,7 @@ ds_as_table_owner(Oid relid, const char *what, DsOwnerFn fn, void *arg,
  * run its server's code with the copier's user mapping).
  */
 List *
-ds_copy_leaves(Oid relid)
+ds_copy_leaves(Oid relid, bool *rls)
 {
 	List	   *leaves = NIL;
 	List	   *all;
@@ -182,8 +184,10 @@ ds_copy_leaves(Oid relid)
 				 errmsg("cannot copy the table with OID %u: it was dropped", relid),
 				 errhint("Remove it from the pipeline with datasync.remove_table().")));
 	ds_check_source_table(rel, "copy");
+	*rls = false;
 	if (rel->rd_rel->relkind == RELKIND_RELATION)
 	{
+		*rls = rel->rd_rel->relrowsecurity;
 		relation_close(rel, NoLock);
 		return list_make1_oid(relid);
 	}
@@ -208,7 +212,44 @@ ds_copy_leaves(Oid relid)
 							relkind_name(relkind)),
 					 errdetail("datasync copies only plain tables; reading anything else could run code of its owner."),
 					 errhint("Detach the partition, or remove the table from the pipeline with datasync.remove_table().")));
+		{
+			/* locked by find_all_inheritors */
+			Relation	leaf = relation_open(child, NoLock);
+
+			if (leaf->rd_rel->relrowsecurity)
+				*rls = true;
+			relation_close(leaf, NoLock);
+		}
 		leaves = lappend_oid(leaves, child);
 	}
 	return leaves;
+}
+
+/*
+ * A table with row-level security is copied only by a role that bypasses
+ * it: any other role would get only the rows its policies show, and would
+ * run the policies' expressions, which the table's owner wrote.  role is
+ * the login role of the replication connection (datasync.source_conninfo
+ * may name one that is not a superuser).
+ */
+void
+ds_check_copy_role(const char *role, Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(AUTHNAME, CStringGetDatum(role));
+	bool		bypass = false;
+
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_authid a = (Form_pg_authid) GETSTRUCT(tup);
+
+		bypass = a->rolsuper || a->rolbypassrls;
+		ReleaseSysCache(tup);
+	}
+	if (!bypass)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot copy table \"%s.%s\" with row-level security as role \"%s\"",
+						get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid), role),
+				 errdetail("The role of the replication connection would see only the rows its policies allow, and would run the policies' expressions."),
+				 errhint("Give role \"%s\" the BYPASSRLS attribute, or leave the user out of datasync.source_conninfo.", role)));
 }

@@ -24,6 +24,7 @@ extern void ds_pin_search_path(void);
 extern void ds_check_source_table(Relation rel, const char *what);
 extern bool ds_as_table_owner(Oid relid, const char *what, DsOwnerFn fn, void *arg,
 							  bool missing_ok);
-extern List *ds_copy_leaves(Oid relid);
+extern List *ds_copy_leaves(Oid relid, bool *rls);
+extern void ds_check_copy_role(const char *role, Oid relid);
 
 #endif							/* DATASYNC_TRUST_H */

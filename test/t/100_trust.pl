@@ -21,7 +21,11 @@
 #       calls mallory's function: resync_table must refuse to copy it
 #       (state error, naming the table), not run the view;
 #   (e) a partitioned table with a foreign-table partition: the copy refuses
-#       the partition instead of scanning it as the superuser.
+#       the partition instead of scanning it as the superuser;
+#   (f) a table with row-level security, copied while datasync.source_conninfo
+#       names a REPLICATION role that does not bypass RLS: refused (it would
+#       run mallory's policy and copy only the rows it shows); with BYPASSRLS
+#       the copy is whole and the policy never runs.
 use strict;
 use warnings FATAL => 'all';
 
@@ -210,5 +214,37 @@ ok(poll_until($src, "SELECT state FROM datasync.status WHERE name = 'p_parts'", 
 like(src_q("SELECT last_error FROM datasync.status WHERE name = 'p_parts'"),
 	qr/partition "mallory\.parts_2".*foreign table/, '(e) last_error names the foreign partition');
 no_escalation('(e) foreign partition');
+
+# ---------------------------------------------------------------------------
+# (f) row-level security and a replication role that is not a superuser
+# ---------------------------------------------------------------------------
+as_mallory(<<'SQL');
+CREATE TABLE mallory.t_rls (id int PRIMARY KEY, v text);
+INSERT INTO mallory.t_rls VALUES (1, 'one'), (2, 'two');
+ALTER TABLE mallory.t_rls ENABLE ROW LEVEL SECURITY;
+CREATE POLICY p ON mallory.t_rls USING (mallory.trap('policy') AND id = 1);
+SQL
+tgt_q('CREATE TABLE mallory.t_rls (id int PRIMARY KEY, v text)');
+src_q(<<'SQL');
+CREATE ROLE repl LOGIN REPLICATION;
+GRANT USAGE ON SCHEMA mallory TO repl;
+GRANT SELECT ON ALL TABLES IN SCHEMA mallory TO repl;
+ALTER SYSTEM SET datasync.source_conninfo = 'user=repl';
+SELECT pg_catalog.pg_reload_conf();
+SQL
+src_q("SELECT datasync.create_pipeline('p_rls', 'tgt', ARRAY['mallory.t_rls']::regclass[])");
+ok(poll_until($src, "SELECT state FROM datasync.status WHERE name = 'p_rls'", 'error'),
+	'(f) the copy as a role subject to RLS is refused');
+like(src_q("SELECT last_error FROM datasync.status WHERE name = 'p_rls'"),
+	qr/row-level security as role "repl"/, '(f) last_error says why');
+is(src_q("SELECT pg_catalog.count(*) FROM mallory.ran WHERE who = 'repl'"), '0',
+	'(f) the policy did not run as the replication role');
+src_q('ALTER ROLE repl BYPASSRLS');
+src_q("SELECT datasync.resume('p_rls')");
+ok(wait_for_sync($src, 'p_rls', 60), '(f) with BYPASSRLS the pipeline syncs');
+is(tgt_q('SELECT pg_catalog.count(*) FROM mallory.t_rls'), '2', '(f) every row was copied');
+is(src_q("SELECT pg_catalog.count(*) FROM mallory.ran WHERE who = 'repl'"), '0',
+	'(f) the policy never ran as the replication role');
+no_escalation('(f) row-level security');
 
 done_testing();
