@@ -25,7 +25,11 @@
 #   (f) a table with row-level security, copied while datasync.source_conninfo
 #       names a REPLICATION role that does not bypass RLS: refused (it would
 #       run mallory's policy and copy only the rows it shows); with BYPASSRLS
-#       the copy is whole and the policy never runs.
+#       the copy is whole and the policy never runs;
+#   (g) mallory owns the database and sets its search_path to her schema first,
+#       where an operator = (bigint, bigint) of hers waits: after a restart
+#       the launcher, the workers and their replication connections resolve
+#       nothing through it.
 use strict;
 use warnings FATAL => 'all';
 
@@ -246,5 +250,35 @@ is(tgt_q('SELECT pg_catalog.count(*) FROM mallory.t_rls'), '2', '(f) every row w
 is(src_q("SELECT pg_catalog.count(*) FROM mallory.ran WHERE who = 'repl'"), '0',
 	'(f) the policy never ran as the replication role');
 no_escalation('(f) row-level security');
+
+# ---------------------------------------------------------------------------
+# (g) a database owner's search_path
+# ---------------------------------------------------------------------------
+src_q('ALTER SYSTEM RESET datasync.source_conninfo');
+src_q('ALTER DATABASE postgres OWNER TO mallory');
+as_mallory(<<'SQL');
+CREATE FUNCTION mallory.int8eq(a bigint, b bigint) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM mallory.trap('operator');
+    RETURN a OPERATOR(pg_catalog.=) b;
+END $$;
+CREATE OPERATOR mallory.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = mallory.int8eq);
+CREATE FUNCTION mallory.texteq(a text, b text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM mallory.trap('operator');
+    RETURN a OPERATOR(pg_catalog.=) b;
+END $$;
+CREATE OPERATOR mallory.= (LEFTARG = text, RIGHTARG = text, FUNCTION = mallory.texteq);
+ALTER DATABASE postgres SET search_path = mallory, pg_catalog;
+SQL
+src_q('TRUNCATE mallory.ran');
+$src->restart;
+as_mallory('UPDATE mallory.t_dom SET v = 2 WHERE id = 1');
+ok(wait_for_sync($src, 'p_dom', 60), '(g) the pipeline streams after the restart');
+is(tgt_q('SELECT v FROM mallory.t_dom WHERE id = 1'), '2', '(g) the change was applied');
+src_q("INSERT INTO public.plain VALUES (2, 'b')");
+like(src_q("SELECT datasync.sync_now('p_manual', '60s')"), qr/"status": "succeeded"/,
+	'(g) a manual run succeeds');
+no_escalation('(g) database search_path');
 
 done_testing();
