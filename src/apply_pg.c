@@ -19,10 +19,10 @@
  *		has to undo a half-sent batch.
  *
  *		Progress lives on the target in public.datasync_progress, one row
- *		per (pipeline, relid): relid 0 is the stream (end LSN of the last
- *		applied source transaction), other rows the LSN of a table's copy.
- *		Rows of an older pipeline of the same name carry another
- *		incarnation and are ignored.
+ *		per (pipeline, source, incarnation, relid): relid 0 is the stream
+ *		(end LSN of the last applied source transaction), other rows the
+ *		LSN of a table's copy.  Rows of other sources and of an older
+ *		pipeline of the same name are not ours (progress.c).
  *
  *		Changes are applied as "source wins": an INSERT or full UPDATE is
  *		an upsert on the key, a DELETE of a missing row deletes nothing.
@@ -47,6 +47,7 @@
 #include "conflict.h"
 #include "copytext.h"
 #include "pgconn.h"
+#include "progress.h"
 
 typedef struct PgUpdateVariant
 {
@@ -140,6 +141,7 @@ typedef struct PgTarget
 	int			what_head;
 	MemoryContext cxt;
 	char		incarnation[32];
+	char	   *source;			/* this source database (progress.c) */
 
 	/*
 	 * Consecutive changes of one kind to one table, sent as one statement:
@@ -691,34 +693,15 @@ pg_connect(DsApplyTarget *t)
 	pt->wait_head = pt->wait_count = 0;
 	pt->wait_pushed = pt->wait_popped = 0;
 
-	/* the progress table */
-	res = ds_pq_exec(pt->conn, "SELECT pg_catalog.to_regclass('" DATASYNC_PROGRESS_TABLE "') IS NULL",
-					 DS_CONN_TARGET);
-	if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
-	{
-		/* workers of several pipelines may get here at once: serialize */
-		ds_pq_exec_ok(pt->conn, "BEGIN", DS_CONN_TARGET);
-		ds_pq_exec_ok(pt->conn, "SELECT pg_catalog.pg_advisory_xact_lock(1684108398, 1886547815)",
-					  DS_CONN_TARGET);
-		ds_pq_exec_ok(pt->conn,
-					  "CREATE TABLE IF NOT EXISTS " DATASYNC_PROGRESS_TABLE " ("
-					  " pipeline text NOT NULL,"
-					  " relid oid NOT NULL,"
-					  " incarnation bigint NOT NULL,"
-					  " lsn pg_lsn NOT NULL,"
-					  " updated_at timestamptz NOT NULL DEFAULT now(),"
-					  " PRIMARY KEY (pipeline, relid))",
-					  DS_CONN_TARGET);
-		ds_pq_exec_ok(pt->conn, "COMMIT", DS_CONN_TARGET);
-	}
-	PQclear(res);
+	/* the progress table, and the rows 0.1 wrote for us */
+	ds_progress_prepare(pt->conn, cfg->name, pt->incarnation, pt->source);
 }
 
 static XLogRecPtr
 pg_read_progress(DsApplyTarget *t, Oid relid)
 {
 	PgTarget   *pt = (PgTarget *) t;
-	const char *vals[3];
+	const char *vals[4];
 	char		relbuf[16];
 	PGresult   *res;
 	XLogRecPtr	lsn = InvalidXLogRecPtr;
@@ -728,10 +711,11 @@ pg_read_progress(DsApplyTarget *t, Oid relid)
 	vals[0] = t->cfg->name;
 	vals[1] = relbuf;
 	vals[2] = pt->incarnation;
+	vals[3] = pt->source;
 	res = ds_pq_exec_params(pt->conn,
 							"SELECT lsn FROM " DATASYNC_PROGRESS_TABLE
-							" WHERE pipeline = $1 AND relid = $2 AND incarnation = $3",
-							3, vals, DS_CONN_TARGET);
+							" WHERE pipeline = $1 AND relid = $2 AND incarnation = $3 AND source = $4",
+							4, vals, DS_CONN_TARGET);
 	if (PQntuples(res) == 1)
 		lsn = DatumGetLSN(DirectFunctionCall1(pg_lsn_in,
 											  CStringGetDatum(PQgetvalue(res, 0, 0))));
@@ -750,16 +734,16 @@ send_progress(PgTarget *pt, Oid relid, XLogRecPtr lsn)
 {
 	bool		guarded = (relid == InvalidOid && pt->fly_count > 0);
 	const char *name = guarded ? "ds_progress_after" : "ds_progress";
-	const char *vals[4];
+	const char *vals[5];
 	char		lsnbuf[32];
 	char		lastbuf[32];
 
 	if (!guarded && !pt->have_progress_stmt)
 	{
 		send_prepare(pt, name,
-					 "INSERT INTO " DATASYNC_PROGRESS_TABLE " AS p (pipeline, relid, incarnation, lsn, updated_at)"
-					 " VALUES ($1, $4, $2, $3, now())"
-					 " ON CONFLICT (pipeline, relid) DO UPDATE SET incarnation = EXCLUDED.incarnation,"
+					 "INSERT INTO " DATASYNC_PROGRESS_TABLE " AS p (pipeline, relid, incarnation, lsn, updated_at, source)"
+					 " VALUES ($1, $4, $2, $3, now(), $5)"
+					 " ON CONFLICT (pipeline, source, incarnation, relid) DO UPDATE SET"
 					 " lsn = EXCLUDED.lsn, updated_at = EXCLUDED.updated_at"
 					 " RETURNING pg_catalog.pg_current_wal_insert_lsn(), pg_catalog.pg_current_wal_flush_lsn()",
 					 "preparing the progress update");
@@ -769,7 +753,8 @@ send_progress(PgTarget *pt, Oid relid, XLogRecPtr lsn)
 	{
 		send_prepare(pt, name,
 					 "WITH u AS (UPDATE " DATASYNC_PROGRESS_TABLE " SET lsn = $3, updated_at = now()"
-					 " WHERE pipeline = $1 AND relid = 0 AND incarnation = $2 AND lsn = $4 RETURNING 1)"
+					 " WHERE pipeline = $1 AND relid = 0 AND incarnation = $2 AND lsn = $4 AND source = $5"
+					 " RETURNING 1)"
 					 " SELECT pg_catalog.pg_current_wal_insert_lsn(), pg_catalog.pg_current_wal_flush_lsn(),"
 					 " 1 / pg_catalog.count(*)::int FROM u",
 					 "preparing the guarded progress update");
@@ -784,7 +769,8 @@ send_progress(PgTarget *pt, Oid relid, XLogRecPtr lsn)
 	vals[1] = pt->incarnation;
 	vals[2] = lsnbuf;
 	vals[3] = lastbuf;			/* the previous end LSN, or the relid */
-	send_exec_use(pt, name, 4, vals,
+	vals[4] = pt->source;
+	send_exec_use(pt, name, 5, vals,
 				  guarded ? "updating " DATASYNC_PROGRESS_TABLE " after the batch before"
 				  : "updating " DATASYNC_PROGRESS_TABLE,
 				  pt->async_commit ? USE_WAL_POS : USE_NONE, 0, NULL);
@@ -2826,5 +2812,6 @@ ds_apply_pg_create(DsPipelineConfig *cfg)
 	pt->wait_src = palloc(sizeof(XLogRecPtr) * pt->wait_cap);
 	pt->wait_tgt = palloc(sizeof(XLogRecPtr) * pt->wait_cap);
 	snprintf(pt->incarnation, sizeof(pt->incarnation), INT64_FORMAT, cfg->incarnation);
+	pt->source = ds_progress_source();
 	return &pt->base;
 }

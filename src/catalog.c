@@ -445,7 +445,7 @@ ds_catalog_list(void)
 	uint64		i;
 
 	SPI_connect();
-	if (SPI_execute("SELECT id, enabled AND error IS NULL, mode = 'realtime', name, enabled "
+	if (SPI_execute("SELECT id, enabled AND error IS NULL, mode = 'realtime', name, enabled, incarnation "
 					"FROM datasync._pipelines ORDER BY id", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not list datasync pipelines");
 	for (i = 0; i < SPI_processed; i++)
@@ -459,6 +459,7 @@ ds_catalog_list(void)
 		b->realtime = DatumGetBool(spi_datum(i, 3, &isnull));
 		b->name = spi_text(i, 4);
 		b->enabled = DatumGetBool(spi_datum(i, 5, &isnull));
+		b->incarnation = DatumGetInt64(spi_datum(i, 6, &isnull));
 		result = lappend(result, b);
 		MemoryContextSwitchTo(spi);
 	}

@@ -68,6 +68,7 @@ typedef struct DsPipelineConfig
 typedef struct DsPipelineBrief
 {
 	int64		id;
+	int64		incarnation;
 	char	   *name;
 	bool		enabled;		/* not paused */
 	bool		active;			/* enabled and not stopped by an error */

@@ -43,6 +43,6 @@ extern PGDLLEXPORT void DatasyncLauncherMain(Datum main_arg);
 extern PGDLLEXPORT void DatasyncWorkerMain(Datum main_arg);
 extern void ds_launcher_register(void);
 extern void ds_launcher_wakeup_at_commit(void);
-extern void ds_signal_at_commit(int64 pipeline_id);
+extern void ds_signal_at_commit(int64 pipeline_id, int64 incarnation);
 
 #endif							/* DATASYNC_H */

@@ -57,6 +57,7 @@
 
 #include "apiutil.h"
 #include "catalog.h"
+#include "isolation.h"
 #include "jobs.h"
 #include "shmem.h"
 
@@ -351,12 +352,20 @@ void
 ds_jobs_fail_all(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 				 const char *reason)
 {
+	DsPipelineKey key;
+
+	/* the slot as the caller found it; stop if it is freed meanwhile */
+	SpinLockAcquire(&slot->mutex);
+	key = slot->key;
+	SpinLockRelease(&slot->mutex);
+	if (key.id != pipeline_id || key.dboid != MyDatabaseId)
+		return;
 	for (;;)
 	{
 		DsJobRequest head;
 
 		SpinLockAcquire(&slot->mutex);
-		if (slot->njobs == 0 || slot->pipeline_id != pipeline_id)
+		if (slot->njobs == 0 || !ds_key_equal(&slot->key, &key))
 		{
 			SpinLockRelease(&slot->mutex);
 			return;
@@ -411,7 +420,7 @@ ds_jobs_fail_orphans(void)
 		int			j;
 
 		SpinLockAcquire(&slot->mutex);
-		for (j = 0; j < slot->njobs; j++)
+		for (j = 0; slot->key.dboid == MyDatabaseId && j < slot->njobs; j++)
 			appendStringInfo(&ids, "%s" INT64_FORMAT, ids.len > 1 ? "," : "",
 							 slot->jobs[j].job_id);
 		SpinLockRelease(&slot->mutex);
@@ -438,6 +447,7 @@ ds_jobs_fail_orphans(void)
 typedef struct JobPipeline
 {
 	int64		id;
+	int64		incarnation;
 	char	   *name;
 	char	   *slot_name;
 	char	   *mode;
@@ -463,7 +473,7 @@ lookup_pipeline(const char *name, int64 id, JobPipeline *p)
 	args[1] = Int64GetDatum(id);
 	nulls[1] = name ? 'n' : ' ';
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT id, name, slot_name, mode, enabled, error, xmin"
+	if (SPI_execute_with_args("SELECT id, name, slot_name, mode, enabled, error, xmin, incarnation"
 							  " FROM datasync._pipelines WHERE name = $1 OR id = $2",
 							  2, argtypes, args, nulls, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read datasync pipelines");
@@ -482,6 +492,7 @@ lookup_pipeline(const char *name, int64 id, JobPipeline *p)
 	p->enabled = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
 	p->error = SPI_getvalue(tup, desc, 6);
 	p->changed_here = TransactionIdIsCurrentTransactionId(DatumGetTransactionId(SPI_getbinval(tup, desc, 7, &isnull)));
+	p->incarnation = DatumGetInt64(SPI_getbinval(tup, desc, 8, &isnull));
 	MemoryContextSwitchTo(spi);
 	SPI_finish();
 	return true;
@@ -550,6 +561,7 @@ static int64
 job_enqueue(JobPipeline *p, DsJobKind kind, DsPipelineSlot **slot_out)
 {
 	DsPipelineSlot *slot;
+	DsPipelineKey key;
 	int64		job_id;
 	uint64		seq;
 	XLogRecPtr	lsn;
@@ -557,7 +569,8 @@ job_enqueue(JobPipeline *p, DsJobKind kind, DsPipelineSlot **slot_out)
 
 	job_id = next_job_id();
 
-	slot = ds_slot_attach(p->id);
+	ds_pipeline_key(&key, p->id, p->incarnation);
+	slot = ds_slot_attach(&key);
 
 	/* a marker that no run waits for (queue full) is passed over */
 	seq = pg_atomic_add_fetch_u64(&DsShmem->marker_seq, 1);
@@ -565,7 +578,7 @@ job_enqueue(JobPipeline *p, DsJobKind kind, DsPipelineSlot **slot_out)
 	XLogFlush(lsn);
 
 	SpinLockAcquire(&slot->mutex);
-	if (slot->pipeline_id != p->id)
+	if (!ds_key_equal(&slot->key, &key))
 	{
 		/* dropped since we looked it up */
 		SpinLockRelease(&slot->mutex);
@@ -618,12 +631,13 @@ queued_json(int64 job_id, bool *started)
 
 		memset(&req, 0, sizeof(req));
 		SpinLockAcquire(&slot->mutex);
-		for (j = 0; j < slot->njobs; j++)
+		/* only runs of this database's pipelines */
+		for (j = 0; slot->key.dboid == MyDatabaseId && j < slot->njobs; j++)
 		{
 			if (slot->jobs[j].job_id == job_id)
 			{
 				req = slot->jobs[j];
-				pipeline_id = slot->pipeline_id;
+				pipeline_id = slot->key.id;
 				break;
 			}
 		}
@@ -705,7 +719,9 @@ job_wait(DsPipelineSlot *slot, JobPipeline *p, int64 job_id, int64 timeout_ms,
 	TimestampTz deadline = timeout_ms < 0 ? 0 :
 		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 	char	   *result = NULL;
+	DsPipelineKey key;
 
+	ds_pipeline_key(&key, p->id, p->incarnation);
 	*failed = false;
 	ConditionVariablePrepareToSleep(&DsShmem->progress_cv);
 	for (;;)
@@ -719,7 +735,7 @@ job_wait(DsPipelineSlot *slot, JobPipeline *p, int64 job_id, int64 timeout_ms,
 
 		json[0] = '\0';
 		SpinLockAcquire(&slot->mutex);
-		gone = slot->pipeline_id != p->id;
+		gone = !ds_key_equal(&slot->key, &key);
 		if (!gone)
 		{
 			for (i = 0; i < slot->njobs; i++)
@@ -842,6 +858,7 @@ datasync_sync_now(PG_FUNCTION_ARGS)
 			timeout_ms = -1;
 	}
 	ds_require_preload();
+	ds_require_launcher_database();
 	p = runnable_pipeline(name);
 	check_first_run_wait(&p);
 
@@ -865,6 +882,7 @@ datasync_create_job(PG_FUNCTION_ARGS)
 	DsPipelineSlot *slot;
 
 	ds_require_preload();
+	ds_require_launcher_database();
 	p = runnable_pipeline(name);
 	PG_RETURN_INT64(job_enqueue(&p, DS_JOB_API, &slot));
 }
@@ -912,6 +930,7 @@ datasync_scheduled_run(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("argument \"pipeline_id\" must not be null")));
 	ds_require_preload();
+	ds_require_launcher_database();
 	if (!lookup_pipeline(NULL, PG_GETARG_INT64(0), &p))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

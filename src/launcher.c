@@ -21,6 +21,13 @@
  *		only knows a fixed restart interval).  Transient errors inside a
  *		session are retried by the worker itself (worker.c).
  *
+ *		Workers and slots are known by database, id and incarnation
+ *		(shmem.h).  Every round also stops the worker of, and then frees,
+ *		any slot of this database whose pipeline the catalog no longer
+ *		holds -- even when the extension is gone (DROP EXTENSION does not
+ *		call drop_pipeline), and even for workers that an earlier launcher
+ *		started.
+ *
  *-------------------------------------------------------------------------
  */
 #include "datasync.h"
@@ -43,6 +50,7 @@
 #include "utils/timestamp.h"
 
 #include "catalog.h"
+#include "isolation.h"
 #include "jobs.h"
 #include "retry.h"
 #include "shmem.h"
@@ -51,7 +59,7 @@
 
 typedef struct LaunchedWorker
 {
-	int64		pipeline_id;
+	DsPipelineKey key;
 	BackgroundWorkerHandle *handle;
 	TimestampTz started_at;
 	TimestampTz next_start;		/* not before (backoff) */
@@ -62,7 +70,7 @@ typedef struct LaunchedWorker
 static List *launched = NIL;
 static bool wakeup_at_commit = false;
 static bool xact_callback_registered = false;
-static List *signal_at_commit = NIL;	/* of pipeline ids (as pointers) */
+static List *signal_at_commit = NIL;	/* of DsPipelineKey */
 static bool orphans_checked = false;
 
 void
@@ -93,7 +101,7 @@ launcher_xact_callback(XactEvent event, void *arg)
 		Latch	   *latch = DsShmem->launcher_latch;
 
 		foreach(lc, signal_at_commit)
-			ds_signal_pipeline((int64) lfirst(lc));
+			ds_signal_pipeline((DsPipelineKey *) lfirst(lc));
 		if (wakeup_at_commit && latch != NULL)
 			SetLatch(latch);
 	}
@@ -101,7 +109,7 @@ launcher_xact_callback(XactEvent event, void *arg)
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
 	{
 		wakeup_at_commit = false;
-		list_free(signal_at_commit);
+		list_free_deep(signal_at_commit);
 		signal_at_commit = NIL;
 	}
 }
@@ -129,19 +137,22 @@ ds_launcher_wakeup_at_commit(void)
  * configuration changed; it then starts a new session with it.
  */
 void
-ds_signal_at_commit(int64 pipeline_id)
+ds_signal_at_commit(int64 pipeline_id, int64 incarnation)
 {
 	MemoryContext old;
+	DsPipelineKey *key;
 
 	register_callback();
 	old = MemoryContextSwitchTo(TopMemoryContext);
-	signal_at_commit = lappend(signal_at_commit, (void *) pipeline_id);
+	key = palloc(sizeof(DsPipelineKey));
+	ds_pipeline_key(key, pipeline_id, incarnation);
+	signal_at_commit = lappend(signal_at_commit, key);
 	MemoryContextSwitchTo(old);
 	wakeup_at_commit = true;
 }
 
 static LaunchedWorker *
-find_launched(int64 pipeline_id)
+find_launched(const DsPipelineKey *key)
 {
 	ListCell   *lc;
 
@@ -149,7 +160,7 @@ find_launched(int64 pipeline_id)
 	{
 		LaunchedWorker *w = lfirst(lc);
 
-		if (w->pipeline_id == pipeline_id)
+		if (ds_key_equal(&w->key, key))
 			return w;
 	}
 	return NULL;
@@ -160,7 +171,7 @@ worker_alive(LaunchedWorker *w)
 {
 	pid_t		pid;
 
-	if (ds_slot_pid(w->pipeline_id) != 0)
+	if (ds_slot_pid(&w->key) != 0)
 		return true;
 	if (w->handle == NULL)
 		return false;
@@ -174,7 +185,7 @@ start_worker(LaunchedWorker *w)
 	LOCKTAG		tag;
 
 	/* drop_pipeline holds this lock while it removes the pipeline */
-	ds_pipeline_locktag(&tag, w->pipeline_id);
+	ds_pipeline_locktag(&tag, w->key.id);
 	if (LockAcquire(&tag, ShareLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
 		return;
 	LockRelease(&tag, ShareLock, false);
@@ -184,12 +195,14 @@ start_worker(LaunchedWorker *w)
 	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "datasync");
 	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "DatasyncWorkerMain");
-	snprintf(bgw.bgw_name, BGW_MAXLEN, "datasync worker " INT64_FORMAT, w->pipeline_id);
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "datasync worker " INT64_FORMAT, w->key.id);
 	snprintf(bgw.bgw_type, BGW_MAXLEN, "datasync worker");
 	bgw.bgw_restart_time = BGW_NEVER_RESTART;
 	bgw.bgw_notify_pid = MyProcPid;
+	/* the worker's key: database, pipeline id, incarnation */
 	memcpy(bgw.bgw_extra, &MyDatabaseId, sizeof(Oid));
-	memcpy(bgw.bgw_extra + sizeof(Oid), &w->pipeline_id, sizeof(int64));
+	memcpy(bgw.bgw_extra + sizeof(Oid), &w->key.id, sizeof(int64));
+	memcpy(bgw.bgw_extra + sizeof(Oid) + sizeof(int64), &w->key.incarnation, sizeof(int64));
 
 	if (w->handle)
 		pfree(w->handle);
@@ -198,7 +211,7 @@ start_worker(LaunchedWorker *w)
 	{
 		ereport(WARNING,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not start the datasync worker of pipeline " INT64_FORMAT, w->pipeline_id),
+				 errmsg("could not start the datasync worker of pipeline " INT64_FORMAT, w->key.id),
 				 errhint("Raise max_worker_processes.")));
 		w->handle = NULL;
 		w->next_start = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 5000);
@@ -210,7 +223,7 @@ start_worker(LaunchedWorker *w)
 static void
 stop_worker(LaunchedWorker *w)
 {
-	pid_t		pid = ds_slot_pid(w->pipeline_id);
+	pid_t		pid = ds_slot_pid(&w->key);
 
 	if (w->handle)
 		TerminateBackgroundWorker(w->handle);
@@ -218,27 +231,62 @@ stop_worker(LaunchedWorker *w)
 		kill(pid, SIGTERM);
 }
 
-/* one round: compare the catalog with the running workers */
+/*
+ * Slots of this database whose pipeline is gone (dropped with the
+ * extension, or by a drop_pipeline whose commit hook did not run): stop
+ * their workers, free them once none runs.  The keys are taken before the
+ * catalog is read, so a slot that a run or a worker took meanwhile for a
+ * pipeline just created is never mistaken for one of those.
+ */
 static void
-launcher_round(MemoryContext roundcxt)
+retire_gone_slots(void)
 {
-	List	   *pipelines;
+	List	   *slots = ds_slot_keys(MyDatabaseId);
+	List	   *current;
+	ListCell   *lc;
+	bool		started;
+
+	if (slots == NIL)
+		return;
+	started = ds_xact_start();
+	current = ds_catalog_keys();
+	ds_xact_commit(started);
+	foreach(lc, slots)
+	{
+		DsPipelineKey *key = lfirst(lc);
+
+		if (!ds_key_list_member(current, key))
+			ds_slot_retire(key);
+	}
+}
+
+/*
+ * One round: compare the catalog with the running workers.  Without the
+ * extension every worker this launcher knows of is one to stop.
+ */
+static void
+launcher_round(MemoryContext roundcxt, bool installed)
+{
+	List	   *pipelines = NIL;
 	ListCell   *lc;
 	bool		started;
 	TimestampTz now = GetCurrentTimestamp();
 	MemoryContext old;
 
 	old = MemoryContextSwitchTo(roundcxt);
-	started = ds_xact_start();
-	pipelines = ds_catalog_list();
-	ds_xact_commit(started);
+	if (installed)
+	{
+		started = ds_xact_start();
+		pipelines = ds_catalog_list();
+		ds_xact_commit(started);
+	}
 	MemoryContextSwitchTo(old);
 
 	foreach(lc, launched)
 		((LaunchedWorker *) lfirst(lc))->seen = false;
 
 	/* once: rows of runs that a server restart interrupted */
-	if (!orphans_checked)
+	if (installed && !orphans_checked)
 	{
 		started = ds_xact_start();
 		ds_jobs_fail_orphans();
@@ -249,15 +297,18 @@ launcher_round(MemoryContext roundcxt)
 	foreach(lc, pipelines)
 	{
 		DsPipelineBrief *b = lfirst(lc);
-		LaunchedWorker *w = find_launched(b->id);
+		DsPipelineKey key;
+		LaunchedWorker *w;
 		DsPipelineSlot *slot;
 		bool		pending;
 		bool		clean_exit = false;
 
+		ds_pipeline_key(&key, b->id, b->incarnation);
+		w = find_launched(&key);
 		if (w == NULL)
 		{
 			w = MemoryContextAllocZero(TopMemoryContext, sizeof(LaunchedWorker));
-			w->pipeline_id = b->id;
+			w->key = key;
 			old = MemoryContextSwitchTo(TopMemoryContext);
 			launched = lappend(launched, w);
 			MemoryContextSwitchTo(old);
@@ -265,7 +316,7 @@ launcher_round(MemoryContext roundcxt)
 		w->seen = true;
 
 		/* real-time pipelines run all the time, the others for their jobs */
-		slot = ds_slot_find(b->id);
+		slot = ds_slot_find(&key);
 		pending = slot != NULL && ds_jobs_pending(slot);
 		if (!b->active || (!b->realtime && !pending))
 		{
@@ -321,6 +372,10 @@ launcher_round(MemoryContext roundcxt)
 			pfree(w);
 		}
 	}
+
+	old = MemoryContextSwitchTo(roundcxt);
+	retire_gone_slots();
+	MemoryContextSwitchTo(old);
 	MemoryContextReset(roundcxt);
 }
 
@@ -366,7 +421,7 @@ DatasyncLauncherMain(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		/* nothing to do until the extension exists in this database */
+		/* no pipelines until the extension exists in this database */
 		{
 			bool		started = ds_xact_start();
 
@@ -374,8 +429,7 @@ DatasyncLauncherMain(Datum main_arg)
 				OidIsValid(get_relname_relid("_pipelines", get_namespace_oid(DATASYNC_SCHEMA, true)));
 			ds_xact_commit(started);
 		}
-		if (installed)
-			launcher_round(roundcxt);
+		launcher_round(roundcxt, installed);
 
 		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 					   datasync_naptime, PG_WAIT_EXTENSION);

@@ -10,8 +10,11 @@
  *
  * NOTES
  *		Copies each pipeline slot under its spinlock and returns one row per
- *		claimed slot; NULL for values never set.  The views join this with
- *		the catalog.
+ *		claimed slot of a pipeline that the current database's catalog
+ *		holds (same id and incarnation: never the worker of another
+ *		database, or of a pipeline of the same id from before the extension
+ *		was dropped and created again); NULL for values never set.  The
+ *		views join this with the catalog.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,6 +24,7 @@
 #include "utils/builtins.h"
 #include "utils/pg_lsn.h"
 
+#include "isolation.h"
 #include "shmem.h"
 
 PG_FUNCTION_INFO_V1(datasync_worker_stats);
@@ -30,10 +34,12 @@ datasync_worker_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			i;
+	List	   *keys;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (DsShmem == NULL)
 		PG_RETURN_VOID();
+	keys = ds_catalog_keys();
 
 	for (i = 0; i < DsShmem->nslots; i++)
 	{
@@ -45,11 +51,11 @@ datasync_worker_stats(PG_FUNCTION_ARGS)
 		SpinLockAcquire(&slot->mutex);
 		memcpy(&copy, slot, offsetof(DsPipelineSlot, njobs));
 		SpinLockRelease(&slot->mutex);
-		if (copy.pipeline_id == 0)
+		if (copy.key.id == 0 || !ds_key_list_member(keys, &copy.key))
 			continue;
 
 		memset(nulls, 0, sizeof(nulls));
-		values[0] = Int64GetDatum(copy.pipeline_id);
+		values[0] = Int64GetDatum(copy.key.id);
 		values[1] = Int32GetDatum(copy.pid);
 		nulls[1] = copy.pid == 0;
 		values[2] = CStringGetTextDatum(copy.pid == 0 && copy.state != DS_STATE_ERROR ?

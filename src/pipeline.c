@@ -52,6 +52,7 @@
 #include "apiutil.h"
 #include "catalog.h"
 #include "cron.h"
+#include "isolation.h"
 #include "shmem.h"
 #include "worker.h"
 
@@ -68,6 +69,7 @@ PG_FUNCTION_INFO_V1(datasync_wait_for_sync);
 typedef struct PipelineRow
 {
 	int64		id;
+	int64		incarnation;
 	char	   *slot_name;
 	bool		enabled;
 	bool		has_error;
@@ -88,8 +90,8 @@ pipeline_row(const char *name, bool lock)
 
 	args[0] = CStringGetTextDatum(name);
 	ds_spi_exec(lock ?
-				"SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule, conflict_strategy, options FROM datasync._pipelines WHERE name = $1 FOR UPDATE" :
-				"SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule, conflict_strategy, options FROM datasync._pipelines WHERE name = $1",
+				"SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule, conflict_strategy, options, incarnation FROM datasync._pipelines WHERE name = $1 FOR UPDATE" :
+				"SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule, conflict_strategy, options, incarnation FROM datasync._pipelines WHERE name = $1",
 				1, argtypes, args, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -103,6 +105,7 @@ pipeline_row(const char *name, bool lock)
 	r.schedule = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
 	r.strategy = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7);
 	r.options = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 8, &isnull));
+	r.incarnation = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 9, &isnull));
 	return r;
 }
 
@@ -418,6 +421,7 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 
 	ds_check_name("pipeline", name);
 	ds_require_preload();
+	ds_require_launcher_database();
 	tables = table_list(fcinfo, 2);
 	if (strcmp(mode, "scheduled") == 0)
 	{
@@ -631,20 +635,20 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 		ds_cron_schedule(r.id, name, new_schedule);
 	else if (new_schedule == NULL && strcmp(r.mode, "scheduled") == 0)
 		ds_cron_unschedule(name);
-	ds_signal_at_commit(r.id);
+	ds_signal_at_commit(r.id, r.incarnation);
 	PG_RETURN_VOID();
 }
 
 /* Stop the pipeline's worker and wait until it has exited. */
 static void
-stop_worker_and_lock(int64 pipeline_id)
+stop_worker_and_lock(const DsPipelineKey *key)
 {
 	LOCKTAG		tag;
-	pid_t		pid = ds_slot_pid(pipeline_id);
+	pid_t		pid = ds_slot_pid(key);
 
 	if (pid != 0)
 		kill(pid, SIGTERM);
-	ds_pipeline_locktag(&tag, pipeline_id);
+	ds_pipeline_locktag(&tag, key->id);
 	/* the worker holds this lock shared for its life; no new one starts */
 	(void) LockAcquire(&tag, AccessExclusiveLock, false, false);
 }
@@ -652,7 +656,9 @@ stop_worker_and_lock(int64 pipeline_id)
 /*
  * Drop a pipeline's slot.  Its worker is gone; the walsender that served
  * it may still hold the slot for a moment, or may still be creating it
- * (waiting for running transactions, ours included): terminate it.
+ * (waiting for running transactions, ours included): terminate it.  A
+ * slot of that name made in another database is not ours (a pipeline
+ * restored from a dump of that database): it stays.
  */
 static void
 drop_slot(const char *slot_name)
@@ -667,8 +673,8 @@ drop_slot(const char *slot_name)
 
 		LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
 		slot = SearchNamedReplicationSlot(slot_name, false);
-		exists = slot != NULL;
-		if (slot)
+		exists = slot != NULL && slot->data.database == MyDatabaseId;
+		if (exists)
 		{
 			SpinLockAcquire(&slot->mutex);
 			active_pid = slot->active_pid;
@@ -704,7 +710,7 @@ drop_slot(const char *slot_name)
 typedef struct PendingSlotDrop
 {
 	char	   *slot_name;
-	int64		pipeline_id;
+	DsPipelineKey key;
 	SubTransactionId subxid;
 } PendingSlotDrop;
 
@@ -730,7 +736,7 @@ drop_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_COMMIT:
 			foreach(lc, pending_drops)
-				ds_slot_release(((PendingSlotDrop *) lfirst(lc))->pipeline_id);
+				ds_slot_release(&((PendingSlotDrop *) lfirst(lc))->key);
 			pending_drops = NIL;	/* its memory goes with the transaction */
 			break;
 		case XACT_EVENT_ABORT:
@@ -775,11 +781,13 @@ datasync_drop_pipeline(PG_FUNCTION_ARGS)
 	Datum		args[1];
 	MemoryContext old;
 	PendingSlotDrop *pd;
+	DsPipelineKey key;
 
 	ds_require_preload();
 	SPI_connect();
 	r = pipeline_row(name, true);
-	stop_worker_and_lock(r.id);
+	ds_pipeline_key(&key, r.id, r.incarnation);
+	stop_worker_and_lock(&key);
 
 	args[0] = Int64GetDatum(r.id);
 	ds_spi_exec("DELETE FROM datasync._pipelines WHERE id = $1", 1, argtypes, args, SPI_OK_DELETE);
@@ -802,7 +810,7 @@ datasync_drop_pipeline(PG_FUNCTION_ARGS)
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	pd = palloc(sizeof(PendingSlotDrop));
 	pd->slot_name = pstrdup(r.slot_name);
-	pd->pipeline_id = r.id;
+	pd->key = key;
 	pd->subxid = GetCurrentSubTransactionId();
 	pending_drops = lappend(pending_drops, pd);
 	MemoryContextSwitchTo(old);
@@ -855,6 +863,9 @@ change_table(FunctionCallInfo fcinfo, TableOp op)
 	Datum		args[2];
 	bool		member;
 
+	/* a worker copies added and resynced tables: refuse where none runs */
+	if (op != TABLE_REMOVE)
+		ds_require_launcher_database();
 	if (op == TABLE_ADD)
 		check_table(relid);
 	SPI_connect();
@@ -900,7 +911,7 @@ change_table(FunctionCallInfo fcinfo, TableOp op)
 			break;
 	}
 	SPI_finish();
-	ds_signal_at_commit(r.id);
+	ds_signal_at_commit(r.id, r.incarnation);
 }
 
 Datum
@@ -932,6 +943,9 @@ set_enabled(FunctionCallInfo fcinfo, bool enabled)
 	Oid			argtypes[2] = {INT8OID, BOOLOID};
 	Datum		args[2];
 
+	/* resuming starts a worker: refuse where none runs */
+	if (enabled)
+		ds_require_launcher_database();
 	SPI_connect();
 	r = pipeline_row(name, true);
 	args[0] = Int64GetDatum(r.id);
@@ -941,7 +955,7 @@ set_enabled(FunctionCallInfo fcinfo, bool enabled)
 				"UPDATE datasync._pipelines SET enabled = $2 WHERE id = $1",
 				2, argtypes, args, SPI_OK_UPDATE);
 	SPI_finish();
-	ds_signal_at_commit(r.id);
+	ds_signal_at_commit(r.id, r.incarnation);
 }
 
 Datum
@@ -978,6 +992,7 @@ datasync_wait_for_sync(PG_FUNCTION_ARGS)
 	XLogRecPtr	lsn;
 	TimestampTz deadline;
 	bool		done = false;
+	DsPipelineKey key;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -985,10 +1000,12 @@ datasync_wait_for_sync(PG_FUNCTION_ARGS)
 				 errmsg("argument \"timeout\" must not be null")));
 	timeout_ms = ds_arg_timeout_ms(fcinfo, 1);
 	ds_require_preload();
+	ds_require_launcher_database();
 
 	SPI_connect();
 	r = pipeline_row(name, false);
 	SPI_finish();
+	ds_pipeline_key(&key, r.id, r.incarnation);
 	if (!r.enabled || r.has_error)
 		PG_RETURN_BOOL(false);
 
@@ -1000,18 +1017,20 @@ datasync_wait_for_sync(PG_FUNCTION_ARGS)
 	ConditionVariablePrepareToSleep(&DsShmem->progress_cv);
 	for (;;)
 	{
-		DsPipelineSlot *slot = ds_slot_find(r.id);
+		DsPipelineSlot *slot = ds_slot_find(&key);
 		long		remaining;
 
 		if (slot)
 		{
 			XLogRecPtr	applied;
+			bool		mine;
 
 			SpinLockAcquire(&slot->mutex);
+			mine = ds_key_equal(&slot->key, &key);	/* not freed meanwhile */
 			applied = slot->done_lsn;
 			SpinLockRelease(&slot->mutex);
 			/* our marker arrived, or the slot starts after it */
-			if (pg_atomic_read_u64(&slot->marker_seq) >= seq || applied >= lsn)
+			if (mine && (pg_atomic_read_u64(&slot->marker_seq) >= seq || applied >= lsn))
 			{
 				done = true;
 				break;

@@ -11,12 +11,18 @@
  * NOTES
  *		The area is sized from datasync.max_pipelines.  This file alone
  *		installs the shmem request and startup hooks.  A slot belongs to a
- *		pipeline id from the first start of its worker until drop_pipeline;
- *		counters survive worker restarts but not a server restart.
+ *		pipeline, named by database, id and incarnation (DsPipelineKey),
+ *		from the first start of its worker until drop_pipeline, or until
+ *		the launcher finds the pipeline gone; counters survive worker
+ *		restarts but not a server restart.  Every look-up goes by the whole
+ *		key, so a call in one database, or for one incarnation of the
+ *		extension, never finds the slot or the worker of another.
  *
  *-------------------------------------------------------------------------
  */
 #include "datasync.h"
+
+#include <signal.h>
 
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -110,21 +116,38 @@ ds_shmem_available(void)
 	return DsShmem != NULL;
 }
 
+/* the key of pipeline id / incarnation of the current database */
+void
+ds_pipeline_key(DsPipelineKey *key, int64 id, int64 incarnation)
+{
+	key->dboid = MyDatabaseId;
+	key->id = id;
+	key->incarnation = incarnation;
+}
+
+bool
+ds_key_equal(const DsPipelineKey *a, const DsPipelineKey *b)
+{
+	return a->dboid == b->dboid && a->id == b->id &&
+		a->incarnation == b->incarnation;
+}
+
 /*
  * The slot of a pipeline, or NULL.  The caller only reads fields that are
- * atomics or takes the slot's spinlock.
+ * atomics or takes the slot's spinlock (and checks the key again there, as
+ * the slot may have been freed meanwhile).
  */
 DsPipelineSlot *
-ds_slot_find(int64 pipeline_id)
+ds_slot_find(const DsPipelineKey *key)
 {
 	int			i;
 
-	if (DsShmem == NULL)
+	if (DsShmem == NULL || key->id == 0)
 		return NULL;
 	LWLockAcquire(DsShmem->lock, LW_SHARED);
 	for (i = 0; i < DsShmem->nslots; i++)
 	{
-		if (DsShmem->slots[i].pipeline_id == pipeline_id)
+		if (ds_key_equal(&DsShmem->slots[i].key, key))
 		{
 			LWLockRelease(DsShmem->lock);
 			return &DsShmem->slots[i];
@@ -136,19 +159,20 @@ ds_slot_find(int64 pipeline_id)
 
 /* the slot of a pipeline, allocated if it has none; DsShmem->lock held */
 static DsPipelineSlot *
-slot_get(int64 pipeline_id)
+slot_get(const DsPipelineKey *key)
 {
 	DsPipelineSlot *found = NULL;
 	DsPipelineSlot *free_slot = NULL;
 	int			i;
 
+	Assert(key->id != 0);
 	for (i = 0; i < DsShmem->nslots; i++)
 	{
 		DsPipelineSlot *slot = &DsShmem->slots[i];
 
-		if (slot->pipeline_id == pipeline_id)
+		if (ds_key_equal(&slot->key, key))
 			return slot;
-		if (slot->pipeline_id == 0 && free_slot == NULL)
+		if (slot->key.id == 0 && free_slot == NULL)
 			free_slot = slot;
 	}
 	if (free_slot == NULL)
@@ -161,7 +185,7 @@ slot_get(int64 pipeline_id)
 	}
 	found = free_slot;
 	SpinLockAcquire(&found->mutex);
-	found->pipeline_id = pipeline_id;
+	found->key = *key;
 	found->pid = 0;
 	found->latch = NULL;
 	found->state = DS_STATE_STOPPED;
@@ -191,12 +215,12 @@ slot_get(int64 pipeline_id)
  * has one, else a free one.  Errors out when all are taken.
  */
 DsPipelineSlot *
-ds_slot_claim(int64 pipeline_id)
+ds_slot_claim(const DsPipelineKey *key)
 {
 	DsPipelineSlot *found;
 
 	LWLockAcquire(DsShmem->lock, LW_EXCLUSIVE);
-	found = slot_get(pipeline_id);
+	found = slot_get(key);
 	SpinLockAcquire(&found->mutex);
 	found->pid = MyProcPid;
 	found->latch = MyLatch;
@@ -212,38 +236,97 @@ ds_slot_claim(int64 pipeline_id)
  * the pipeline has none yet (a manual pipeline that never ran).
  */
 DsPipelineSlot *
-ds_slot_attach(int64 pipeline_id)
+ds_slot_attach(const DsPipelineKey *key)
 {
 	DsPipelineSlot *found;
 
 	LWLockAcquire(DsShmem->lock, LW_EXCLUSIVE);
-	found = slot_get(pipeline_id);
+	found = slot_get(key);
 	LWLockRelease(DsShmem->lock);
 	return found;
 }
 
+/* free a slot; DsShmem->lock held exclusively */
+static void
+slot_free(DsPipelineSlot *slot)
+{
+	SpinLockAcquire(&slot->mutex);
+	memset(&slot->key, 0, sizeof(slot->key));
+	slot->pid = 0;
+	slot->latch = NULL;
+	slot->njobs = 0;
+	SpinLockRelease(&slot->mutex);
+}
+
 /* Forget a pipeline's slot (drop_pipeline). */
 void
-ds_slot_release(int64 pipeline_id)
+ds_slot_release(const DsPipelineKey *key)
 {
 	int			i;
 
-	if (DsShmem == NULL)
+	if (DsShmem == NULL || key->id == 0)
 		return;
 	LWLockAcquire(DsShmem->lock, LW_EXCLUSIVE);
 	for (i = 0; i < DsShmem->nslots; i++)
 	{
+		if (ds_key_equal(&DsShmem->slots[i].key, key))
+			slot_free(&DsShmem->slots[i]);
+	}
+	LWLockRelease(DsShmem->lock);
+}
+
+/* The keys of the slots in use by pipelines of database dboid (palloc'd). */
+List *
+ds_slot_keys(Oid dboid)
+{
+	List	   *result = NIL;
+	int			i;
+
+	if (DsShmem == NULL)
+		return NIL;
+	LWLockAcquire(DsShmem->lock, LW_SHARED);
+	for (i = 0; i < DsShmem->nslots; i++)
+	{
 		DsPipelineSlot *slot = &DsShmem->slots[i];
 
-		if (slot->pipeline_id == pipeline_id)
+		if (slot->key.id != 0 && slot->key.dboid == dboid)
 		{
-			SpinLockAcquire(&slot->mutex);
-			slot->pipeline_id = 0;
-			slot->pid = 0;
-			slot->latch = NULL;
-			slot->njobs = 0;
-			SpinLockRelease(&slot->mutex);
+			DsPipelineKey *k = palloc(sizeof(DsPipelineKey));
+
+			*k = slot->key;
+			result = lappend(result, k);
 		}
+	}
+	LWLockRelease(DsShmem->lock);
+	return result;
+}
+
+/*
+ * The pipeline of a slot no longer exists (the launcher found it neither
+ * in the catalog nor with the extension): stop its worker, or free the
+ * slot once none runs.  The caller read the catalog after it took the key
+ * from ds_slot_keys, so the slot cannot belong to a pipeline created since.
+ */
+void
+ds_slot_retire(const DsPipelineKey *key)
+{
+	int			i;
+
+	LWLockAcquire(DsShmem->lock, LW_EXCLUSIVE);
+	for (i = 0; i < DsShmem->nslots; i++)
+	{
+		DsPipelineSlot *slot = &DsShmem->slots[i];
+		pid_t		pid;
+
+		if (!ds_key_equal(&slot->key, key))
+			continue;
+		SpinLockAcquire(&slot->mutex);
+		pid = slot->pid;
+		SpinLockRelease(&slot->mutex);
+		if (pid != 0)
+			(void) kill(pid, SIGTERM);
+		else
+			slot_free(slot);
 	}
 	LWLockRelease(DsShmem->lock);
 }
@@ -287,15 +370,15 @@ ds_state_name(DsWorkerState state)
 
 /* pid of a pipeline's running worker, or 0 */
 pid_t
-ds_slot_pid(int64 pipeline_id)
+ds_slot_pid(const DsPipelineKey *key)
 {
-	DsPipelineSlot *slot = ds_slot_find(pipeline_id);
+	DsPipelineSlot *slot = ds_slot_find(key);
 	pid_t		pid = 0;
 
 	if (slot)
 	{
 		SpinLockAcquire(&slot->mutex);
-		if (slot->pipeline_id == pipeline_id)
+		if (ds_key_equal(&slot->key, key))
 			pid = slot->pid;
 		SpinLockRelease(&slot->mutex);
 	}
@@ -307,15 +390,15 @@ ds_slot_pid(int64 pipeline_id)
  * generation and set its latch.  Called at commit (see pipeline.c).
  */
 void
-ds_signal_pipeline(int64 pipeline_id)
+ds_signal_pipeline(const DsPipelineKey *key)
 {
-	DsPipelineSlot *slot = ds_slot_find(pipeline_id);
+	DsPipelineSlot *slot = ds_slot_find(key);
 
 	if (slot == NULL)
 		return;
 	pg_atomic_fetch_add_u32(&slot->config_generation, 1);
 	SpinLockAcquire(&slot->mutex);
-	if (slot->pipeline_id == pipeline_id && slot->latch)
+	if (ds_key_equal(&slot->key, key) && slot->latch)
 		SetLatch(slot->latch);
 	SpinLockRelease(&slot->mutex);
 }

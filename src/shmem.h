@@ -14,6 +14,7 @@
 #define DATASYNC_SHMEM_H
 
 #include "access/xlogdefs.h"
+#include "nodes/pg_list.h"
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
@@ -77,15 +78,30 @@ typedef struct DsJobResult
 } DsJobResult;
 
 /*
+ * What names a pipeline in shared memory: its database, its id there, and
+ * its incarnation (the random number _pipelines.incarnation gives every
+ * pipeline).  Ids are only unique in one database and start again at 1
+ * when the extension is created again; the three together never repeat.
+ */
+typedef struct DsPipelineKey
+{
+	Oid			dboid;
+	int64		id;				/* 0: no pipeline */
+	int64		incarnation;
+} DsPipelineKey;
+
+/*
  * One slot a pipeline.  A slot is claimed by the pipeline's worker and kept
- * (with its counters) across worker restarts; drop_pipeline frees it.
- * Counters are atomics written by the worker alone; the other fields are
- * protected by the spinlock.
+ * (with its counters) across worker restarts; drop_pipeline frees it, and
+ * so does the launcher once the pipeline is gone from the catalog (the
+ * extension was dropped).  Counters are atomics written by the worker
+ * alone; the other fields are protected by the spinlock; the key is
+ * changed only with DsShared.lock held exclusively, too.
  */
 typedef struct DsPipelineSlot
 {
 	slock_t		mutex;
-	int64		pipeline_id;	/* 0 when free */
+	DsPipelineKey key;			/* key.id 0 when free */
 	pid_t		pid;			/* worker pid, 0 when none runs */
 	Latch	   *latch;			/* worker's latch while pid != 0 */
 	DsWorkerState state;
@@ -130,14 +146,18 @@ typedef struct DsShared
 extern DsShared *DsShmem;
 
 extern bool ds_shmem_available(void);
-extern DsPipelineSlot *ds_slot_find(int64 pipeline_id);
-extern DsPipelineSlot *ds_slot_claim(int64 pipeline_id);
-extern DsPipelineSlot *ds_slot_attach(int64 pipeline_id);
-extern void ds_slot_release(int64 pipeline_id);
+extern void ds_pipeline_key(DsPipelineKey *key, int64 id, int64 incarnation);
+extern bool ds_key_equal(const DsPipelineKey *a, const DsPipelineKey *b);
+extern DsPipelineSlot *ds_slot_find(const DsPipelineKey *key);
+extern DsPipelineSlot *ds_slot_claim(const DsPipelineKey *key);
+extern DsPipelineSlot *ds_slot_attach(const DsPipelineKey *key);
+extern void ds_slot_release(const DsPipelineKey *key);
 extern void ds_slot_set_state(DsPipelineSlot *slot, DsWorkerState state);
 extern void ds_slot_set_error(DsPipelineSlot *slot, const char *msg);
 extern const char *ds_state_name(DsWorkerState state);
-extern void ds_signal_pipeline(int64 pipeline_id);
-extern pid_t ds_slot_pid(int64 pipeline_id);
+extern void ds_signal_pipeline(const DsPipelineKey *key);
+extern pid_t ds_slot_pid(const DsPipelineKey *key);
+extern List *ds_slot_keys(Oid dboid);
+extern void ds_slot_retire(const DsPipelineKey *key);
 
 #endif							/* DATASYNC_SHMEM_H */

@@ -54,7 +54,9 @@ ds_stream_close(DsStream *s)
 bool
 ds_stream_slot_exists(DsStream *s, const char *slot)
 {
-	char	   *sql = psprintf("SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
+	/* a slot of that name in another database is not ours */
+	char	   *sql = psprintf("SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = %s"
+							   " AND database = pg_catalog.current_database()",
 							   quote_literal_cstr(slot));
 	PGresult   *res = ds_pq_exec(s->conn, sql, DS_CONN_SOURCE);
 	bool		exists = PQntuples(res) > 0;

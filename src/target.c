@@ -237,12 +237,13 @@ alter_target(PG_FUNCTION_ARGS)
 							  4, argtypes, args, newdsn ? "    " : "  n ", false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update target \"%s\"", name);
 
-	ds_spi_exec("SELECT id FROM datasync._pipelines WHERE target_id = $1", 1, argtypes, args, SPI_OK_SELECT);
+	ds_spi_exec("SELECT id, incarnation FROM datasync._pipelines WHERE target_id = $1", 1, argtypes, args, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
 
-		ds_signal_at_commit(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)));
+		ds_signal_at_commit(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)),
+							DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull)));
 	}
 	SPI_finish();
 	PG_RETURN_VOID();

@@ -24,6 +24,12 @@
  *		  5. ends when the catalog changed (SQL calls bump the slot's
  *			 config generation and set our latch), to start over with it.
  *
+ *		A worker serves one pipeline of one database and one incarnation
+ *		(the launcher passes all three; shmem.h).  It stops when that
+ *		pipeline is gone, as its sessions start and at least once a second
+ *		while it streams: a pipeline of the same id created after DROP
+ *		and CREATE EXTENSION is not its pipeline.
+ *
  *		Errors: a transient one (retry.c) closes both connections, waits a
  *		backoff with full jitter in state "retrying", and starts a new
  *		session from the target's progress, so nothing is lost or applied
@@ -60,6 +66,7 @@
 #include "catalog.h"
 #include "conflict.h"
 #include "decode.h"
+#include "isolation.h"
 #include "jobs.h"
 #include "pgconn.h"
 #include "relmap.h"
@@ -73,6 +80,8 @@
 
 static DsPipelineSlot *MySlot = NULL;
 static int64 MyPipelineId = 0;
+static DsPipelineKey MyKey;		/* database, MyPipelineId, incarnation */
+static TimestampTz LastPipelineCheck = 0;
 static DsStream *CurStream = NULL;
 static DsDecoder *CurDecoder = NULL;
 static DsApplyTarget *CurTarget = NULL;
@@ -201,6 +210,34 @@ reload_config_if_pending(void)
 		ConfigReloadPending = false;
 		ProcessConfigFile(PGC_SIGHUP);
 	}
+}
+
+/* how often a streaming worker checks that its pipeline still exists */
+#define DS_PIPELINE_CHECK_MS 1000
+
+/*
+ * Is our pipeline (this database, id and incarnation) in the catalog?
+ * false too when the extension was dropped.
+ */
+static bool
+pipeline_exists(void)
+{
+	bool		started = ds_xact_start();
+	bool		found = ds_pipeline_current(&MyKey);
+
+	ds_xact_commit(started);
+	LastPipelineCheck = GetCurrentTimestamp();
+	return found;
+}
+
+/* A check at most every DS_PIPELINE_CHECK_MS: true when the pipeline is gone. */
+static bool
+pipeline_gone_now(void)
+{
+	if (!TimestampDifferenceExceeds(LastPipelineCheck, GetCurrentTimestamp(),
+									DS_PIPELINE_CHECK_MS))
+		return false;
+	return !pipeline_exists();
 }
 
 /*
@@ -381,6 +418,9 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation,
 			ds_decode_settle(d);
 			return;
 		}
+		/* our pipeline is gone: the next session finds so and stops */
+		if (pipeline_gone_now())
+			return;
 
 		/* 4. wait for more */
 		rc = wait_for_input(d, &target_ready);
@@ -451,9 +491,16 @@ run_session(MemoryContext sesscxt)
 	uint32		generation = pg_atomic_read_u32(&MySlot->config_generation);
 
 	started = ds_xact_start();
-	cfg = ds_catalog_load(MyPipelineId);
+	cfg = pipeline_exists() ? ds_catalog_load(MyPipelineId) : NULL;
 	ds_xact_commit(started);
-	if (cfg == NULL || !cfg->enabled || cfg->error != NULL)
+	if (cfg == NULL)
+	{
+		ereport(LOG,
+				(errmsg("datasync worker of pipeline " INT64_FORMAT " exits: the pipeline no longer exists",
+						MyPipelineId)));
+		return SESSION_STOP;
+	}
+	if (!cfg->enabled || cfg->error != NULL)
 		return SESSION_STOP;
 	job_mode = strcmp(cfg->mode, "realtime") != 0;
 	if (job_mode && !ds_jobs_pending(MySlot))
@@ -578,16 +625,19 @@ void
 DatasyncWorkerMain(Datum main_arg)
 {
 	Oid			dboid;
+	int64		incarnation;
 	LOCKTAG		tag;
 	MemoryContext sesscxt;
 
 	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
 	memcpy(&MyPipelineId, MyBgworkerEntry->bgw_extra + sizeof(Oid), sizeof(int64));
+	memcpy(&incarnation, MyBgworkerEntry->bgw_extra + sizeof(Oid) + sizeof(int64), sizeof(int64));
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	ds_pipeline_key(&MyKey, MyPipelineId, incarnation);
 
 	/*
 	 * Values this session reads from the source itself (decode.c completes
@@ -607,7 +657,7 @@ DatasyncWorkerMain(Datum main_arg)
 	ds_pipeline_locktag(&tag, MyPipelineId);
 	(void) LockAcquire(&tag, ShareLock, true, false);
 
-	MySlot = ds_slot_claim(MyPipelineId);
+	MySlot = ds_slot_claim(&MyKey);
 	before_shmem_exit(worker_shmem_exit, 0);
 	ds_pq_wait_hook = keepalive_hook;
 
@@ -648,7 +698,7 @@ DatasyncWorkerMain(Datum main_arg)
 			ds_slot_set_error(MySlot, edata->message);
 
 			started = ds_xact_start();
-			cfg = ds_catalog_load(MyPipelineId);
+			cfg = pipeline_exists() ? ds_catalog_load(MyPipelineId) : NULL;
 			if (cfg)
 			{
 				base_ms = cfg->options.retry_base_ms;
