@@ -102,17 +102,26 @@ SELECT ds_try(format($$SELECT datasync.resolve_conflict(%s, 'both')$$, :cid));
 SELECT ds_try($$SELECT datasync.resolve_conflict(-1, 'source')$$);
 SELECT ds_try($$SELECT datasync.resolve_conflict(9223372036854775807, 'target')$$);
 
--- a monitor reads conflicts but may not resolve them
+-- a monitor reads the conflicts of the tables it may read, and may not resolve them
 CREATE ROLE ds_cf_monitor;
 GRANT datasync_monitor TO ds_cf_monitor;
+SET ROLE ds_cf_monitor;
+SELECT count(*) AS visible FROM datasync.conflicts;
+RESET ROLE;
+GRANT SELECT ON "Kön flikt" TO ds_cf_monitor;
 SET ROLE ds_cf_monitor;
 SELECT count(*) AS visible FROM datasync.conflicts;
 SELECT ds_try(format($$SELECT datasync.resolve_conflict(%s, 'source')$$, :cid));
 RESET ROLE;
 
--- an operator resolves: 'source' applies the latest source version
+-- an operator resolves the conflicts of the tables it may read:
+-- 'source' applies the latest source version
 CREATE ROLE ds_cf_operator;
 GRANT datasync_operator TO ds_cf_operator;
+SET ROLE ds_cf_operator;
+SELECT ds_try(format($$SELECT datasync.resolve_conflict(%s, 'source')$$, :cid));
+RESET ROLE;
+GRANT SELECT ON "Kön flikt" TO ds_cf_operator;
 SET ROLE ds_cf_operator;
 SELECT r->>'status' AS status, r->>'resolution' AS resolution, r->>'resolved_by' AS resolved_by,
        r->'source_row'->>'wért' AS applied
@@ -146,7 +155,9 @@ SELECT name, open_conflicts FROM datasync.status;
 SELECT id, actor, action, object = 'conflict ' || (CASE id WHEN 1 THEN :cid ELSE :cid2 END) AS object_ok,
        details->>'resolution' AS resolution, length(hash) AS hash_len, prev_hash = '' AS first
   FROM datasync.audit_log ORDER BY id;
-SELECT datasync.verify_audit_log();
+SELECT v->'ok' AS ok, v->'entries' AS entries, v->'last_id' AS last_id,
+       v->>'last_hash' = (SELECT hash FROM datasync.audit_log WHERE id = 2) AS anchor_hash
+  FROM datasync.verify_audit_log() v;
 SELECT ds_try($$UPDATE datasync.audit_log SET actor = 'someone else'$$);
 SELECT ds_try($$DELETE FROM datasync.audit_log$$);
 SELECT ds_try($$TRUNCATE datasync.audit_log$$);
@@ -156,8 +167,11 @@ RESET ROLE;
 -- a superuser who gets round the trigger is found out
 ALTER TABLE datasync.audit_log DISABLE TRIGGER audit_log_append_only;
 UPDATE datasync.audit_log SET actor = 'someone else' WHERE id = 1;
-ALTER TABLE datasync.audit_log ENABLE TRIGGER audit_log_append_only;
-SELECT datasync.verify_audit_log();
+SELECT v - 'last_hash' AS verify_audit_log FROM datasync.verify_audit_log() v;
+-- (and put back, for the tests after this one)
+UPDATE datasync.audit_log SET actor = 'ds_cf_operator' WHERE id = 1;
+ALTER TABLE datasync.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
+SELECT v->'ok' AS ok FROM datasync.verify_audit_log() v;
 
 -- clean up: dropping the pipeline keeps its conflicts
 SELECT datasync.drop_pipeline('cf');

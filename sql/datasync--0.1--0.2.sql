@@ -101,7 +101,503 @@ CREATE OR REPLACE VIEW datasync.status AS
 /* ---------------------------------------------------------------------
  * 4. Leaks to listeners and monitors; audit log
  * ---------------------------------------------------------------------
+ *
+ * Row values reach only roles that may read their table.  One rule says
+ * who may: datasync.can_read_values(tbl), evaluated as the role that reads
+ * (a superuser; or a role with SELECT on the table that the table's
+ * row-level security does not apply to).  Where datasync keeps row values:
+ *
+ *   - datasync.conflicts: row-level security, a row is visible to the roles
+ *     that may read its table (the worker, a superuser, and the extension's
+ *     SECURITY DEFINER functions, as the table's owner, see every row; so
+ *     must any code that runs catalog work).  Tables added later that hold
+ *     row values (rejections, parked rows, history) take the same policy.
+ *   - error texts of the target and the worker (datasync.status.last_error,
+ *     datasync.jobs.error, the detail of "is stopped by an error"): they may
+ *     quote row values, and a pipeline's error may concern any of its
+ *     tables.  The whole text is kept in private tables and shown, through
+ *     datasync.status and datasync.job_errors, to the roles that may read
+ *     every table of the pipeline; every other place gets a fixed text.
+ *     Writes are rewritten by triggers on _pipelines and jobs, so the C
+ *     code that writes and reads them (worker, job_status, sync_now) needs
+ *     no change and cannot leak the text.
+ *   - the audit log: row values of an entry's details (its "key",
+ *     "source_row", ... members) go to datasync.audit_row_values, under the
+ *     same policy as conflicts; the entry keeps "(withheld)" in their place.
+ *     The hash covers the whole entry, values included.
+ *   - NOTIFY datasync_events (src/jobs.c) carries ids, states and counts.
+ *
+ * The audit log's guards fire under every session_replication_role, and
+ * verify_audit_log() returns an anchor (last_id, last_hash) that
+ * verify_audit_log(anchor) checks, so a truncated tail or a rewritten chain
+ * is found by whoever kept the anchor.
  */
+
+/* who may read a table's row values: the calling role (SECURITY INVOKER) */
+CREATE FUNCTION datasync.can_read_values(tbl regclass)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER), false)
+        OR coalesce(pg_catalog.has_table_privilege(tbl, 'SELECT')
+                    AND NOT pg_catalog.row_security_active(tbl), false)
+$$;
+COMMENT ON FUNCTION datasync.can_read_values(regclass) IS
+    'whether the current role may see row values of a table: a superuser, or SELECT on it without row-level security applying';
+
+/* ... of every table of a list (false for an empty list, but for a superuser) */
+CREATE FUNCTION datasync._can_read_all_values(tbls regclass[])
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER), false)
+        OR coalesce(pg_catalog.cardinality(tbls) > 0
+                    AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(tbls) t
+                                     WHERE NOT datasync.can_read_values(t)), false)
+$$;
+COMMENT ON FUNCTION datasync._can_read_all_values(regclass[]) IS
+    'whether the current role may see row values of every table of the list';
+
+/* the tables of a pipeline (the view datasync.pipelines shows them too) */
+CREATE FUNCTION datasync._pipeline_relids(pipeline_id bigint)
+RETURNS regclass[]
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ARRAY(SELECT pt.relid::regclass FROM datasync._pipeline_tables pt
+                  WHERE pt.pipeline_id = _pipeline_relids.pipeline_id ORDER BY pt.relid)
+$$;
+
+/* ---- error texts ---------------------------------------------------- */
+
+/*
+ * What a place that every reader sees holds instead of an error text: the
+ * text itself when it is one of datasync's own (they name no value), else
+ * a fixed text.
+ */
+CREATE FUNCTION datasync._error_summary(msg text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+             WHEN msg IS NULL THEN NULL
+             WHEN msg IN ('the pipeline stopped on an error',
+                          'the pipeline was paused',
+                          'the pipeline was dropped',
+                          'interrupted: the server restarted while the job ran',
+                          w.text) THEN msg
+             ELSE w.text
+           END
+      FROM (SELECT 'error text withheld: it may quote row values; roles that may read every table '
+                   'of the pipeline see it in datasync.status and datasync.job_errors'::text) w(text)
+$$;
+
+/* a pipeline's or job's error text as the current role may see it */
+CREATE FUNCTION datasync._error_for_reader(pipeline_id bigint, msg text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+             WHEN msg IS NULL THEN NULL
+             WHEN datasync._can_read_all_values(datasync._pipeline_relids(pipeline_id)) THEN msg
+             ELSE datasync._error_summary(msg)
+           END
+$$;
+
+/* the whole text of a pipeline's error (_pipelines.error holds the summary) */
+CREATE TABLE datasync._pipeline_errors (
+    pipeline_id bigint PRIMARY KEY REFERENCES datasync._pipelines (id) ON DELETE CASCADE,
+    error       text NOT NULL
+);
+COMMENT ON TABLE datasync._pipeline_errors IS 'the whole text of a stopped pipeline''s error (internal; read datasync.status)';
+REVOKE ALL ON datasync._pipeline_errors FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('datasync._pipeline_errors', '');
+
+CREATE FUNCTION datasync._pipeline_error_keep()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.error IS NULL THEN
+        DELETE FROM datasync._pipeline_errors e WHERE e.pipeline_id = NEW.id;
+    ELSIF NEW.error IS DISTINCT FROM datasync._error_summary(NEW.error) THEN
+        INSERT INTO datasync._pipeline_errors AS e (pipeline_id, error) VALUES (NEW.id, NEW.error)
+            ON CONFLICT (pipeline_id) DO UPDATE SET error = excluded.error;
+        NEW.error := datasync._error_summary(NEW.error);
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER pipeline_error_withheld BEFORE UPDATE OF error ON datasync._pipelines
+    FOR EACH ROW EXECUTE FUNCTION datasync._pipeline_error_keep();
+ALTER TABLE datasync._pipelines ENABLE ALWAYS TRIGGER pipeline_error_withheld;
+-- an installation being upgraded may hold a stopped pipeline
+UPDATE datasync._pipelines SET error = error WHERE error IS NOT NULL;
+
+/*
+ * The whole text of a failed job's error (jobs.error holds the summary).
+ * Written by the BEFORE trigger of the insert or update that sets it; the
+ * worker's "INSERT ... ON CONFLICT DO UPDATE ... WHERE status = 'running'"
+ * of a job finished before a restart keeps the text first recorded.
+ */
+CREATE TABLE datasync._job_errors (
+    job_id  bigint PRIMARY KEY,
+    error   text NOT NULL
+);
+COMMENT ON TABLE datasync._job_errors IS 'the whole text of a failed job''s error (internal; read datasync.job_errors)';
+REVOKE ALL ON datasync._job_errors FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('datasync._job_errors', '');
+
+CREATE FUNCTION datasync._job_error_keep()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        DELETE FROM datasync._job_errors e WHERE e.job_id = OLD.id;
+        RETURN OLD;
+    END IF;
+    IF NEW.error IS NOT NULL AND NEW.error IS DISTINCT FROM datasync._error_summary(NEW.error) THEN
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO datasync._job_errors (job_id, error) VALUES (NEW.id, NEW.error)
+                ON CONFLICT (job_id) DO NOTHING;
+        ELSE
+            INSERT INTO datasync._job_errors AS e (job_id, error) VALUES (NEW.id, NEW.error)
+                ON CONFLICT (job_id) DO UPDATE SET error = excluded.error;
+        END IF;
+        NEW.error := datasync._error_summary(NEW.error);
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER job_error_withheld BEFORE INSERT OR UPDATE OF error ON datasync.jobs
+    FOR EACH ROW EXECUTE FUNCTION datasync._job_error_keep();
+CREATE TRIGGER job_error_dropped AFTER DELETE ON datasync.jobs
+    FOR EACH ROW EXECUTE FUNCTION datasync._job_error_keep();
+ALTER TABLE datasync.jobs ENABLE ALWAYS TRIGGER job_error_withheld;
+ALTER TABLE datasync.jobs ENABLE ALWAYS TRIGGER job_error_dropped;
+UPDATE datasync.jobs SET error = error WHERE error IS NOT NULL;
+
+CREATE VIEW datasync.job_errors AS
+    SELECT j.id, j.pipeline, j.finished_at,
+           datasync._error_for_reader(j.pipeline_id, coalesce(e.error, j.error)) AS error
+      FROM datasync.jobs j
+      LEFT JOIN datasync._job_errors e ON e.job_id = j.id
+     WHERE j.error IS NOT NULL;
+COMMENT ON VIEW datasync.job_errors IS
+    'why each failed job failed; the text only for roles that may read every table of its pipeline';
+
+/* datasync.status as in 0.1, but for last_error */
+CREATE OR REPLACE VIEW datasync.status AS
+    SELECT p.name,
+           p.mode,
+           CASE WHEN NOT p.enabled THEN 'paused'
+                WHEN p.error IS NOT NULL THEN 'error'
+                ELSE coalesce(w.state, 'idle') END AS state,
+           t.name AS target,
+           CASE WHEN s.confirmed_flush_lsn IS NOT NULL
+                THEN pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint END AS lag_bytes,
+           w.applied_lsn AS last_applied_lsn,
+           w.last_sync_at,
+           coalesce(w.rows_inserted + w.rows_updated + w.rows_deleted, 0) AS rows_applied,
+           coalesce(w.rows_inserted, 0) AS rows_inserted,
+           coalesce(w.rows_updated, 0) AS rows_updated,
+           coalesce(w.rows_deleted, 0) AS rows_deleted,
+           coalesce(w.transactions, 0) AS transactions,
+           coalesce(w.errors, 0) AS errors,
+           coalesce(w.conflicts, 0) AS conflicts,
+           (SELECT pg_catalog.count(*) FROM datasync.conflicts c
+             WHERE c.pipeline_id = p.id AND c.status = 'open') AS open_conflicts,
+           w.retry_attempt,
+           w.next_attempt_at,
+           datasync._error_for_reader(p.id, CASE WHEN p.error IS NOT NULL THEN coalesce(pe.error, p.error)
+                                                 ELSE w.last_error END) AS last_error,
+           w.pid AS worker_pid
+      FROM datasync._pipelines p
+      JOIN datasync._targets t ON t.id = p.target_id
+      LEFT JOIN datasync._pipeline_errors pe ON pe.pipeline_id = p.id
+      LEFT JOIN datasync._worker_stats() w ON w.pipeline_id = p.id
+      LEFT JOIN pg_catalog.pg_replication_slots s ON s.slot_name = p.slot_name;
+
+/* ---- conflicts ------------------------------------------------------ */
+
+ALTER TABLE datasync.conflicts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY conflicts_of_readable_tables ON datasync.conflicts FOR SELECT
+    USING (datasync.can_read_values("table"));
+
+/* ---- audit log ------------------------------------------------------ */
+
+/* append-only under every session_replication_role */
+CREATE OR REPLACE FUNCTION datasync._audit_guard()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION '%.% is append-only', TG_TABLE_SCHEMA, TG_TABLE_NAME
+        USING ERRCODE = '42501', HINT = 'Entries are added by datasync''s functions; none is changed or removed.';
+END
+$$;
+ALTER TABLE datasync.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
+ALTER TABLE datasync.audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate;
+
+/*
+ * Row values of audit entries, one row an entry that has any; readable
+ * under the policy of datasync.conflicts.  "values" holds the members that
+ * the entry's details show as "(withheld)".
+ */
+CREATE TABLE datasync.audit_row_values (
+    id        bigint PRIMARY KEY,   -- the entry of datasync.audit_log
+    "table"   regclass,             -- whose values; NULL: not known (superusers only)
+    "values"  jsonb NOT NULL
+);
+COMMENT ON TABLE datasync.audit_row_values IS
+    'row values of audit log entries, for the roles that may read their table';
+REVOKE ALL ON datasync.audit_row_values FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('datasync.audit_row_values', '');
+ALTER TABLE datasync.audit_row_values ENABLE ROW LEVEL SECURITY;
+CREATE POLICY audit_row_values_of_readable_tables ON datasync.audit_row_values FOR SELECT
+    USING (datasync.can_read_values("table"));
+CREATE TRIGGER audit_row_values_append_only BEFORE UPDATE OR DELETE ON datasync.audit_row_values
+    FOR EACH ROW EXECUTE FUNCTION datasync._audit_guard();
+CREATE TRIGGER audit_row_values_no_truncate BEFORE TRUNCATE ON datasync.audit_row_values
+    FOR EACH STATEMENT EXECUTE FUNCTION datasync._audit_guard();
+ALTER TABLE datasync.audit_row_values ENABLE ALWAYS TRIGGER audit_row_values_append_only;
+ALTER TABLE datasync.audit_row_values ENABLE ALWAYS TRIGGER audit_row_values_no_truncate;
+
+/*
+ * Split an entry's details into what everyone sees and its row values:
+ * the top-level members named below hold row values; the table is the one
+ * named by "relid" (an oid) or "table" (a name, as regclass prints it).
+ */
+CREATE FUNCTION datasync._audit_split(details jsonb, OUT shown jsonb, OUT row_values jsonb, OUT tbl regclass)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    shown := details;
+    IF pg_catalog.jsonb_typeof(details) IS DISTINCT FROM 'object' THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.jsonb_object_agg(e.key, e.value),
+           pg_catalog.jsonb_object_agg(e.key, '(withheld)'::text)
+      INTO row_values, shown
+      FROM pg_catalog.jsonb_each(details) e
+     WHERE e.key IN ('row_values', 'key', 'source_row', 'target_row', 'row', 'rows', 'old_row', 'new_row');
+    IF row_values IS NULL THEN
+        shown := details;
+        RETURN;
+    END IF;
+    shown := details || shown;
+    BEGIN
+        IF pg_catalog.jsonb_typeof(details -> 'relid') = 'number' THEN
+            SELECT c.oid INTO tbl FROM pg_catalog.pg_class c WHERE c.oid = (details ->> 'relid')::oid;
+        ELSIF pg_catalog.jsonb_typeof(details -> 'table') = 'string' THEN
+            tbl := pg_catalog.to_regclass(details ->> 'table');
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        tbl := NULL;        -- not a table name: superusers only
+    END;
+END
+$$;
+
+/*
+ * Version 2 of an entry's hash: SHA-256 of the JSON array of its fields, so
+ * that no two different entries hash the same input (version 1 joined them
+ * with "|", which they may contain).  Entries written by 0.1 keep version 1.
+ */
+CREATE FUNCTION datasync._audit_hash_v2(prev text, id bigint, at timestamptz, actor text,
+                                        action text, object text, details jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
+        pg_catalog.jsonb_build_array(prev, id,
+                                     pg_catalog.to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+                                     actor, action, object, details)::text,
+        'UTF8')), 'hex')
+$$;
+
+/* append an entry; one writer at a time (the chain needs the previous hash) */
+CREATE OR REPLACE FUNCTION datasync._audit(actor text, action text, object text, details jsonb)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    last record;
+    nid bigint;
+    ts timestamptz := pg_catalog.clock_timestamp();
+    prev text;
+    split record;
+BEGIN
+    LOCK TABLE datasync.audit_log IN SHARE ROW EXCLUSIVE MODE;
+    SELECT a.id, a.hash INTO last FROM datasync.audit_log a ORDER BY a.id DESC LIMIT 1;
+    nid := coalesce(last.id, 0) + 1;
+    prev := coalesce(last.hash, '');
+    SELECT * INTO split FROM datasync._audit_split(details);
+    INSERT INTO datasync.audit_log (id, at, actor, action, object, details, prev_hash, hash)
+    VALUES (nid, ts, actor, action, object, split.shown, prev,
+            datasync._audit_hash_v2(prev, nid, ts, actor, action, object, details));
+    IF split.row_values IS NOT NULL THEN
+        INSERT INTO datasync.audit_row_values (id, "table", "values") VALUES (nid, split.tbl, split.row_values);
+    END IF;
+    RETURN nid;
+END
+$$;
+
+/* entries written by 0.1 keep their row values in details: move them */
+DO $move$
+DECLARE
+    r record;
+    split record;
+BEGIN
+    ALTER TABLE datasync.audit_log DISABLE TRIGGER audit_log_append_only;
+    FOR r IN SELECT a.id, a.details FROM datasync.audit_log a ORDER BY a.id LOOP
+        SELECT * INTO split FROM datasync._audit_split(r.details);
+        IF split.row_values IS NOT NULL THEN
+            INSERT INTO datasync.audit_row_values (id, "table", "values") VALUES (r.id, split.tbl, split.row_values);
+            UPDATE datasync.audit_log a SET details = split.shown WHERE a.id = r.id;
+        END IF;
+    END LOOP;
+    ALTER TABLE datasync.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
+END
+$move$;
+
+/*
+ * Check the chain (and, given an anchor {"last_id", "last_hash"} kept from
+ * an earlier result, that the anchor's entry is still there unchanged).
+ * The result: ok, entries, last_id and last_hash (of the last intact entry:
+ * the anchor to keep), and for a broken chain broken_at and reason.
+ */
+CREATE FUNCTION datasync._audit_verify(anchor_id bigint, anchor_hash text)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    prev text := '';
+    expect_id bigint := 1;
+    n bigint := 0;
+    full_details jsonb;
+    broken jsonb;
+    anchor_seen boolean := coalesce(anchor_id, 0) = 0;
+BEGIN
+    FOR r IN SELECT a.*, v."values" AS row_values
+               FROM datasync.audit_log a LEFT JOIN datasync.audit_row_values v ON v.id = a.id
+              ORDER BY a.id LOOP
+        full_details := CASE WHEN r.row_values IS NULL THEN r.details ELSE r.details || r.row_values END;
+        IF r.id <> expect_id THEN
+            broken := pg_catalog.jsonb_build_object('broken_at', expect_id, 'reason', 'entry missing');
+        ELSIF r.prev_hash <> prev THEN
+            broken := pg_catalog.jsonb_build_object('broken_at', r.id, 'reason', 'previous hash does not match');
+        ELSIF r.hash <> datasync._audit_hash_v2(r.prev_hash, r.id, r.at, r.actor, r.action, r.object, full_details)
+          AND r.hash <> datasync._audit_hash(r.prev_hash, r.id, r.at, r.actor, r.action, r.object, full_details) THEN
+            broken := pg_catalog.jsonb_build_object('broken_at', r.id, 'reason', 'entry was changed');
+        ELSIF r.id = anchor_id AND r.hash <> anchor_hash THEN
+            broken := pg_catalog.jsonb_build_object('broken_at', r.id, 'reason', 'entry differs from the anchor');
+        END IF;
+        EXIT WHEN broken IS NOT NULL;
+        anchor_seen := anchor_seen OR r.id = anchor_id;
+        prev := r.hash;
+        expect_id := r.id + 1;
+        n := n + 1;
+    END LOOP;
+    IF broken IS NULL AND NOT anchor_seen THEN
+        broken := pg_catalog.jsonb_build_object('broken_at', expect_id,
+                                                'reason', 'entries missing up to the anchor');
+    END IF;
+    IF broken IS NULL AND EXISTS (SELECT 1 FROM datasync.audit_row_values v WHERE v.id >= expect_id) THEN
+        broken := pg_catalog.jsonb_build_object('broken_at', expect_id, 'reason', 'row values without their entry');
+    END IF;
+    RETURN pg_catalog.jsonb_build_object('ok', broken IS NULL, 'entries', n,
+                                         'last_id', expect_id - 1, 'last_hash', prev)
+           || coalesce(broken, '{}');
+END
+$$;
+
+CREATE OR REPLACE FUNCTION datasync.verify_audit_log()
+RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT datasync._audit_verify(NULL, NULL)
+$$;
+COMMENT ON FUNCTION datasync.verify_audit_log() IS
+    'check the audit log''s hash chain; reports the first broken link and the anchor (last_id, last_hash) to keep';
+
+CREATE FUNCTION datasync.verify_audit_log(anchor jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    hint constant text := 'Pass the result of an earlier verify_audit_log(), or {"last_id": <bigint>, "last_hash": "<hex>"}.';
+    a_id bigint;
+BEGIN
+    IF anchor IS NULL THEN
+        RAISE EXCEPTION 'argument "anchor" must not be null' USING ERRCODE = '22004', HINT = hint;
+    END IF;
+    IF pg_catalog.jsonb_typeof(anchor) <> 'object' THEN
+        RAISE EXCEPTION 'invalid audit log anchor: % is not a JSON object', anchor USING ERRCODE = '22023', HINT = hint;
+    END IF;
+    IF pg_catalog.jsonb_typeof(anchor -> 'last_id') IS DISTINCT FROM 'number'
+       OR (anchor ->> 'last_id') !~ '^[0-9]{1,18}$' THEN
+        RAISE EXCEPTION 'invalid audit log anchor: "last_id" must be an entry id (an integer of 0 or more), not %',
+            coalesce((anchor -> 'last_id')::text, 'missing') USING ERRCODE = '22023', HINT = hint;
+    END IF;
+    a_id := (anchor ->> 'last_id')::bigint;
+    IF pg_catalog.jsonb_typeof(anchor -> 'last_hash') IS DISTINCT FROM 'string'
+       OR (a_id = 0 AND anchor ->> 'last_hash' <> '')
+       OR (a_id > 0 AND anchor ->> 'last_hash' !~ '^[0-9a-f]{64}$') THEN
+        RAISE EXCEPTION 'invalid audit log anchor: "last_hash" must be the hash of entry % (64 hex digits; '''' for entry 0), not %',
+            a_id, coalesce((anchor -> 'last_hash')::text, 'missing') USING ERRCODE = '22023', HINT = hint;
+    END IF;
+    RETURN datasync._audit_verify(a_id, anchor ->> 'last_hash');
+END
+$$;
+COMMENT ON FUNCTION datasync.verify_audit_log(jsonb) IS
+    'check the audit log''s hash chain and that it still holds the anchor kept from an earlier verify_audit_log()';
+
+/* ---- privileges ----------------------------------------------------- */
+
+REVOKE ALL ON FUNCTION
+    datasync.can_read_values(regclass),
+    datasync._can_read_all_values(regclass[]),
+    datasync._pipeline_relids(bigint),
+    datasync._error_summary(text),
+    datasync._error_for_reader(bigint, text),
+    datasync._pipeline_error_keep(),
+    datasync._job_error_keep(),
+    datasync._audit_guard(),
+    datasync._audit_split(jsonb),
+    datasync._audit_hash_v2(text, bigint, timestamptz, text, text, text, jsonb),
+    datasync._audit(text, text, text, jsonb),
+    datasync._audit_verify(bigint, text),
+    datasync.verify_audit_log(),
+    datasync.verify_audit_log(jsonb)
+  FROM PUBLIC;
+REVOKE ALL ON datasync.job_errors FROM PUBLIC;
+
+-- the policies and views evaluate these as the reading role
+GRANT EXECUTE ON FUNCTION
+    datasync.can_read_values(regclass),
+    datasync._can_read_all_values(regclass[]),
+    datasync._pipeline_relids(bigint),
+    datasync._error_summary(text),
+    datasync._error_for_reader(bigint, text),
+    datasync.verify_audit_log(),
+    datasync.verify_audit_log(jsonb)
+  TO datasync_monitor;
+GRANT SELECT ON datasync.job_errors, datasync.audit_row_values TO datasync_monitor;
 
 /* END section 4 */
 

@@ -228,6 +228,20 @@ job_start(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 }
 
 /*
+ * The payload of NOTIFY datasync_events for the job row j: ids, states and
+ * counts only.  Any role may LISTEN, so it never carries the error text
+ * (it may quote row values) nor who asked for the run.
+ */
+#define JOB_EVENT_PAYLOAD(event) \
+	"pg_catalog.jsonb_build_object('event', " event ", 'id', j.id," \
+	" 'pipeline', j.pipeline, 'kind', j.kind, 'status', j.status," \
+	" 'requested_at', j.requested_at, 'started_at', j.started_at, 'finished_at', j.finished_at," \
+	" 'upto_lsn', j.upto_lsn, 'rows_applied', j.rows_applied, 'rows_inserted', j.rows_inserted," \
+	" 'rows_updated', j.rows_updated, 'rows_deleted', j.rows_deleted," \
+	" 'transactions', j.transactions, 'conflicts', j.conflicts, 'rejected', j.rejected," \
+	" 'errors', j.errors, 'duration_ms', j.duration_ms)::text"
+
+/*
  * End a run: its row gets the outcome and NOTIFY datasync_events goes out
  * in the same transaction; then it leaves the queue.
  */
@@ -281,9 +295,8 @@ job_finish(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 							  " WHERE j.status = 'running'"
 							  " RETURNING j.*)"
 							  " SELECT to_jsonb(j)::text,"
-							  "  pg_catalog.pg_notify('datasync_events',"
-							  "   (pg_catalog.jsonb_build_object('event', CASE WHEN j.status = 'succeeded'"
-							  "     THEN 'jobCompleted' ELSE 'jobFailed' END) || to_jsonb(j))::text)"
+							  "  pg_catalog.pg_notify('datasync_events', " JOB_EVENT_PAYLOAD("CASE WHEN j.status = 'succeeded'"
+							  "     THEN 'jobCompleted' ELSE 'jobFailed' END") ")"
 							  " FROM j",
 							  15, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not record the outcome of job " INT64_FORMAT, req->job_id);
@@ -433,8 +446,7 @@ ds_jobs_fail_orphans(void)
 				" UPDATE datasync.jobs j SET status = 'failed', finished_at = pg_catalog.now(),"
 				"  error = 'interrupted: the server restarted while the job ran'"
 				" WHERE j.status = 'running' AND j.id <> ALL ($1::bigint[]) RETURNING j.*)"
-				" SELECT pg_catalog.pg_notify('datasync_events',"
-				"  (pg_catalog.jsonb_build_object('event', 'jobFailed') || to_jsonb(j))::text) FROM j",
+				" SELECT pg_catalog.pg_notify('datasync_events', " JOB_EVENT_PAYLOAD("'jobFailed'") ") FROM j",
 				1, argtypes, args, SPI_OK_SELECT);
 	SPI_finish();
 }

@@ -41,6 +41,7 @@
 #include "catalog.h"
 #include "conflict.h"
 #include "pgconn.h"
+#include "valueacl.h"
 
 PG_FUNCTION_INFO_V1(datasync_resolve_conflict);
 
@@ -196,7 +197,8 @@ datasync_resolve_conflict(PG_FUNCTION_ARGS)
 	ds_spi_exec("SELECT pipeline_id, status, resolution, resolved_by, resolved_at::text, target_table,"
 				" key::text, source_row::text, source_row @> key,"
 				" ARRAY(SELECT pg_catalog.jsonb_object_keys(key)),"
-				" ARRAY(SELECT pg_catalog.jsonb_object_keys(source_row))"
+				" ARRAY(SELECT pg_catalog.jsonb_object_keys(source_row)),"
+				" \"table\"::oid, \"table\"::text"
 				" FROM datasync.conflicts WHERE id = $1 FOR UPDATE",
 				1, argtypes, args, SPI_OK_SELECT);
 	if (SPI_processed == 0)
@@ -205,6 +207,20 @@ datasync_resolve_conflict(PG_FUNCTION_ARGS)
 				 errmsg("conflict " INT64_FORMAT " does not exist", id)));
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
+
+	/*
+	 * A conflict is row values: only a role that may read its table sees it
+	 * (datasync.conflicts' policy) and resolves it (the result, and any
+	 * error of the target, show the rows).
+	 */
+	if (!ds_role_can_read_values(DatumGetObjectId(SPI_getbinval(tup, desc, 12, &isnull)),
+								 GetOuterUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to resolve conflict " INT64_FORMAT, id),
+				 errdetail("Conflict " INT64_FORMAT " holds rows of table %s, which role \"%s\" may not read.",
+						   id, SPI_getvalue(tup, desc, 13), actor),
+				 errhint("A role resolves the conflicts of the tables it may SELECT and whose row-level security does not apply to it.")));
 	pipeline_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 	if (strcmp(SPI_getvalue(tup, desc, 2), "open") != 0)
 	{
