@@ -323,7 +323,8 @@ CREATE OR REPLACE VIEW datasync.status AS
       JOIN datasync._targets t ON t.id = p.target_id
       LEFT JOIN datasync._pipeline_errors pe ON pe.pipeline_id = p.id
       LEFT JOIN datasync._worker_stats() w ON w.pipeline_id = p.id
-      LEFT JOIN pg_catalog.pg_replication_slots s ON s.slot_name = p.slot_name;
+      LEFT JOIN pg_catalog.pg_replication_slots s
+             ON s.slot_name = p.slot_name AND s.database = pg_catalog.current_database();
 
 /* ---- conflicts ------------------------------------------------------ */
 
