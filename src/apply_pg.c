@@ -43,6 +43,7 @@
 #include "utils/memutils.h"
 #include "utils/pg_lsn.h"
 
+#include "access.h"
 #include "apply.h"
 #include "conflict.h"
 #include "copytext.h"
@@ -712,6 +713,9 @@ pg_connect(DsApplyTarget *t)
 		ds_pq_exec_ok(pt->conn, "COMMIT", DS_CONN_TARGET);
 	}
 	PQclear(res);
+
+	/* never a system catalog of the target, whatever its name (access.c) */
+	ds_target_refuse_system(pt->conn, cfg);
 }
 
 static XLogRecPtr

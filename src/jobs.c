@@ -547,7 +547,7 @@ next_job_id(void)
  * then the request, then wake whoever must act on it.
  */
 static int64
-job_enqueue(JobPipeline *p, DsJobKind kind, DsPipelineSlot **slot_out)
+job_enqueue(JobPipeline *p, DsJobKind kind, Oid requested_by, DsPipelineSlot **slot_out)
 {
 	DsPipelineSlot *slot;
 	int64		job_id;
@@ -589,7 +589,7 @@ job_enqueue(JobPipeline *p, DsJobKind kind, DsPipelineSlot **slot_out)
 		req->kind = kind;
 		req->marker_seq = seq;
 		req->lsn = lsn;
-		req->requested_by = GetOuterUserId();
+		req->requested_by = requested_by;
 		req->requested_at = GetCurrentTimestamp();
 	}
 	latch = slot->latch;
@@ -826,6 +826,8 @@ check_first_run_wait(JobPipeline *p)
 Datum
 datasync_sync_now(PG_FUNCTION_ARGS)
 {
+	DsApiCall	call;
+	Oid			caller = ds_api_enter(fcinfo, &call);
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	int64		timeout_ms = -1;
 	JobPipeline p;
@@ -845,7 +847,7 @@ datasync_sync_now(PG_FUNCTION_ARGS)
 	p = runnable_pipeline(name);
 	check_first_run_wait(&p);
 
-	job_id = job_enqueue(&p, DS_JOB_MANUAL, &slot);
+	job_id = job_enqueue(&p, DS_JOB_MANUAL, caller, &slot);
 	json = job_wait(slot, &p, job_id, timeout_ms, &failed);
 	if (json == NULL)
 		json = job_json(job_id, NULL);
@@ -853,6 +855,7 @@ datasync_sync_now(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("job " INT64_FORMAT " of pipeline \"%s\" vanished", job_id, name)));
+	ds_api_leave(&call);
 	PG_RETURN_DATUM(json_datum(json));
 }
 
@@ -860,19 +863,25 @@ datasync_sync_now(PG_FUNCTION_ARGS)
 Datum
 datasync_create_job(PG_FUNCTION_ARGS)
 {
+	DsApiCall	call;
+	Oid			caller = ds_api_enter(fcinfo, &call);
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	JobPipeline p;
 	DsPipelineSlot *slot;
+	int64		job_id;
 
 	ds_require_preload();
 	p = runnable_pipeline(name);
-	PG_RETURN_INT64(job_enqueue(&p, DS_JOB_API, &slot));
+	job_id = job_enqueue(&p, DS_JOB_API, caller, &slot);
+	ds_api_leave(&call);
+	PG_RETURN_INT64(job_id);
 }
 
 /* job_status(id): a run's row as JSON, or its place in a queue */
 Datum
 datasync_job_status(PG_FUNCTION_ARGS)
 {
+	DsApiCall	call;
 	int64		job_id;
 	char	   *json;
 
@@ -882,12 +891,14 @@ datasync_job_status(PG_FUNCTION_ARGS)
 				 errmsg("argument \"id\" must not be null")));
 	job_id = PG_GETARG_INT64(0);
 	ds_require_preload();
+	(void) ds_api_enter(fcinfo, &call);
 	json = job_json(job_id, NULL);
 	if (json == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("job " INT64_FORMAT " does not exist", job_id),
 				 errhint("datasync.jobs lists the jobs.")));
+	ds_api_leave(&call);
 	PG_RETURN_DATUM(json_datum(json));
 }
 
@@ -901,6 +912,8 @@ datasync_job_status(PG_FUNCTION_ARGS)
 Datum
 datasync_scheduled_run(PG_FUNCTION_ARGS)
 {
+	DsApiCall	call;
+	Oid			caller;
 	JobPipeline p;
 	DsPipelineSlot *slot;
 	int64		job_id;
@@ -912,13 +925,17 @@ datasync_scheduled_run(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("argument \"pipeline_id\" must not be null")));
 	ds_require_preload();
+	caller = ds_api_enter(fcinfo, &call);
 	if (!lookup_pipeline(NULL, PG_GETARG_INT64(0), &p))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("pipeline with id " INT64_FORMAT " does not exist", PG_GETARG_INT64(0)),
 				 errhint("Remove the pg_cron job that calls it.")));
 	if (!p.enabled)
+	{
+		ds_api_leave(&call);
 		PG_RETURN_NULL();
+	}
 	if (p.error)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -926,12 +943,13 @@ datasync_scheduled_run(PG_FUNCTION_ARGS)
 				 errdetail("%s", p.error),
 				 errhint("Fix the cause, then run SELECT datasync.resume('%s').", p.name)));
 
-	job_id = job_enqueue(&p, DS_JOB_SCHEDULED, &slot);
+	job_id = job_enqueue(&p, DS_JOB_SCHEDULED, caller, &slot);
 	json = job_wait(slot, &p, job_id, -1, &failed);
 	if (failed)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("scheduled run " INT64_FORMAT " of pipeline \"%s\" failed", job_id, p.name),
 				 errdetail("%s", json)));
+	ds_api_leave(&call);
 	PG_RETURN_DATUM(json_datum(json));
 }

@@ -20,6 +20,14 @@
  *		Every function validates all of its arguments before it changes
  *		anything; an error leaves no half-created state behind.
  *
+ *		The functions run as their caller (SECURITY INVOKER): privileges
+ *		are checked for the caller, then the catalog work runs as the
+ *		extension's owner (ds_api_enter).  Changing a pipeline, or creating
+ *		one, needs the use of its target (access.c); every change is
+ *		written to datasync.audit_log.  A table dropped under a pipeline
+ *		(its OID no longer names a relation) is removed by remove_table and
+ *		skipped by the checks of alter_pipeline; resync_table refuses it.
+ *
  *-------------------------------------------------------------------------
  */
 #include "datasync.h"
@@ -42,6 +50,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -49,6 +58,7 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "access.h"
 #include "apiutil.h"
 #include "catalog.h"
 #include "cron.h"
@@ -68,6 +78,7 @@ PG_FUNCTION_INFO_V1(datasync_wait_for_sync);
 typedef struct PipelineRow
 {
 	int64		id;
+	int64		target_id;
 	char	   *slot_name;
 	bool		enabled;
 	bool		has_error;
@@ -88,8 +99,8 @@ pipeline_row(const char *name, bool lock)
 
 	args[0] = CStringGetTextDatum(name);
 	ds_spi_exec(lock ?
-				"SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule, conflict_strategy, options FROM datasync._pipelines WHERE name = $1 FOR UPDATE" :
-				"SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule, conflict_strategy, options FROM datasync._pipelines WHERE name = $1",
+				"SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule, conflict_strategy, options, target_id FROM datasync._pipelines WHERE name = $1 FOR UPDATE" :
+				"SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule, conflict_strategy, options, target_id FROM datasync._pipelines WHERE name = $1",
 				1, argtypes, args, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -103,96 +114,42 @@ pipeline_row(const char *name, bool lock)
 	r.schedule = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
 	r.strategy = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7);
 	r.options = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 8, &isnull));
+	r.target_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 9, &isnull));
 	return r;
 }
 
-/* schema.table as messages show it (in double quotes, not quoted again) */
+/*
+ * schema.table as messages show it (in double quotes, not quoted again);
+ * the OID of a table that was dropped
+ */
 static char *
 table_display(Oid relid)
 {
 	char	   *rel = get_rel_name(relid);
+	char	   *nsp = rel ? get_namespace_name(get_rel_namespace(relid)) : NULL;
 
-	if (rel == NULL)
+	if (rel == NULL || nsp == NULL)
 		return psprintf("%u", relid);
-	return psprintf("%s.%s", get_namespace_name(get_rel_namespace(relid)), rel);
+	return psprintf("%s.%s", nsp, rel);
 }
 
-/* schema.table as SQL text */
+/* schema.table as SQL text; an error when the table was dropped */
 static char *
 table_sql(Oid relid)
 {
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  get_rel_name(relid));
-}
+	char	   *rel = get_rel_name(relid);
+	char	   *nsp = rel ? get_namespace_name(get_rel_namespace(relid)) : NULL;
 
-/* does the table have a primary key or a replica identity index? */
-static bool
-has_identity_index(Oid relid)
-{
-	Relation	rel = relation_open(relid, AccessShareLock);
-	bool		result;
-
-	result = OidIsValid(RelationGetReplicaIndex(rel));
-	relation_close(rel, AccessShareLock);
-	return result;
-}
-
-/*
- * Can this table be synced?  It must be a permanent user table the caller
- * may read, with a key the stream can carry: a primary key, a replica
- * identity index, or REPLICA IDENTITY FULL.
- */
-static void
-check_table(Oid relid)
-{
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Form_pg_class cls;
-	char	   *display;
-	Oid			nsp;
-
-	if (!HeapTupleIsValid(tup))
+	if (rel == NULL || nsp == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation with OID %u does not exist", relid)));
-	cls = (Form_pg_class) GETSTRUCT(tup);
-	nsp = cls->relnamespace;
-	display = psprintf("%s.%s", get_namespace_name(nsp), NameStr(cls->relname));
-
-	if (cls->relkind != RELKIND_RELATION && cls->relkind != RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a table", display),
-				 errdetail("Only ordinary and partitioned tables can be synced.")));
-	if (cls->relpersistence != RELPERSISTENCE_PERMANENT)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("table \"%s\" is %s", display,
-						cls->relpersistence == RELPERSISTENCE_TEMP ? "temporary" : "unlogged"),
-				 errdetail("Changes to temporary and unlogged tables are not written to WAL, so they cannot be streamed.")));
-	if (IsCatalogNamespace(nsp) || nsp == get_namespace_oid(DATASYNC_SCHEMA, false) ||
-		IsToastNamespace(nsp))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("table \"%s\" is a system or datasync table", display)));
-	if (pg_class_aclcheck(relid, GetOuterUserId(), ACL_SELECT) != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table \"%s\"", display),
-				 errdetail("Syncing a table needs the SELECT privilege on it.")));
-
-	if (cls->relreplident == REPLICA_IDENTITY_NOTHING ||
-		(cls->relreplident != REPLICA_IDENTITY_FULL && !has_identity_index(relid)))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table \"%s\" has neither a primary key nor a usable replica identity", display),
-				 errhint("Add a primary key, or run ALTER TABLE %s REPLICA IDENTITY FULL.",
-						 quote_qualified_identifier(get_namespace_name(nsp), NameStr(cls->relname)))));
-	ReleaseSysCache(tup);
+	return quote_qualified_identifier(nsp, rel);
 }
 
 /* the table list of an array argument: no NULLs, no duplicates, valid */
 static List *
-table_list(FunctionCallInfo fcinfo, int argno)
+table_list(FunctionCallInfo fcinfo, int argno, Oid caller)
 {
 	ArrayType  *arr;
 	Datum	   *elems;
@@ -226,7 +183,7 @@ table_list(FunctionCallInfo fcinfo, int argno)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("argument \"tables\" must not contain NULL")));
 		relid = DatumGetObjectId(elems[i]);
-		check_table(relid);
+		ds_check_sync_table(relid, caller);
 		for (j = 0; j < i; j++)
 			if (DatumGetObjectId(elems[j]) == relid)
 				ereport(ERROR,
@@ -291,23 +248,29 @@ check_strategy(const char *strategy)
  * whose strategy detects conflicts (all but source-wins, and source-wins
  * with log_conflicts) needs it: set it when the options consent
  * (replica_identity_full), else refuse.  A latest-timestamp table's
- * timestamp_column must exist.  Runs inside SPI.
+ * timestamp_column must exist.  Runs inside SPI.  Tables dropped under
+ * the pipeline are skipped (remove_table removes them).
  */
 static void
-check_conflict_tables(List *relids, const char *strategy, DsPipelineOptions *opts)
+check_conflict_tables(List *relids, const char *strategy, DsPipelineOptions *opts,
+					  Oid caller)
 {
 	ListCell   *lc;
 
 	foreach(lc, relids)
 	{
 		Oid			relid = lfirst_oid(lc);
-		char	   *nsp = get_namespace_name(get_rel_namespace(relid));
 		char	   *rel = get_rel_name(relid);
-		const char *s = ds_table_option(opts->table_strategies, nsp, rel);
-		const char *tscol = ds_table_option(opts->timestamp_columns, nsp, rel);
+		char	   *nsp = rel ? get_namespace_name(get_rel_namespace(relid)) : NULL;
+		const char *s;
+		const char *tscol;
 		HeapTuple	tup;
 		char		replident;
 
+		if (rel == NULL || nsp == NULL)
+			continue;
+		s = ds_table_option(opts->table_strategies, nsp, rel);
+		tscol = ds_table_option(opts->timestamp_columns, nsp, rel);
 		if (s == NULL)
 			s = strategy;
 		if (strcmp(s, "latest-timestamp") == 0 && tscol != NULL &&
@@ -334,7 +297,7 @@ check_conflict_tables(List *relids, const char *strategy, DsPipelineOptions *opt
 					 errhint("Run ALTER TABLE %s REPLICA IDENTITY FULL, or pass the option {\"replica_identity_full\": true} to let the pipeline set it.",
 							 table_sql(relid))));
 		/* the caller consents; this function runs as the extension's owner */
-		if (!pg_class_ownercheck(relid, GetOuterUserId()))
+		if (!pg_class_ownercheck(relid, caller))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("must be owner of table \"%s\" to set its REPLICA IDENTITY", table_display(relid))));
@@ -394,9 +357,25 @@ publication_member(Oid relid)
 	return psprintf("%s%s", kind == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ", table_sql(relid));
 }
 
+/* an audit entry about pipeline name; details: a JSON object or NULL */
+static void
+audit(Oid caller, const char *action, const char *name, const char *details)
+{
+	ds_audit(caller, action, psprintf("pipeline %s", name), details);
+}
+
+/* an options document as JSON text for the audit log */
+static char *
+jsonb_text(Jsonb *options)
+{
+	return options ? JsonbToCString(NULL, &options->root, VARSIZE(options)) : "{}";
+}
+
 Datum
 datasync_create_pipeline(PG_FUNCTION_ARGS)
 {
+	DsApiCall	call;
+	Oid			caller = ds_api_enter(fcinfo, &call);
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	char	   *target = ds_arg_text(fcinfo, 1, "target");
 	List	   *tables;
@@ -418,7 +397,7 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 
 	ds_check_name("pipeline", name);
 	ds_require_preload();
-	tables = table_list(fcinfo, 2);
+	tables = table_list(fcinfo, 2, caller);
 	if (strcmp(mode, "scheduled") == 0)
 	{
 		schedule = ds_cron_check_schedule(PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4)));
@@ -440,6 +419,8 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("target \"%s\" does not exist", target)));
 	target_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	ds_target_check_right(target_id, caller, DS_TARGET_USE);
+	ds_check_mapped_tables(tables, &parsed);
 
 	/* serialize creators, then check names and limits */
 	ds_spi_exec("LOCK TABLE datasync._pipelines IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL, SPI_OK_UTILITY);
@@ -481,7 +462,7 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 				 errmsg("cannot create pipeline \"%s\": datasync.max_pipelines (%d) reached", name, datasync_max_pipelines),
 				 errhint("Drop a pipeline, or raise datasync.max_pipelines and restart the server.")));
 
-	check_conflict_tables(tables, strategy, &parsed);
+	check_conflict_tables(tables, strategy, &parsed, caller);
 
 	/* the publication: an explicit table list, never FOR ALL TABLES */
 	initStringInfo(&sql);
@@ -509,21 +490,36 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not insert pipeline \"%s\"", name);
 	pipeline_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
+	initStringInfo(&sql);
+	appendStringInfoChar(&sql, '{');
+	ds_json_add(&sql, "target", target);
+	appendStringInfoString(&sql, ", \"tables\": [");
 	foreach(lc, tables)
 	{
-		Oid			targtypes[2] = {INT8OID, OIDOID};
-		Datum		targs[2];
+		Oid			targtypes[3] = {INT8OID, OIDOID, OIDOID};
+		Datum		targs[3];
 
 		targs[0] = Int64GetDatum(pipeline_id);
 		targs[1] = ObjectIdGetDatum(lfirst_oid(lc));
-		ds_spi_exec("INSERT INTO datasync._pipeline_tables (pipeline_id, relid) VALUES ($1, $2)",
-					2, targtypes, targs, SPI_OK_INSERT);
+		targs[2] = ObjectIdGetDatum(caller);
+		ds_spi_exec("INSERT INTO datasync._pipeline_tables (pipeline_id, relid, added_by) VALUES ($1, $2, $3)",
+					3, targtypes, targs, SPI_OK_INSERT);
+		if (foreach_current_index(lc) > 0)
+			appendStringInfoString(&sql, ", ");
+		escape_json(&sql, table_display(lfirst_oid(lc)));
 	}
+	appendStringInfoChar(&sql, ']');
+	ds_json_add(&sql, "mode", mode);
+	ds_json_add(&sql, "schedule", schedule);
+	ds_json_add(&sql, "conflict_strategy", strategy);
+	appendStringInfo(&sql, ", \"options\": %s}", jsonb_text(options));
+	audit(caller, "create_pipeline", name, sql.data);
 	SPI_finish();
 	/* last: pg_cron validates the expression; an error undoes it all */
 	if (schedule)
 		ds_cron_schedule(pipeline_id, name, schedule);
 	ds_launcher_wakeup_at_commit();
+	ds_api_leave(&call);
 	PG_RETURN_VOID();
 }
 
@@ -535,6 +531,8 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 Datum
 datasync_alter_pipeline(PG_FUNCTION_ARGS)
 {
+	DsApiCall	call;
+	Oid			caller = ds_api_enter(fcinfo, &call);
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	Jsonb	   *options = ds_arg_jsonb(fcinfo, 1, "options");
 	PipelineRow r;
@@ -588,6 +586,7 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	r = pipeline_row(name, true);
+	ds_target_check_right(r.target_id, caller, DS_TARGET_USE);
 
 	/* mode and schedule go together: a scheduled pipeline has a pg_cron job */
 	new_mode = mode ? mode : r.mode;
@@ -609,7 +608,12 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 				2, argtypes, args, SPI_OK_SELECT);
 	merged = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	ds_options_parse(merged, &parsed);
-	check_conflict_tables(pipeline_tables(r.id), strategy ? strategy : r.strategy, &parsed);
+	{
+		List	   *relids = pipeline_tables(r.id);
+
+		ds_check_mapped_tables(relids, &parsed);
+		check_conflict_tables(relids, strategy ? strategy : r.strategy, &parsed, caller);
+	}
 
 	args[1] = JsonbPGetDatum(merged);
 	args[2] = strategy ? CStringGetTextDatum(strategy) : (Datum) 0;
@@ -623,6 +627,7 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 							  " mode = coalesce($4, mode), schedule = $5 WHERE id = $1",
 							  5, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update pipeline \"%s\"", name);
+	audit(caller, "alter_pipeline", name, psprintf("{\"options\": %s}", jsonb_text(options)));
 	SPI_finish();
 
 	/* the pg_cron job follows; a change of mode needs no other step */
@@ -632,6 +637,7 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 	else if (new_schedule == NULL && strcmp(r.mode, "scheduled") == 0)
 		ds_cron_unschedule(name);
 	ds_signal_at_commit(r.id);
+	ds_api_leave(&call);
 	PG_RETURN_VOID();
 }
 
@@ -769,6 +775,8 @@ drop_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 Datum
 datasync_drop_pipeline(PG_FUNCTION_ARGS)
 {
+	DsApiCall	call;
+	Oid			caller = ds_api_enter(fcinfo, &call);
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	PipelineRow r;
 	Oid			argtypes[1] = {INT8OID};
@@ -779,6 +787,7 @@ datasync_drop_pipeline(PG_FUNCTION_ARGS)
 	ds_require_preload();
 	SPI_connect();
 	r = pipeline_row(name, true);
+	ds_target_check_right(r.target_id, caller, DS_TARGET_USE);
 	stop_worker_and_lock(r.id);
 
 	args[0] = Int64GetDatum(r.id);
@@ -789,6 +798,7 @@ datasync_drop_pipeline(PG_FUNCTION_ARGS)
 				1, argtypes, args, SPI_OK_UPDATE);
 	ds_spi_exec(psprintf("DROP PUBLICATION IF EXISTS %s", quote_identifier(r.slot_name)),
 				0, NULL, NULL, SPI_OK_UTILITY);
+	audit(caller, "drop_pipeline", name, NULL);
 	SPI_finish();
 	if (strcmp(r.mode, "scheduled") == 0)
 		ds_cron_unschedule(name);
@@ -806,6 +816,7 @@ datasync_drop_pipeline(PG_FUNCTION_ARGS)
 	pd->subxid = GetCurrentSubTransactionId();
 	pending_drops = lappend(pending_drops, pd);
 	MemoryContextSwitchTo(old);
+	ds_api_leave(&call);
 	PG_RETURN_VOID();
 }
 
@@ -840,57 +851,90 @@ typedef enum TableOp
 	TABLE_RESYNC
 } TableOp;
 
+/* is the table in the pipeline's publication? */
+static bool
+in_publication(const char *pubname, Oid relid)
+{
+	Oid			argtypes[2] = {TEXTOID, OIDOID};
+	Datum		args[2];
+
+	args[0] = CStringGetTextDatum(pubname);
+	args[1] = ObjectIdGetDatum(relid);
+	ds_spi_exec("SELECT 1 FROM pg_catalog.pg_publication_rel pr"
+				" JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid"
+				" WHERE p.pubname = $1 AND pr.prrelid = $2",
+				2, argtypes, args, SPI_OK_SELECT);
+	return SPI_processed > 0;
+}
+
 /*
  * add_table, remove_table, resync_table: change the publication and the
  * membership row; the worker starts a new session with them at commit
- * (copying an added or resynced table first).
+ * (copying an added or resynced table first).  A table dropped under the
+ * pipeline left the publication with it: remove_table removes its row.
  */
 static void
 change_table(FunctionCallInfo fcinfo, TableOp op)
 {
+	DsApiCall	call;
+	Oid			caller = ds_api_enter(fcinfo, &call);
 	char	   *name = ds_arg_text(fcinfo, 0, "pipeline");
 	Oid			relid = arg_table(fcinfo, 1);
 	PipelineRow r;
-	Oid			argtypes[2] = {INT8OID, OIDOID};
-	Datum		args[2];
+	Oid			argtypes[3] = {INT8OID, OIDOID, OIDOID};
+	Datum		args[3];
 	bool		member;
+	bool		dropped;
+	char	   *display;
+	static const char *const actions[] = {"add_table", "remove_table", "resync_table"};
 
 	if (op == TABLE_ADD)
-		check_table(relid);
+		ds_check_sync_table(relid, caller);
 	SPI_connect();
 	r = pipeline_row(name, true);
+	ds_target_check_right(r.target_id, caller, DS_TARGET_USE);
 	member = is_member(r.id, relid);
+	dropped = get_rel_name(relid) == NULL;
+	display = table_display(relid);
 	if (op == TABLE_ADD && member)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("table \"%s\" is already in pipeline \"%s\"", table_display(relid), name)));
+				 errmsg("table \"%s\" is already in pipeline \"%s\"", display, name)));
 	if (op == TABLE_ADD)
 	{
 		DsPipelineOptions parsed;
 
 		ds_options_parse(r.options, &parsed);
-		check_conflict_tables(list_make1_oid(relid), r.strategy, &parsed);
+		ds_check_mapped_tables(list_make1_oid(relid), &parsed);
+		check_conflict_tables(list_make1_oid(relid), r.strategy, &parsed, caller);
 	}
 	if (op != TABLE_ADD && !member)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("table \"%s\" is not in pipeline \"%s\"", table_display(relid), name)));
+				 errmsg("table \"%s\" is not in pipeline \"%s\"", display, name)));
+	if (op == TABLE_RESYNC && dropped)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table with OID %u of pipeline \"%s\" was dropped", relid, name),
+				 errhint("Remove it with SELECT datasync.remove_table('%s', %u).", name, relid)));
 
 	args[0] = Int64GetDatum(r.id);
 	args[1] = ObjectIdGetDatum(relid);
+	args[2] = ObjectIdGetDatum(caller);
 	switch (op)
 	{
 		case TABLE_ADD:
 			ds_spi_exec(psprintf("ALTER PUBLICATION %s ADD TABLE %s", quote_identifier(r.slot_name),
 								 publication_member(relid)),
 						0, NULL, NULL, SPI_OK_UTILITY);
-			ds_spi_exec("INSERT INTO datasync._pipeline_tables (pipeline_id, relid) VALUES ($1, $2)",
-						2, argtypes, args, SPI_OK_INSERT);
+			ds_spi_exec("INSERT INTO datasync._pipeline_tables (pipeline_id, relid, added_by) VALUES ($1, $2, $3)",
+						3, argtypes, args, SPI_OK_INSERT);
 			break;
 		case TABLE_REMOVE:
-			ds_spi_exec(psprintf("ALTER PUBLICATION %s DROP TABLE %s", quote_identifier(r.slot_name),
-								 table_sql(relid)),
-						0, NULL, NULL, SPI_OK_UTILITY);
+			if (!dropped && in_publication(r.slot_name, relid))
+				ds_spi_exec(psprintf("ALTER PUBLICATION %s DROP TABLE %s", quote_identifier(r.slot_name),
+									 table_sql(relid)),
+							0, NULL, NULL, SPI_OK_UTILITY);
 			ds_spi_exec("DELETE FROM datasync._pipeline_tables WHERE pipeline_id = $1 AND relid = $2",
 						2, argtypes, args, SPI_OK_DELETE);
 			break;
@@ -899,8 +943,20 @@ change_table(FunctionCallInfo fcinfo, TableOp op)
 						2, argtypes, args, SPI_OK_UPDATE);
 			break;
 	}
+	{
+		StringInfoData details;
+
+		initStringInfo(&details);
+		appendStringInfoChar(&details, '{');
+		ds_json_add(&details, "table", display);
+		if (dropped)
+			appendStringInfoString(&details, ", \"dropped\": true");
+		appendStringInfoChar(&details, '}');
+		audit(caller, actions[op], name, details.data);
+	}
 	SPI_finish();
 	ds_signal_at_commit(r.id);
+	ds_api_leave(&call);
 }
 
 Datum
@@ -927,6 +983,8 @@ datasync_resync_table(PG_FUNCTION_ARGS)
 static void
 set_enabled(FunctionCallInfo fcinfo, bool enabled)
 {
+	DsApiCall	call;
+	Oid			caller = ds_api_enter(fcinfo, &call);
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	PipelineRow r;
 	Oid			argtypes[2] = {INT8OID, BOOLOID};
@@ -940,8 +998,10 @@ set_enabled(FunctionCallInfo fcinfo, bool enabled)
 				"UPDATE datasync._pipelines SET enabled = $2, error = NULL WHERE id = $1" :
 				"UPDATE datasync._pipelines SET enabled = $2 WHERE id = $1",
 				2, argtypes, args, SPI_OK_UPDATE);
+	audit(caller, enabled ? "resume" : "pause", name, NULL);
 	SPI_finish();
 	ds_signal_at_commit(r.id);
+	ds_api_leave(&call);
 }
 
 Datum
@@ -971,6 +1031,7 @@ datasync_resume(PG_FUNCTION_ARGS)
 Datum
 datasync_wait_for_sync(PG_FUNCTION_ARGS)
 {
+	DsApiCall	call;
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	int64		timeout_ms;
 	PipelineRow r;
@@ -986,9 +1047,11 @@ datasync_wait_for_sync(PG_FUNCTION_ARGS)
 	timeout_ms = ds_arg_timeout_ms(fcinfo, 1);
 	ds_require_preload();
 
+	(void) ds_api_enter(fcinfo, &call);
 	SPI_connect();
 	r = pipeline_row(name, false);
 	SPI_finish();
+	ds_api_leave(&call);
 	if (!r.enabled || r.has_error)
 		PG_RETURN_BOOL(false);
 
