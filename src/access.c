@@ -56,6 +56,18 @@
 #include "relmap.h"
 
 /*
+ * Has datasync's catalog table the column?  Not before ALTER EXTENSION
+ * datasync UPDATE: this library may run over the 0.1 catalog meanwhile.
+ */
+bool
+ds_catalog_has_column(const char *table, const char *column)
+{
+	Oid			relid = get_relname_relid(table, get_namespace_oid(DATASYNC_SCHEMA, false));
+
+	return OidIsValid(relid) && get_attnum(relid, column) != InvalidAttrNumber;
+}
+
+/*
  * May role use (or own) a target with this owner and these grantees (an
  * oid[] datum)?
  */
@@ -97,7 +109,9 @@ ds_target_check_right(int64 target_id, Oid caller, DsTargetRight right)
 	char	   *owner_name;
 
 	args[0] = Int64GetDatum(target_id);
-	ds_spi_exec("SELECT name, owner, grantees FROM datasync._targets WHERE id = $1",
+	ds_spi_exec(ds_catalog_has_column("_targets", "grantees") ?
+				"SELECT name, owner, grantees FROM datasync._targets WHERE id = $1" :
+				"SELECT name, owner, NULL::oid[] FROM datasync._targets WHERE id = $1",
 				1, argtypes, args, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		elog(ERROR, "target " INT64_FORMAT " does not exist", target_id);

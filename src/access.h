@@ -25,6 +25,7 @@ typedef enum DsTargetRight
 	DS_TARGET_OWN				/* alter, drop, grant, revoke */
 } DsTargetRight;
 
+extern bool ds_catalog_has_column(const char *table, const char *column);
 extern void ds_target_check_right(int64 target_id, Oid caller, DsTargetRight right);
 extern bool ds_target_has_right(Oid role, Oid owner, Datum grantees, bool grantees_null,
 								 DsTargetRight right);

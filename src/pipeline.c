@@ -25,8 +25,9 @@
  *		extension's owner (ds_api_enter).  Changing a pipeline, or creating
  *		one, needs the use of its target (access.c); every change is
  *		written to datasync.audit_log.  A table dropped under a pipeline
- *		(its OID no longer names a relation) is removed by remove_table and
- *		skipped by the checks of alter_pipeline; resync_table refuses it.
+ *		(its OID no longer names a relation) is skipped by the checks of
+ *		alter_pipeline.  add_table, remove_table and resync_table are in
+ *		pipetables.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -62,34 +63,19 @@
 #include "apiutil.h"
 #include "catalog.h"
 #include "cron.h"
+#include "pipeline.h"
 #include "shmem.h"
 #include "worker.h"
 
 PG_FUNCTION_INFO_V1(datasync_create_pipeline);
 PG_FUNCTION_INFO_V1(datasync_alter_pipeline);
 PG_FUNCTION_INFO_V1(datasync_drop_pipeline);
-PG_FUNCTION_INFO_V1(datasync_add_table);
-PG_FUNCTION_INFO_V1(datasync_remove_table);
-PG_FUNCTION_INFO_V1(datasync_resync_table);
 PG_FUNCTION_INFO_V1(datasync_pause);
 PG_FUNCTION_INFO_V1(datasync_resume);
 PG_FUNCTION_INFO_V1(datasync_wait_for_sync);
 
-typedef struct PipelineRow
-{
-	int64		id;
-	int64		target_id;
-	char	   *slot_name;
-	bool		enabled;
-	bool		has_error;
-	char	   *mode;
-	char	   *schedule;		/* NULL unless scheduled */
-	char	   *strategy;
-	Jsonb	   *options;
-} PipelineRow;
-
 /* Look up a pipeline (locking its row); an error when it does not exist. */
-static PipelineRow
+PipelineRow
 pipeline_row(const char *name, bool lock)
 {
 	Oid			argtypes[1] = {TEXTOID};
@@ -122,7 +108,7 @@ pipeline_row(const char *name, bool lock)
  * schema.table as messages show it (in double quotes, not quoted again);
  * the OID of a table that was dropped
  */
-static char *
+char *
 table_display(Oid relid)
 {
 	char	   *rel = get_rel_name(relid);
@@ -134,7 +120,7 @@ table_display(Oid relid)
 }
 
 /* schema.table as SQL text; an error when the table was dropped */
-static char *
+char *
 table_sql(Oid relid)
 {
 	char	   *rel = get_rel_name(relid);
@@ -251,7 +237,7 @@ check_strategy(const char *strategy)
  * timestamp_column must exist.  Runs inside SPI.  Tables dropped under
  * the pipeline are skipped (remove_table removes them).
  */
-static void
+void
 check_conflict_tables(List *relids, const char *strategy, DsPipelineOptions *opts,
 					  Oid caller)
 {
@@ -349,7 +335,7 @@ slot_name_for(const char *name)
 }
 
 /* "ONLY schema.table" for ordinary tables; partitioned tables whole */
-static char *
+char *
 publication_member(Oid relid)
 {
 	char		kind = get_rel_relkind(relid);
@@ -358,8 +344,8 @@ publication_member(Oid relid)
 }
 
 /* an audit entry about pipeline name; details: a JSON object or NULL */
-static void
-audit(Oid caller, const char *action, const char *name, const char *details)
+void
+pipeline_audit(Oid caller, const char *action, const char *name, const char *details)
 {
 	ds_audit(caller, action, psprintf("pipeline %s", name), details);
 }
@@ -502,8 +488,7 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 		targs[0] = Int64GetDatum(pipeline_id);
 		targs[1] = ObjectIdGetDatum(lfirst_oid(lc));
 		targs[2] = ObjectIdGetDatum(caller);
-		ds_spi_exec("INSERT INTO datasync._pipeline_tables (pipeline_id, relid, added_by) VALUES ($1, $2, $3)",
-					3, targtypes, targs, SPI_OK_INSERT);
+		ds_spi_exec(PIPELINE_TABLES_INSERT, 3, targtypes, targs, SPI_OK_INSERT);
 		if (foreach_current_index(lc) > 0)
 			appendStringInfoString(&sql, ", ");
 		escape_json(&sql, table_display(lfirst_oid(lc)));
@@ -513,7 +498,7 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 	ds_json_add(&sql, "schedule", schedule);
 	ds_json_add(&sql, "conflict_strategy", strategy);
 	appendStringInfo(&sql, ", \"options\": %s}", jsonb_text(options));
-	audit(caller, "create_pipeline", name, sql.data);
+	pipeline_audit(caller, "create_pipeline", name, sql.data);
 	SPI_finish();
 	/* last: pg_cron validates the expression; an error undoes it all */
 	if (schedule)
@@ -627,7 +612,7 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 							  " mode = coalesce($4, mode), schedule = $5 WHERE id = $1",
 							  5, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update pipeline \"%s\"", name);
-	audit(caller, "alter_pipeline", name, psprintf("{\"options\": %s}", jsonb_text(options)));
+	pipeline_audit(caller, "alter_pipeline", name, psprintf("{\"options\": %s}", jsonb_text(options)));
 	SPI_finish();
 
 	/* the pg_cron job follows; a change of mode needs no other step */
@@ -798,7 +783,7 @@ datasync_drop_pipeline(PG_FUNCTION_ARGS)
 				1, argtypes, args, SPI_OK_UPDATE);
 	ds_spi_exec(psprintf("DROP PUBLICATION IF EXISTS %s", quote_identifier(r.slot_name)),
 				0, NULL, NULL, SPI_OK_UTILITY);
-	audit(caller, "drop_pipeline", name, NULL);
+	pipeline_audit(caller, "drop_pipeline", name, NULL);
 	SPI_finish();
 	if (strcmp(r.mode, "scheduled") == 0)
 		ds_cron_unschedule(name);
@@ -820,166 +805,6 @@ datasync_drop_pipeline(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* is the table in the pipeline? */
-static bool
-is_member(int64 pipeline_id, Oid relid)
-{
-	Oid			argtypes[2] = {INT8OID, OIDOID};
-	Datum		args[2];
-
-	args[0] = Int64GetDatum(pipeline_id);
-	args[1] = ObjectIdGetDatum(relid);
-	ds_spi_exec("SELECT 1 FROM datasync._pipeline_tables WHERE pipeline_id = $1 AND relid = $2",
-				2, argtypes, args, SPI_OK_SELECT);
-	return SPI_processed > 0;
-}
-
-static Oid
-arg_table(FunctionCallInfo fcinfo, int argno)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"tbl\" must not be null")));
-	return PG_GETARG_OID(argno);
-}
-
-typedef enum TableOp
-{
-	TABLE_ADD,
-	TABLE_REMOVE,
-	TABLE_RESYNC
-} TableOp;
-
-/* is the table in the pipeline's publication? */
-static bool
-in_publication(const char *pubname, Oid relid)
-{
-	Oid			argtypes[2] = {TEXTOID, OIDOID};
-	Datum		args[2];
-
-	args[0] = CStringGetTextDatum(pubname);
-	args[1] = ObjectIdGetDatum(relid);
-	ds_spi_exec("SELECT 1 FROM pg_catalog.pg_publication_rel pr"
-				" JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid"
-				" WHERE p.pubname = $1 AND pr.prrelid = $2",
-				2, argtypes, args, SPI_OK_SELECT);
-	return SPI_processed > 0;
-}
-
-/*
- * add_table, remove_table, resync_table: change the publication and the
- * membership row; the worker starts a new session with them at commit
- * (copying an added or resynced table first).  A table dropped under the
- * pipeline left the publication with it: remove_table removes its row.
- */
-static void
-change_table(FunctionCallInfo fcinfo, TableOp op)
-{
-	DsApiCall	call;
-	Oid			caller = ds_api_enter(fcinfo, &call);
-	char	   *name = ds_arg_text(fcinfo, 0, "pipeline");
-	Oid			relid = arg_table(fcinfo, 1);
-	PipelineRow r;
-	Oid			argtypes[3] = {INT8OID, OIDOID, OIDOID};
-	Datum		args[3];
-	bool		member;
-	bool		dropped;
-	char	   *display;
-	static const char *const actions[] = {"add_table", "remove_table", "resync_table"};
-
-	if (op == TABLE_ADD)
-		ds_check_sync_table(relid, caller);
-	SPI_connect();
-	r = pipeline_row(name, true);
-	ds_target_check_right(r.target_id, caller, DS_TARGET_USE);
-	member = is_member(r.id, relid);
-	dropped = get_rel_name(relid) == NULL;
-	display = table_display(relid);
-	if (op == TABLE_ADD && member)
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("table \"%s\" is already in pipeline \"%s\"", display, name)));
-	if (op == TABLE_ADD)
-	{
-		DsPipelineOptions parsed;
-
-		ds_options_parse(r.options, &parsed);
-		ds_check_mapped_tables(list_make1_oid(relid), &parsed);
-		check_conflict_tables(list_make1_oid(relid), r.strategy, &parsed, caller);
-	}
-	if (op != TABLE_ADD && !member)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("table \"%s\" is not in pipeline \"%s\"", display, name)));
-	if (op == TABLE_RESYNC && dropped)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table with OID %u of pipeline \"%s\" was dropped", relid, name),
-				 errhint("Remove it with SELECT datasync.remove_table('%s', %u).", name, relid)));
-
-	args[0] = Int64GetDatum(r.id);
-	args[1] = ObjectIdGetDatum(relid);
-	args[2] = ObjectIdGetDatum(caller);
-	switch (op)
-	{
-		case TABLE_ADD:
-			ds_spi_exec(psprintf("ALTER PUBLICATION %s ADD TABLE %s", quote_identifier(r.slot_name),
-								 publication_member(relid)),
-						0, NULL, NULL, SPI_OK_UTILITY);
-			ds_spi_exec("INSERT INTO datasync._pipeline_tables (pipeline_id, relid, added_by) VALUES ($1, $2, $3)",
-						3, argtypes, args, SPI_OK_INSERT);
-			break;
-		case TABLE_REMOVE:
-			if (!dropped && in_publication(r.slot_name, relid))
-				ds_spi_exec(psprintf("ALTER PUBLICATION %s DROP TABLE %s", quote_identifier(r.slot_name),
-									 table_sql(relid)),
-							0, NULL, NULL, SPI_OK_UTILITY);
-			ds_spi_exec("DELETE FROM datasync._pipeline_tables WHERE pipeline_id = $1 AND relid = $2",
-						2, argtypes, args, SPI_OK_DELETE);
-			break;
-		case TABLE_RESYNC:
-			ds_spi_exec("UPDATE datasync._pipeline_tables SET sync_state = 's' WHERE pipeline_id = $1 AND relid = $2",
-						2, argtypes, args, SPI_OK_UPDATE);
-			break;
-	}
-	{
-		StringInfoData details;
-
-		initStringInfo(&details);
-		appendStringInfoChar(&details, '{');
-		ds_json_add(&details, "table", display);
-		if (dropped)
-			appendStringInfoString(&details, ", \"dropped\": true");
-		appendStringInfoChar(&details, '}');
-		audit(caller, actions[op], name, details.data);
-	}
-	SPI_finish();
-	ds_signal_at_commit(r.id);
-	ds_api_leave(&call);
-}
-
-Datum
-datasync_add_table(PG_FUNCTION_ARGS)
-{
-	change_table(fcinfo, TABLE_ADD);
-	PG_RETURN_VOID();
-}
-
-Datum
-datasync_remove_table(PG_FUNCTION_ARGS)
-{
-	change_table(fcinfo, TABLE_REMOVE);
-	PG_RETURN_VOID();
-}
-
-Datum
-datasync_resync_table(PG_FUNCTION_ARGS)
-{
-	change_table(fcinfo, TABLE_RESYNC);
-	PG_RETURN_VOID();
-}
-
 static void
 set_enabled(FunctionCallInfo fcinfo, bool enabled)
 {
@@ -998,7 +823,7 @@ set_enabled(FunctionCallInfo fcinfo, bool enabled)
 				"UPDATE datasync._pipelines SET enabled = $2, error = NULL WHERE id = $1" :
 				"UPDATE datasync._pipelines SET enabled = $2 WHERE id = $1",
 				2, argtypes, args, SPI_OK_UPDATE);
-	audit(caller, enabled ? "resume" : "pause", name, NULL);
+	pipeline_audit(caller, enabled ? "resume" : "pause", name, NULL);
 	SPI_finish();
 	ds_signal_at_commit(r.id);
 	ds_api_leave(&call);
