@@ -16,7 +16,8 @@
 #       mallory's own target, logging in as "sync" with a password, streams;
 #   (c) a pipeline row mapping a table onto pg_catalog.pg_authid, as 0.1
 #       let a catalog row hold: the worker refuses it where it uses it
-#       (state error), and the target's pg_authid is untouched;
+#       (state error), and a streamed update does not make the target's
+#       login role a superuser;
 #   (d) apply_config's errors do not write the document (its passwords) to
 #       the server log, whatever failed;
 #   (e) a synced table dropped under a running pipeline leaves it (WARNING,
@@ -54,7 +55,6 @@ CREATE TABLE t2 (id int PRIMARY KEY, v text);
 CREATE TABLE m1 (id int PRIMARY KEY, v text);
 CREATE TABLE d1 (id int PRIMARY KEY, v text);
 CREATE TABLE d2 (id int PRIMARY KEY, v text);
-CREATE TABLE c1 (id int PRIMARY KEY, v text);
 EOSQL
 $src->safe_psql('postgres', $schema);
 $tgt->safe_psql('postgres', $schema);
@@ -67,7 +67,6 @@ INSERT INTO t2 SELECT g, 't2 ' || g FROM generate_series(1, 40) g;
 INSERT INTO m1 SELECT g, 'm1 ' || g FROM generate_series(1, 30) g;
 INSERT INTO d1 SELECT g, 'd1 ' || g FROM generate_series(1, 10) g;
 INSERT INTO d2 SELECT g, 'd2 ' || g FROM generate_series(1, 10) g;
-INSERT INTO c1 SELECT g, 'c1 ' || g FROM generate_series(1, 10) g;
 EOSQL
 
 sub query { return $src->safe_psql('postgres', $_[0]); }
@@ -139,22 +138,46 @@ as_mallory("SELECT datasync.drop_pipeline('pmal')");
 # ---------------------------------------------------------------------------
 # (c) a catalog row that maps a table onto pg_catalog.pg_authid
 # ---------------------------------------------------------------------------
-my $roles_before = $tgt->safe_psql('postgres', 'SELECT string_agg(rolname || rolsuper::text, \',\' ORDER BY rolname) FROM pg_authid');
+# The attack of the issue: streamed changes to a table mapped onto
+# pg_authid delete a role of the target and change role attributes.
+$tgt->safe_psql('postgres', 'CREATE ROLE victim');
+my $sync_oid = $tgt->safe_psql('postgres', "SELECT oid FROM pg_authid WHERE rolname = 'sync'");
+my $victim_oid = $tgt->safe_psql('postgres', "SELECT oid FROM pg_authid WHERE rolname = 'victim'");
+query("CREATE TABLE c2 (oid oid PRIMARY KEY, rolsuper bool);"
+	  . " INSERT INTO c2 VALUES ($sync_oid, false), ($victim_oid, false)");
 query(<<'EOSQL');
 BEGIN;
-SELECT datasync.create_pipeline('pcat', 'tsu', ARRAY['c1']::regclass[]);
+SELECT datasync.create_pipeline('pcat', 'tsu', ARRAY['c2']::regclass[], options => '{"initial_sync": false}');
 SELECT datasync.pause('pcat');
 -- what 0.1 let a catalog row hold
-UPDATE datasync._pipelines SET options = '{"table_map": {"c1": "pg_catalog.pg_authid"}}' WHERE name = 'pcat';
+UPDATE datasync._pipelines SET options = '{"initial_sync": false, "table_map": {"c2": "pg_catalog.pg_authid"}}'
+ WHERE name = 'pcat';
 COMMIT;
 SELECT datasync.resume('pcat');
 EOSQL
-ok(poll_until($src, "SELECT state = 'error' FROM datasync.status WHERE name = 'pcat'"),
-	'the worker refuses a table mapped onto a system catalog');
+# until the worker refused, or streams (its slot exists)
+ok( poll_until(
+		$src,
+		"SELECT coalesce((SELECT state = 'error' FROM datasync.status WHERE name = 'pcat'), false)"
+		  . " OR EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = 'datasync_pcat')"),
+	'the worker of pcat started');
+query("DELETE FROM c2 WHERE oid = $victim_oid");
+query("UPDATE c2 SET rolsuper = true");
+my ($state, $super) = ('', '');
+my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+while (time < $deadline)
+{
+	$state = query("SELECT state FROM datasync.status WHERE name = 'pcat'");
+	$super = $tgt->safe_psql('postgres', "SELECT rolsuper FROM pg_authid WHERE rolname = 'sync'");
+	last if $state eq 'error' || $super eq 't';
+	select(undef, undef, undef, 0.1);
+}
+is($super, 'f', 'the target login role did not become a superuser');
+is($tgt->safe_psql('postgres', "SELECT count(*) FROM pg_roles WHERE rolname = 'victim'"),
+	'1', 'no role of the target was deleted');
+is($state, 'error', 'the worker refuses a table mapped onto a system catalog');
 like(query("SELECT last_error FROM datasync.status WHERE name = 'pcat'"),
 	qr/"pg_catalog" is a system schema/, 'last_error names the system schema');
-is($tgt->safe_psql('postgres', 'SELECT string_agg(rolname || rolsuper::text, \',\' ORDER BY rolname) FROM pg_authid'),
-	$roles_before, "the target's pg_authid is untouched");
 query("SELECT datasync.drop_pipeline('pcat')");
 
 # ---------------------------------------------------------------------------
