@@ -156,6 +156,15 @@ SELECT datasync.grant_target('set_role_tgt', 'ds_alice');
 RESET ROLE;
 SELECT name, owner, grantees FROM datasync.targets WHERE name = 'set_role_tgt';
 SELECT datasync.alter_target('set_role_tgt', '{"description": "seen by a superuser"}');
+-- an admin's target is no other admin's either: lent to ds_alice, not to ds_bypass
+SET ROLE ds_alice;
+SELECT r->>'ok' AS ok FROM datasync.test_target('set_role_tgt') r;
+SELECT ds_try($$SELECT datasync.alter_target('set_role_tgt', '{"description": "x"}')$$);
+SELECT ds_try($$SELECT datasync._config_target_dsn_is('set_role_tgt', 'host=db.invalid dbname=x password=malSECRET')$$);
+SET ROLE ds_bypass;
+SELECT ds_try($$SELECT datasync.create_pipeline('byp_pipe', 'set_role_tgt', ARRAY['api_c']::regclass[])$$);
+SELECT ds_try($$SELECT datasync.test_target('set_role_tgt')$$);
+RESET ROLE;
 
 --
 -- Finding 3: system catalogs (and other system schemas) of the target,
