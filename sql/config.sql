@@ -298,14 +298,18 @@ SELECT cfg_snapshot() AS snap \gset
 --
 CREATE ROLE cfg_adm IN ROLE datasync_admin;
 CREATE ROLE cfg_op IN ROLE datasync_operator;
+-- (the superuser's target, lent to cfg_adm)
+SELECT datasync.grant_target('cfg-warehouse', 'cfg_adm');
+SELECT cfg_snapshot() AS snap \gset
 SET ROLE cfg_adm;
 SELECT datasync.apply_config(datasync.export_config());
 SELECT datasync.export_config()::text LIKE '%SECRET%' AS export_shows_secret;
 -- with the caller's rights: SELECT on the tables, passwordEnv for superusers only
 SELECT ds_try(format('SELECT datasync.apply_config(%L)',
-       jsonb_insert(cfg_seed(), '{pipelines,3}', '{"name": "cfg-coupons-sync", "tables": ["cfg_coupons"]}')));
-SELECT ds_try(format('SELECT datasync.apply_config(%L)',
-       jsonb_set(cfg_seed(), '{targetSystem,auth,credentials}', '{"username": "sync", "passwordEnv": "HOME"}')));
+       jsonb_insert(jsonb_set(cfg_seed(), '{targetSystem,auth,credentials,password}', '"********"'),
+                    '{pipelines,3}', '{"name": "cfg-coupons-sync", "tables": ["cfg_coupons"]}')));
+SELECT ds_try($$SELECT datasync.apply_config('{"targetSystems": [{"name": "cfg-adm-tgt", "connectionString": "host=db.invalid",
+                                                                  "auth": {"credentials": {"passwordEnv": "HOME"}}}]}')$$);
 SET ROLE cfg_op;
 SELECT ds_try($$SELECT datasync.export_config()$$);
 SELECT ds_try($$SELECT datasync.apply_config('{}')$$);

@@ -57,6 +57,7 @@ SELECT relreplident FROM pg_class WHERE relname = 'Kön flikt';
 CREATE ROLE ds_cf_admin;
 GRANT datasync_admin TO ds_cf_admin;
 GRANT SELECT ON "Kön flikt" TO ds_cf_admin;
+SELECT datasync.grant_target('cf_tgt', 'ds_cf_admin');
 SET ROLE ds_cf_admin;
 SELECT ds_try($$SELECT datasync.create_pipeline('cf', 'cf_tgt', ARRAY['"Kön flikt"']::regclass[], conflict_strategy => 'manual', options => '{"replica_identity_full": true}')$$);
 RESET ROLE;
@@ -151,12 +152,14 @@ SELECT id, "wért" FROM "Kön flikt" ORDER BY id;
 SELECT status, resolution, count(*) FROM datasync.conflicts GROUP BY 1, 2 ORDER BY 1, 2;
 SELECT name, open_conflicts FROM datasync.status;
 
--- the audit log: one entry per resolution, chained, append-only
-SELECT id, actor, action, object = 'conflict ' || (CASE id WHEN 1 THEN :cid ELSE :cid2 END) AS object_ok,
-       details->>'resolution' AS resolution, length(hash) AS hash_len, prev_hash = '' AS first
-  FROM datasync.audit_log ORDER BY id;
-SELECT v->'ok' AS ok, v->'entries' AS entries, v->'last_id' AS last_id,
-       v->>'last_hash' = (SELECT hash FROM datasync.audit_log WHERE id = 2) AS anchor_hash
+-- the audit log: one entry per resolution (among those of every
+-- configuration change), chained, append-only
+SELECT actor, action, object = 'conflict ' || (CASE details->>'resolution' WHEN 'source' THEN :cid ELSE :cid2 END) AS object_ok,
+       details->>'resolution' AS resolution, length(hash) AS hash_len
+  FROM datasync.audit_log WHERE action = 'resolve_conflict' ORDER BY id;
+SELECT v->'ok' AS ok, (v->>'entries')::bigint = (SELECT count(*) FROM datasync.audit_log) AS every_entry,
+       (v->>'last_id')::bigint = (SELECT max(id) FROM datasync.audit_log) AS last_id,
+       v->>'last_hash' = (SELECT hash FROM datasync.audit_log ORDER BY id DESC LIMIT 1) AS anchor_hash
   FROM datasync.verify_audit_log() v;
 SELECT ds_try($$UPDATE datasync.audit_log SET actor = 'someone else'$$);
 SELECT ds_try($$DELETE FROM datasync.audit_log$$);

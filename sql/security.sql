@@ -130,6 +130,8 @@ SELECT count(*) > 0 AS has_secdef_functions
 CREATE TABLE sec_users (id int PRIMARY KEY, name text);
 CREATE TABLE sec_private (id int PRIMARY KEY);
 SELECT datasync.create_target('sec_tgt', 'host=127.0.0.1 port=1 dbname=x user=u password=pwSECRETpw');
+-- (lent to the operator for test_target)
+SELECT datasync.grant_target('sec_tgt', 'ds_op');
 BEGIN;
 SELECT datasync.create_pipeline('sec_pipe', 'sec_tgt', ARRAY['sec_users']::regclass[]);
 SELECT datasync.pause('sec_pipe');

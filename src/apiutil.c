@@ -12,14 +12,27 @@
  *		The SQL functions are not STRICT, so that a NULL argument gets an
  *		error naming it rather than a silent NULL result.
  *
+ *		They are SECURITY INVOKER: ds_api_enter takes the role that called
+ *		the function (current_user at that moment, which a SECURITY DEFINER
+ *		function could not see), then switches to the function's owner,
+ *		the extension's, for the catalog work, the way SECURITY DEFINER
+ *		would.  Every privilege check uses the caller.  An error restores
+ *		the user at the abort of the (sub)transaction; ds_api_leave does at
+ *		a normal return.
+ *
  *-------------------------------------------------------------------------
  */
 #include "datasync.h"
 
 #include "access/xlog.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "apiutil.h"
@@ -111,4 +124,91 @@ ds_require_preload(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("wal_level must be \"logical\" for datasync pipelines"),
 				 errhint("Set wal_level = logical in postgresql.conf and restart the server.")));
+}
+
+/*
+ * Enter a SQL API function: remember the calling role and become the
+ * function's owner.  Returns the caller.
+ *
+ * Functions still declared SECURITY DEFINER (the 0.1 catalog, before
+ * ALTER EXTENSION datasync UPDATE) already run as the owner and cannot
+ * know their caller: they get the outer user, as 0.1 did.
+ */
+Oid
+ds_api_enter(FunctionCallInfo fcinfo, DsApiCall *call)
+{
+	HeapTuple	tup;
+	Oid			owner;
+	bool		secdef;
+
+	GetUserIdAndSecContext(&call->save_userid, &call->save_sec_context);
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for function %u", fcinfo->flinfo->fn_oid);
+	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	secdef = ((Form_pg_proc) GETSTRUCT(tup))->prosecdef;
+	ReleaseSysCache(tup);
+
+	call->switched = false;
+	if (secdef)
+	{
+		call->caller = GetOuterUserId();
+		return call->caller;
+	}
+	call->caller = call->save_userid;
+	SetUserIdAndSecContext(owner, call->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	call->switched = true;
+	return call->caller;
+}
+
+/* Back to the caller's user id (at a normal return). */
+void
+ds_api_leave(DsApiCall *call)
+{
+	if (call->switched)
+		SetUserIdAndSecContext(call->save_userid, call->save_sec_context);
+	call->switched = false;
+}
+
+/*
+ * Append "key": "val" (val NULL: null) to a JSON object being written in
+ * buf, which starts with '{'; the caller closes it.
+ */
+void
+ds_json_add(StringInfo buf, const char *key, const char *val)
+{
+	if (buf->len > 0 && buf->data[buf->len - 1] != '{')
+		appendStringInfoString(buf, ", ");
+	escape_json(buf, key);
+	appendStringInfoString(buf, ": ");
+	if (val)
+		escape_json(buf, val);
+	else
+		appendStringInfoString(buf, "null");
+}
+
+/*
+ * Add an entry to datasync.audit_log: actor did action to object; details
+ * is a JSON object (text) or NULL, with no secret in it.  When the session
+ * user is another role (SET ROLE, a SECURITY DEFINER wrapper), it is
+ * recorded too.  The caller is connected to SPI and runs as the owner.
+ */
+void
+ds_audit(Oid actor, const char *action, const char *object, const char *details)
+{
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[4];
+	char		nulls[4] = "    ";
+
+	args[0] = CStringGetTextDatum(GetUserNameFromId(actor, false));
+	args[1] = CStringGetTextDatum(action);
+	args[2] = object ? CStringGetTextDatum(object) : (Datum) 0;
+	nulls[2] = object ? ' ' : 'n';
+	args[3] = details ? CStringGetTextDatum(details) : (Datum) 0;
+	nulls[3] = details ? ' ' : 'n';
+	if (SPI_execute_with_args("SELECT datasync._audit($1, $2, $3,"
+							  " CASE WHEN $1 = session_user::text THEN $4::jsonb"
+							  " ELSE coalesce($4::jsonb, '{}') || pg_catalog.jsonb_build_object('session_user', session_user::text) END)",
+							  4, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not write the audit log entry for %s", action);
 }

@@ -43,6 +43,7 @@
 #include "utils/memutils.h"
 #include "utils/pg_lsn.h"
 
+#include "access.h"
 #include "apply.h"
 #include "conflict.h"
 #include "copytext.h"
@@ -695,6 +696,9 @@ pg_connect(DsApplyTarget *t)
 
 	/* the progress table, and the rows 0.1 wrote for us */
 	ds_progress_prepare(pt->conn, cfg->name, pt->incarnation, pt->source);
+
+	/* never a system catalog of the target, whatever its name (access.c) */
+	ds_target_refuse_system(pt->conn, cfg);
 }
 
 static XLogRecPtr

@@ -570,7 +570,7 @@ next_job_id(void)
  * then the request, then wake whoever must act on it.
  */
 static int64
-job_enqueue(JobPipeline *p, DsJobKind kind, DsPipelineSlot **slot_out)
+job_enqueue(JobPipeline *p, DsJobKind kind, Oid requested_by, DsPipelineSlot **slot_out)
 {
 	DsPipelineSlot *slot;
 	DsPipelineKey key;
@@ -614,7 +614,7 @@ job_enqueue(JobPipeline *p, DsJobKind kind, DsPipelineSlot **slot_out)
 		req->kind = kind;
 		req->marker_seq = seq;
 		req->lsn = lsn;
-		req->requested_by = GetOuterUserId();
+		req->requested_by = requested_by;
 		req->requested_at = GetCurrentTimestamp();
 	}
 	latch = slot->latch;
@@ -854,6 +854,8 @@ check_first_run_wait(JobPipeline *p)
 Datum
 datasync_sync_now(PG_FUNCTION_ARGS)
 {
+	DsApiCall	call;
+	Oid			caller = ds_api_enter(fcinfo, &call);
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	int64		timeout_ms = -1;
 	JobPipeline p;
@@ -874,7 +876,7 @@ datasync_sync_now(PG_FUNCTION_ARGS)
 	p = runnable_pipeline(name);
 	check_first_run_wait(&p);
 
-	job_id = job_enqueue(&p, DS_JOB_MANUAL, &slot);
+	job_id = job_enqueue(&p, DS_JOB_MANUAL, caller, &slot);
 	json = job_wait(slot, &p, job_id, timeout_ms, &failed);
 	if (json == NULL)
 		json = job_json(job_id, NULL);
@@ -882,6 +884,7 @@ datasync_sync_now(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("job " INT64_FORMAT " of pipeline \"%s\" vanished", job_id, name)));
+	ds_api_leave(&call);
 	PG_RETURN_DATUM(json_datum(json));
 }
 
@@ -889,20 +892,26 @@ datasync_sync_now(PG_FUNCTION_ARGS)
 Datum
 datasync_create_job(PG_FUNCTION_ARGS)
 {
+	DsApiCall	call;
+	Oid			caller = ds_api_enter(fcinfo, &call);
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	JobPipeline p;
 	DsPipelineSlot *slot;
+	int64		job_id;
 
 	ds_require_preload();
 	ds_require_launcher_database();
 	p = runnable_pipeline(name);
-	PG_RETURN_INT64(job_enqueue(&p, DS_JOB_API, &slot));
+	job_id = job_enqueue(&p, DS_JOB_API, caller, &slot);
+	ds_api_leave(&call);
+	PG_RETURN_INT64(job_id);
 }
 
 /* job_status(id): a run's row as JSON, or its place in a queue */
 Datum
 datasync_job_status(PG_FUNCTION_ARGS)
 {
+	DsApiCall	call;
 	int64		job_id;
 	char	   *json;
 
@@ -912,12 +921,14 @@ datasync_job_status(PG_FUNCTION_ARGS)
 				 errmsg("argument \"id\" must not be null")));
 	job_id = PG_GETARG_INT64(0);
 	ds_require_preload();
+	(void) ds_api_enter(fcinfo, &call);
 	json = job_json(job_id, NULL);
 	if (json == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("job " INT64_FORMAT " does not exist", job_id),
 				 errhint("datasync.jobs lists the jobs.")));
+	ds_api_leave(&call);
 	PG_RETURN_DATUM(json_datum(json));
 }
 
@@ -931,6 +942,8 @@ datasync_job_status(PG_FUNCTION_ARGS)
 Datum
 datasync_scheduled_run(PG_FUNCTION_ARGS)
 {
+	DsApiCall	call;
+	Oid			caller;
 	JobPipeline p;
 	DsPipelineSlot *slot;
 	int64		job_id;
@@ -943,13 +956,17 @@ datasync_scheduled_run(PG_FUNCTION_ARGS)
 				 errmsg("argument \"pipeline_id\" must not be null")));
 	ds_require_preload();
 	ds_require_launcher_database();
+	caller = ds_api_enter(fcinfo, &call);
 	if (!lookup_pipeline(NULL, PG_GETARG_INT64(0), &p))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("pipeline with id " INT64_FORMAT " does not exist", PG_GETARG_INT64(0)),
 				 errhint("Remove the pg_cron job that calls it.")));
 	if (!p.enabled)
+	{
+		ds_api_leave(&call);
 		PG_RETURN_NULL();
+	}
 	if (p.error)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -957,12 +974,13 @@ datasync_scheduled_run(PG_FUNCTION_ARGS)
 				 errdetail("%s", p.error),
 				 errhint("Fix the cause, then run SELECT datasync.resume('%s').", p.name)));
 
-	job_id = job_enqueue(&p, DS_JOB_SCHEDULED, &slot);
+	job_id = job_enqueue(&p, DS_JOB_SCHEDULED, caller, &slot);
 	json = job_wait(slot, &p, job_id, -1, &failed);
 	if (failed)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("scheduled run " INT64_FORMAT " of pipeline \"%s\" failed", job_id, p.name),
 				 errdetail("%s", json)));
+	ds_api_leave(&call);
 	PG_RETURN_DATUM(json_datum(json));
 }

@@ -20,6 +20,15 @@
  *		Every function validates all of its arguments before it changes
  *		anything; an error leaves no half-created state behind.
  *
+ *		The functions run as their caller (SECURITY INVOKER): privileges
+ *		are checked for the caller, then the catalog work runs as the
+ *		extension's owner (ds_api_enter).  Changing a pipeline, or creating
+ *		one, needs the use of its target (access.c); every change is
+ *		written to datasync.audit_log.  A table dropped under a pipeline
+ *		(its OID no longer names a relation) is skipped by the checks of
+ *		alter_pipeline.  add_table, remove_table and resync_table are in
+ *		pipetables.c.
+ *
  *-------------------------------------------------------------------------
  */
 #include "datasync.h"
@@ -42,6 +51,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -49,38 +59,24 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "access.h"
 #include "apiutil.h"
 #include "catalog.h"
 #include "cron.h"
 #include "isolation.h"
+#include "pipeline.h"
 #include "shmem.h"
 #include "worker.h"
 
 PG_FUNCTION_INFO_V1(datasync_create_pipeline);
 PG_FUNCTION_INFO_V1(datasync_alter_pipeline);
 PG_FUNCTION_INFO_V1(datasync_drop_pipeline);
-PG_FUNCTION_INFO_V1(datasync_add_table);
-PG_FUNCTION_INFO_V1(datasync_remove_table);
-PG_FUNCTION_INFO_V1(datasync_resync_table);
 PG_FUNCTION_INFO_V1(datasync_pause);
 PG_FUNCTION_INFO_V1(datasync_resume);
 PG_FUNCTION_INFO_V1(datasync_wait_for_sync);
 
-typedef struct PipelineRow
-{
-	int64		id;
-	int64		incarnation;
-	char	   *slot_name;
-	bool		enabled;
-	bool		has_error;
-	char	   *mode;
-	char	   *schedule;		/* NULL unless scheduled */
-	char	   *strategy;
-	Jsonb	   *options;
-} PipelineRow;
-
 /* Look up a pipeline (locking its row); an error when it does not exist. */
-static PipelineRow
+PipelineRow
 pipeline_row(const char *name, bool lock)
 {
 	Oid			argtypes[1] = {TEXTOID};
@@ -90,8 +86,8 @@ pipeline_row(const char *name, bool lock)
 
 	args[0] = CStringGetTextDatum(name);
 	ds_spi_exec(lock ?
-				"SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule, conflict_strategy, options, incarnation FROM datasync._pipelines WHERE name = $1 FOR UPDATE" :
-				"SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule, conflict_strategy, options, incarnation FROM datasync._pipelines WHERE name = $1",
+				"SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule, conflict_strategy, options, target_id, incarnation FROM datasync._pipelines WHERE name = $1 FOR UPDATE" :
+				"SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule, conflict_strategy, options, target_id, incarnation FROM datasync._pipelines WHERE name = $1",
 				1, argtypes, args, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -105,97 +101,43 @@ pipeline_row(const char *name, bool lock)
 	r.schedule = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
 	r.strategy = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7);
 	r.options = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 8, &isnull));
-	r.incarnation = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 9, &isnull));
+	r.target_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 9, &isnull));
+	r.incarnation = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 10, &isnull));
 	return r;
 }
 
-/* schema.table as messages show it (in double quotes, not quoted again) */
-static char *
+/*
+ * schema.table as messages show it (in double quotes, not quoted again);
+ * the OID of a table that was dropped
+ */
+char *
 table_display(Oid relid)
 {
 	char	   *rel = get_rel_name(relid);
+	char	   *nsp = rel ? get_namespace_name(get_rel_namespace(relid)) : NULL;
 
-	if (rel == NULL)
+	if (rel == NULL || nsp == NULL)
 		return psprintf("%u", relid);
-	return psprintf("%s.%s", get_namespace_name(get_rel_namespace(relid)), rel);
+	return psprintf("%s.%s", nsp, rel);
 }
 
-/* schema.table as SQL text */
-static char *
+/* schema.table as SQL text; an error when the table was dropped */
+char *
 table_sql(Oid relid)
 {
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  get_rel_name(relid));
-}
+	char	   *rel = get_rel_name(relid);
+	char	   *nsp = rel ? get_namespace_name(get_rel_namespace(relid)) : NULL;
 
-/* does the table have a primary key or a replica identity index? */
-static bool
-has_identity_index(Oid relid)
-{
-	Relation	rel = relation_open(relid, AccessShareLock);
-	bool		result;
-
-	result = OidIsValid(RelationGetReplicaIndex(rel));
-	relation_close(rel, AccessShareLock);
-	return result;
-}
-
-/*
- * Can this table be synced?  It must be a permanent user table the caller
- * may read, with a key the stream can carry: a primary key, a replica
- * identity index, or REPLICA IDENTITY FULL.
- */
-static void
-check_table(Oid relid)
-{
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Form_pg_class cls;
-	char	   *display;
-	Oid			nsp;
-
-	if (!HeapTupleIsValid(tup))
+	if (rel == NULL || nsp == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation with OID %u does not exist", relid)));
-	cls = (Form_pg_class) GETSTRUCT(tup);
-	nsp = cls->relnamespace;
-	display = psprintf("%s.%s", get_namespace_name(nsp), NameStr(cls->relname));
-
-	if (cls->relkind != RELKIND_RELATION && cls->relkind != RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a table", display),
-				 errdetail("Only ordinary and partitioned tables can be synced.")));
-	if (cls->relpersistence != RELPERSISTENCE_PERMANENT)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("table \"%s\" is %s", display,
-						cls->relpersistence == RELPERSISTENCE_TEMP ? "temporary" : "unlogged"),
-				 errdetail("Changes to temporary and unlogged tables are not written to WAL, so they cannot be streamed.")));
-	if (IsCatalogNamespace(nsp) || nsp == get_namespace_oid(DATASYNC_SCHEMA, false) ||
-		IsToastNamespace(nsp))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("table \"%s\" is a system or datasync table", display)));
-	if (pg_class_aclcheck(relid, GetOuterUserId(), ACL_SELECT) != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table \"%s\"", display),
-				 errdetail("Syncing a table needs the SELECT privilege on it.")));
-
-	if (cls->relreplident == REPLICA_IDENTITY_NOTHING ||
-		(cls->relreplident != REPLICA_IDENTITY_FULL && !has_identity_index(relid)))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table \"%s\" has neither a primary key nor a usable replica identity", display),
-				 errhint("Add a primary key, or run ALTER TABLE %s REPLICA IDENTITY FULL.",
-						 quote_qualified_identifier(get_namespace_name(nsp), NameStr(cls->relname)))));
-	ReleaseSysCache(tup);
+	return quote_qualified_identifier(nsp, rel);
 }
 
 /* the table list of an array argument: no NULLs, no duplicates, valid */
 static List *
-table_list(FunctionCallInfo fcinfo, int argno)
+table_list(FunctionCallInfo fcinfo, int argno, Oid caller)
 {
 	ArrayType  *arr;
 	Datum	   *elems;
@@ -229,7 +171,7 @@ table_list(FunctionCallInfo fcinfo, int argno)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("argument \"tables\" must not contain NULL")));
 		relid = DatumGetObjectId(elems[i]);
-		check_table(relid);
+		ds_check_sync_table(relid, caller);
 		for (j = 0; j < i; j++)
 			if (DatumGetObjectId(elems[j]) == relid)
 				ereport(ERROR,
@@ -294,23 +236,29 @@ check_strategy(const char *strategy)
  * whose strategy detects conflicts (all but source-wins, and source-wins
  * with log_conflicts) needs it: set it when the options consent
  * (replica_identity_full), else refuse.  A latest-timestamp table's
- * timestamp_column must exist.  Runs inside SPI.
+ * timestamp_column must exist.  Runs inside SPI.  Tables dropped under
+ * the pipeline are skipped (remove_table removes them).
  */
-static void
-check_conflict_tables(List *relids, const char *strategy, DsPipelineOptions *opts)
+void
+check_conflict_tables(List *relids, const char *strategy, DsPipelineOptions *opts,
+					  Oid caller)
 {
 	ListCell   *lc;
 
 	foreach(lc, relids)
 	{
 		Oid			relid = lfirst_oid(lc);
-		char	   *nsp = get_namespace_name(get_rel_namespace(relid));
 		char	   *rel = get_rel_name(relid);
-		const char *s = ds_table_option(opts->table_strategies, nsp, rel);
-		const char *tscol = ds_table_option(opts->timestamp_columns, nsp, rel);
+		char	   *nsp = rel ? get_namespace_name(get_rel_namespace(relid)) : NULL;
+		const char *s;
+		const char *tscol;
 		HeapTuple	tup;
 		char		replident;
 
+		if (rel == NULL || nsp == NULL)
+			continue;
+		s = ds_table_option(opts->table_strategies, nsp, rel);
+		tscol = ds_table_option(opts->timestamp_columns, nsp, rel);
 		if (s == NULL)
 			s = strategy;
 		if (strcmp(s, "latest-timestamp") == 0 && tscol != NULL &&
@@ -337,7 +285,7 @@ check_conflict_tables(List *relids, const char *strategy, DsPipelineOptions *opt
 					 errhint("Run ALTER TABLE %s REPLICA IDENTITY FULL, or pass the option {\"replica_identity_full\": true} to let the pipeline set it.",
 							 table_sql(relid))));
 		/* the caller consents; this function runs as the extension's owner */
-		if (!pg_class_ownercheck(relid, GetOuterUserId()))
+		if (!pg_class_ownercheck(relid, caller))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("must be owner of table \"%s\" to set its REPLICA IDENTITY", table_display(relid))));
@@ -389,7 +337,7 @@ slot_name_for(const char *name)
 }
 
 /* "ONLY schema.table" for ordinary tables; partitioned tables whole */
-static char *
+char *
 publication_member(Oid relid)
 {
 	char		kind = get_rel_relkind(relid);
@@ -397,9 +345,25 @@ publication_member(Oid relid)
 	return psprintf("%s%s", kind == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ", table_sql(relid));
 }
 
+/* an audit entry about pipeline name; details: a JSON object or NULL */
+void
+pipeline_audit(Oid caller, const char *action, const char *name, const char *details)
+{
+	ds_audit(caller, action, psprintf("pipeline %s", name), details);
+}
+
+/* an options document as JSON text for the audit log */
+static char *
+jsonb_text(Jsonb *options)
+{
+	return options ? JsonbToCString(NULL, &options->root, VARSIZE(options)) : "{}";
+}
+
 Datum
 datasync_create_pipeline(PG_FUNCTION_ARGS)
 {
+	DsApiCall	call;
+	Oid			caller = ds_api_enter(fcinfo, &call);
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	char	   *target = ds_arg_text(fcinfo, 1, "target");
 	List	   *tables;
@@ -422,7 +386,7 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 	ds_check_name("pipeline", name);
 	ds_require_preload();
 	ds_require_launcher_database();
-	tables = table_list(fcinfo, 2);
+	tables = table_list(fcinfo, 2, caller);
 	if (strcmp(mode, "scheduled") == 0)
 	{
 		schedule = ds_cron_check_schedule(PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4)));
@@ -444,6 +408,8 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("target \"%s\" does not exist", target)));
 	target_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	ds_target_check_right(target_id, caller, DS_TARGET_USE);
+	ds_check_mapped_tables(tables, &parsed);
 
 	/* serialize creators, then check names and limits */
 	ds_spi_exec("LOCK TABLE datasync._pipelines IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL, SPI_OK_UTILITY);
@@ -485,7 +451,7 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 				 errmsg("cannot create pipeline \"%s\": datasync.max_pipelines (%d) reached", name, datasync_max_pipelines),
 				 errhint("Drop a pipeline, or raise datasync.max_pipelines and restart the server.")));
 
-	check_conflict_tables(tables, strategy, &parsed);
+	check_conflict_tables(tables, strategy, &parsed, caller);
 
 	/* the publication: an explicit table list, never FOR ALL TABLES */
 	initStringInfo(&sql);
@@ -513,21 +479,35 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not insert pipeline \"%s\"", name);
 	pipeline_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
+	initStringInfo(&sql);
+	appendStringInfoChar(&sql, '{');
+	ds_json_add(&sql, "target", target);
+	appendStringInfoString(&sql, ", \"tables\": [");
 	foreach(lc, tables)
 	{
-		Oid			targtypes[2] = {INT8OID, OIDOID};
-		Datum		targs[2];
+		Oid			targtypes[3] = {INT8OID, OIDOID, OIDOID};
+		Datum		targs[3];
 
 		targs[0] = Int64GetDatum(pipeline_id);
 		targs[1] = ObjectIdGetDatum(lfirst_oid(lc));
-		ds_spi_exec("INSERT INTO datasync._pipeline_tables (pipeline_id, relid) VALUES ($1, $2)",
-					2, targtypes, targs, SPI_OK_INSERT);
+		targs[2] = ObjectIdGetDatum(caller);
+		ds_spi_exec(PIPELINE_TABLES_INSERT, 3, targtypes, targs, SPI_OK_INSERT);
+		if (foreach_current_index(lc) > 0)
+			appendStringInfoString(&sql, ", ");
+		escape_json(&sql, table_display(lfirst_oid(lc)));
 	}
+	appendStringInfoChar(&sql, ']');
+	ds_json_add(&sql, "mode", mode);
+	ds_json_add(&sql, "schedule", schedule);
+	ds_json_add(&sql, "conflict_strategy", strategy);
+	appendStringInfo(&sql, ", \"options\": %s}", jsonb_text(options));
+	pipeline_audit(caller, "create_pipeline", name, sql.data);
 	SPI_finish();
 	/* last: pg_cron validates the expression; an error undoes it all */
 	if (schedule)
 		ds_cron_schedule(pipeline_id, name, schedule);
 	ds_launcher_wakeup_at_commit();
+	ds_api_leave(&call);
 	PG_RETURN_VOID();
 }
 
@@ -539,6 +519,8 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 Datum
 datasync_alter_pipeline(PG_FUNCTION_ARGS)
 {
+	DsApiCall	call;
+	Oid			caller = ds_api_enter(fcinfo, &call);
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	Jsonb	   *options = ds_arg_jsonb(fcinfo, 1, "options");
 	PipelineRow r;
@@ -592,6 +574,7 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	r = pipeline_row(name, true);
+	ds_target_check_right(r.target_id, caller, DS_TARGET_USE);
 
 	/* mode and schedule go together: a scheduled pipeline has a pg_cron job */
 	new_mode = mode ? mode : r.mode;
@@ -613,7 +596,12 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 				2, argtypes, args, SPI_OK_SELECT);
 	merged = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	ds_options_parse(merged, &parsed);
-	check_conflict_tables(pipeline_tables(r.id), strategy ? strategy : r.strategy, &parsed);
+	{
+		List	   *relids = pipeline_tables(r.id);
+
+		ds_check_mapped_tables(relids, &parsed);
+		check_conflict_tables(relids, strategy ? strategy : r.strategy, &parsed, caller);
+	}
 
 	args[1] = JsonbPGetDatum(merged);
 	args[2] = strategy ? CStringGetTextDatum(strategy) : (Datum) 0;
@@ -627,6 +615,7 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 							  " mode = coalesce($4, mode), schedule = $5 WHERE id = $1",
 							  5, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update pipeline \"%s\"", name);
+	pipeline_audit(caller, "alter_pipeline", name, psprintf("{\"options\": %s}", jsonb_text(options)));
 	SPI_finish();
 
 	/* the pg_cron job follows; a change of mode needs no other step */
@@ -636,6 +625,7 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 	else if (new_schedule == NULL && strcmp(r.mode, "scheduled") == 0)
 		ds_cron_unschedule(name);
 	ds_signal_at_commit(r.id, r.incarnation);
+	ds_api_leave(&call);
 	PG_RETURN_VOID();
 }
 
@@ -775,6 +765,8 @@ drop_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 Datum
 datasync_drop_pipeline(PG_FUNCTION_ARGS)
 {
+	DsApiCall	call;
+	Oid			caller = ds_api_enter(fcinfo, &call);
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	PipelineRow r;
 	Oid			argtypes[1] = {INT8OID};
@@ -786,6 +778,7 @@ datasync_drop_pipeline(PG_FUNCTION_ARGS)
 	ds_require_preload();
 	SPI_connect();
 	r = pipeline_row(name, true);
+	ds_target_check_right(r.target_id, caller, DS_TARGET_USE);
 	ds_pipeline_key(&key, r.id, r.incarnation);
 	stop_worker_and_lock(&key);
 
@@ -797,6 +790,7 @@ datasync_drop_pipeline(PG_FUNCTION_ARGS)
 				1, argtypes, args, SPI_OK_UPDATE);
 	ds_spi_exec(psprintf("DROP PUBLICATION IF EXISTS %s", quote_identifier(r.slot_name)),
 				0, NULL, NULL, SPI_OK_UTILITY);
+	pipeline_audit(caller, "drop_pipeline", name, NULL);
 	SPI_finish();
 	if (strcmp(r.mode, "scheduled") == 0)
 		ds_cron_unschedule(name);
@@ -814,130 +808,15 @@ datasync_drop_pipeline(PG_FUNCTION_ARGS)
 	pd->subxid = GetCurrentSubTransactionId();
 	pending_drops = lappend(pending_drops, pd);
 	MemoryContextSwitchTo(old);
-	PG_RETURN_VOID();
-}
-
-/* is the table in the pipeline? */
-static bool
-is_member(int64 pipeline_id, Oid relid)
-{
-	Oid			argtypes[2] = {INT8OID, OIDOID};
-	Datum		args[2];
-
-	args[0] = Int64GetDatum(pipeline_id);
-	args[1] = ObjectIdGetDatum(relid);
-	ds_spi_exec("SELECT 1 FROM datasync._pipeline_tables WHERE pipeline_id = $1 AND relid = $2",
-				2, argtypes, args, SPI_OK_SELECT);
-	return SPI_processed > 0;
-}
-
-static Oid
-arg_table(FunctionCallInfo fcinfo, int argno)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"tbl\" must not be null")));
-	return PG_GETARG_OID(argno);
-}
-
-typedef enum TableOp
-{
-	TABLE_ADD,
-	TABLE_REMOVE,
-	TABLE_RESYNC
-} TableOp;
-
-/*
- * add_table, remove_table, resync_table: change the publication and the
- * membership row; the worker starts a new session with them at commit
- * (copying an added or resynced table first).
- */
-static void
-change_table(FunctionCallInfo fcinfo, TableOp op)
-{
-	char	   *name = ds_arg_text(fcinfo, 0, "pipeline");
-	Oid			relid = arg_table(fcinfo, 1);
-	PipelineRow r;
-	Oid			argtypes[2] = {INT8OID, OIDOID};
-	Datum		args[2];
-	bool		member;
-
-	/* a worker copies added and resynced tables: refuse where none runs */
-	if (op != TABLE_REMOVE)
-		ds_require_launcher_database();
-	if (op == TABLE_ADD)
-		check_table(relid);
-	SPI_connect();
-	r = pipeline_row(name, true);
-	member = is_member(r.id, relid);
-	if (op == TABLE_ADD && member)
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("table \"%s\" is already in pipeline \"%s\"", table_display(relid), name)));
-	if (op == TABLE_ADD)
-	{
-		DsPipelineOptions parsed;
-
-		ds_options_parse(r.options, &parsed);
-		check_conflict_tables(list_make1_oid(relid), r.strategy, &parsed);
-	}
-	if (op != TABLE_ADD && !member)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("table \"%s\" is not in pipeline \"%s\"", table_display(relid), name)));
-
-	args[0] = Int64GetDatum(r.id);
-	args[1] = ObjectIdGetDatum(relid);
-	switch (op)
-	{
-		case TABLE_ADD:
-			ds_spi_exec(psprintf("ALTER PUBLICATION %s ADD TABLE %s", quote_identifier(r.slot_name),
-								 publication_member(relid)),
-						0, NULL, NULL, SPI_OK_UTILITY);
-			ds_spi_exec("INSERT INTO datasync._pipeline_tables (pipeline_id, relid) VALUES ($1, $2)",
-						2, argtypes, args, SPI_OK_INSERT);
-			break;
-		case TABLE_REMOVE:
-			ds_spi_exec(psprintf("ALTER PUBLICATION %s DROP TABLE %s", quote_identifier(r.slot_name),
-								 table_sql(relid)),
-						0, NULL, NULL, SPI_OK_UTILITY);
-			ds_spi_exec("DELETE FROM datasync._pipeline_tables WHERE pipeline_id = $1 AND relid = $2",
-						2, argtypes, args, SPI_OK_DELETE);
-			break;
-		case TABLE_RESYNC:
-			ds_spi_exec("UPDATE datasync._pipeline_tables SET sync_state = 's' WHERE pipeline_id = $1 AND relid = $2",
-						2, argtypes, args, SPI_OK_UPDATE);
-			break;
-	}
-	SPI_finish();
-	ds_signal_at_commit(r.id, r.incarnation);
-}
-
-Datum
-datasync_add_table(PG_FUNCTION_ARGS)
-{
-	change_table(fcinfo, TABLE_ADD);
-	PG_RETURN_VOID();
-}
-
-Datum
-datasync_remove_table(PG_FUNCTION_ARGS)
-{
-	change_table(fcinfo, TABLE_REMOVE);
-	PG_RETURN_VOID();
-}
-
-Datum
-datasync_resync_table(PG_FUNCTION_ARGS)
-{
-	change_table(fcinfo, TABLE_RESYNC);
+	ds_api_leave(&call);
 	PG_RETURN_VOID();
 }
 
 static void
 set_enabled(FunctionCallInfo fcinfo, bool enabled)
 {
+	DsApiCall	call;
+	Oid			caller = ds_api_enter(fcinfo, &call);
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	PipelineRow r;
 	Oid			argtypes[2] = {INT8OID, BOOLOID};
@@ -954,8 +833,10 @@ set_enabled(FunctionCallInfo fcinfo, bool enabled)
 				"UPDATE datasync._pipelines SET enabled = $2, error = NULL WHERE id = $1" :
 				"UPDATE datasync._pipelines SET enabled = $2 WHERE id = $1",
 				2, argtypes, args, SPI_OK_UPDATE);
+	pipeline_audit(caller, enabled ? "resume" : "pause", name, NULL);
 	SPI_finish();
 	ds_signal_at_commit(r.id, r.incarnation);
+	ds_api_leave(&call);
 }
 
 Datum
@@ -985,6 +866,7 @@ datasync_resume(PG_FUNCTION_ARGS)
 Datum
 datasync_wait_for_sync(PG_FUNCTION_ARGS)
 {
+	DsApiCall	call;
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	int64		timeout_ms;
 	PipelineRow r;
@@ -1002,10 +884,12 @@ datasync_wait_for_sync(PG_FUNCTION_ARGS)
 	ds_require_preload();
 	ds_require_launcher_database();
 
+	(void) ds_api_enter(fcinfo, &call);
 	SPI_connect();
 	r = pipeline_row(name, false);
 	SPI_finish();
 	ds_pipeline_key(&key, r.id, r.incarnation);
+	ds_api_leave(&call);
 	if (!r.enabled || r.has_error)
 		PG_RETURN_BOOL(false);
 

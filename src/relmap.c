@@ -41,6 +41,7 @@
 #include "utils/typcache.h"
 #include "utils/varlena.h"
 
+#include "access.h"
 #include "relmap.h"
 
 typedef struct RelSyncLsn
@@ -101,26 +102,28 @@ ds_relmap_set_sync_lsn(Oid relid, XLogRecPtr lsn)
 
 /*
  * The quoted target name of a source table: table_map wins, else
- * target_schema (or the source schema) and the source name.
+ * target_schema (or the source schema) and the source name.  A name in a
+ * system schema of the target, or the progress table, is refused here,
+ * where every user of the name gets it.
  */
 char *
 ds_target_qname(DsPipelineConfig *cfg, const char *nspname, const char *relname)
 {
 	const char *target = ds_table_option(cfg->options.table_map, nspname, relname);
 	const char *schema = cfg->options.target_schema ? cfg->options.target_schema : nspname;
-	List	   *names;
+	char	   *tschema = NULL;
+	char	   *trel = NULL;
 
 	if (target == NULL)
-		return quote_qualified_identifier(schema, relname);
-	names = stringToQualifiedNameList(target);
-	if (list_length(names) == 1)
-		return quote_qualified_identifier(schema, strVal(linitial(names)));
-	if (list_length(names) == 2)
-		return quote_qualified_identifier(strVal(linitial(names)), strVal(lsecond(names)));
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_NAME),
-			 errmsg("table_map target \"%s\" is not a table name", target)));
-	return NULL;				/* keep compiler quiet */
+		trel = pstrdup(relname);
+	else if (!ds_split_table_name(target, &tschema, &trel))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("table_map target \"%s\" is not a table name", target)));
+	if (tschema == NULL)
+		tschema = pstrdup(schema);
+	ds_check_target_table(psprintf("%s.%s", nspname, relname), tschema, trel);
+	return quote_qualified_identifier(tschema, trel);
 }
 
 /*

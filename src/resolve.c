@@ -14,7 +14,8 @@
  *		transaction: the row's old key is deleted when the latest version
  *		moved it or deleted the row, then the version is upserted.
  *		'target' keeps the target row.  Either way the conflict is marked
- *		resolved (who, when) and an entry goes to datasync.audit_log.
+ *		resolved (who: the calling role, see ds_api_enter; when) and an
+ *		entry goes to datasync.audit_log.
  *
  *		The conflict's advisory lock is taken before its row: a worker
  *		joining a change to the conflict holds it until its batch is
@@ -158,6 +159,8 @@ apply_source(DsPipelineConfig *cfg, const char *target_table, const char *key,
 Datum
 datasync_resolve_conflict(PG_FUNCTION_ARGS)
 {
+	DsApiCall	call;
+	Oid			caller = ds_api_enter(fcinfo, &call);
 	int64		id;
 	char	   *resolution;
 	char	   *r;
@@ -186,7 +189,7 @@ datasync_resolve_conflict(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid resolution \"%s\"", resolution),
 				 errhint("Use 'source' to apply the latest source version or 'target' to keep the target row.")));
-	actor = GetUserNameFromId(GetOuterUserId(), false);
+	actor = GetUserNameFromId(caller, false);
 
 	/* before the row: see NOTES */
 	ds_conflict_lock_tag(&tag, id);
@@ -214,7 +217,7 @@ datasync_resolve_conflict(PG_FUNCTION_ARGS)
 	 * error of the target, show the rows).
 	 */
 	if (!ds_role_can_read_values(DatumGetObjectId(SPI_getbinval(tup, desc, 12, &isnull)),
-								 GetOuterUserId()))
+								 caller))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to resolve conflict " INT64_FORMAT, id),
@@ -276,5 +279,6 @@ datasync_resolve_conflict(PG_FUNCTION_ARGS)
 	result = DatumGetJsonbP(SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
 											  false, -1));
 	SPI_finish();
+	ds_api_leave(&call);
 	PG_RETURN_JSONB_P(result);
 }

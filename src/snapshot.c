@@ -32,6 +32,7 @@
  */
 #include "datasync.h"
 
+#include "common/pg_prng.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
@@ -202,8 +203,18 @@ ds_snapshot_tables(DsApplyTarget *t, DsPipelineConfig *cfg, List *relids)
 	char		slot[NAMEDATALEN];
 
 	snprintf(appname, sizeof(appname), "datasync copy %s", cfg->name);
-	snprintf(slot, sizeof(slot), "%s_copy_%d", cfg->slot_name, MyProcPid);
-	slot[NAMEDATALEN - 1] = '\0';
+	{
+		/*
+		 * The suffix whole, the pipeline's slot name cut to fit: never the
+		 * pipeline's own name, and not one another pipeline can be named to.
+		 */
+		char		suffix[32];
+
+		snprintf(suffix, sizeof(suffix), "_copy_%d_%08x", MyProcPid,
+				 pg_prng_uint32(&pg_global_prng_state));
+		snprintf(slot, sizeof(slot), "%.*s%s",
+				 (int) (NAMEDATALEN - 1 - strlen(suffix)), cfg->slot_name, suffix);
+	}
 	s = ds_stream_connect(appname);
 	PG_TRY();
 	{

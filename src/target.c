@@ -20,6 +20,14 @@
  *		the password in its DSN (see ds_pq_check_password_used), and only a
  *		superuser may name a server environment variable (password_env).
  *
+ *		The functions run as their caller (SECURITY INVOKER, see
+ *		ds_api_enter): the owner recorded for a target and every check are
+ *		the calling role's.  Who may use a target is recorded (its owner,
+ *		plus the roles in grantees) and enforced (access.c): using it
+ *		(test_target, pipelines) needs the use, changing, dropping,
+ *		granting and revoking it needs the ownership.  Every change is
+ *		written to datasync.audit_log, DSNs masked.
+ *
  *-------------------------------------------------------------------------
  */
 #include "datasync.h"
@@ -37,6 +45,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 
+#include "access.h"
 #include "apiutil.h"
 #include "catalog.h"
 #include "pgconn.h"
@@ -47,6 +56,9 @@ PG_FUNCTION_INFO_V1(datasync_alter_target);
 PG_FUNCTION_INFO_V1(datasync_drop_target);
 PG_FUNCTION_INFO_V1(datasync_test_target);
 PG_FUNCTION_INFO_V1(datasync_mask_dsn);
+PG_FUNCTION_INFO_V1(datasync_grant_target);
+PG_FUNCTION_INFO_V1(datasync_revoke_target);
+PG_FUNCTION_INFO_V1(datasync_config_target_dsn_is);
 
 /*
  * A DSN must parse and name something.  libpq's parse error is not shown:
@@ -91,11 +103,11 @@ check_dsn(const char *target, const char *dsn)
  * server: its value is sent as a password to whatever host the DSN names.
  */
 static void
-check_password_env(Jsonb *options, const char *target)
+check_password_env(Jsonb *options, const char *target, Oid caller)
 {
 	if (options && JB_ROOT_IS_OBJECT(options) &&
 		getKeyJsonValueFromContainer(&options->root, "password_env", 12, NULL) != NULL &&
-		!superuser_arg(GetOuterUserId()))
+		!superuser_arg(caller))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to set option \"password_env\" of target \"%s\"", target),
@@ -120,6 +132,30 @@ target_id(const char *name, bool for_update)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("target \"%s\" does not exist", name)));
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * An audit entry about target name: the options given (without "dsn") and
+ * the DSN, masked, when one was set.  The caller is connected to SPI.
+ */
+static void
+audit_target(Oid caller, const char *action, const char *name, const char *dsn,
+			 Jsonb *options)
+{
+	Oid			argtypes[2] = {JSONBOID, TEXTOID};
+	Datum		args[2];
+	char		nulls[2] = "  ";
+
+	args[0] = options ? JsonbPGetDatum(options) : (Datum) 0;
+	nulls[0] = options ? ' ' : 'n';
+	args[1] = dsn ? CStringGetTextDatum(ds_mask_conninfo(dsn)) : (Datum) 0;
+	nulls[1] = dsn ? ' ' : 'n';
+	if (SPI_execute_with_args("SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
+							  "'options', NULLIF($1 - 'dsn', '{}'), 'dsn', $2))::text",
+							  2, argtypes, args, nulls, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not describe the change of target \"%s\"", name);
+	ds_audit(caller, action, psprintf("target %s", name),
+			 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 }
 
 /*
@@ -153,6 +189,8 @@ hide_statement_on_error(PGFunction fn, FunctionCallInfo fcinfo)
 static Datum
 create_target(PG_FUNCTION_ARGS)
 {
+	DsApiCall	call;
+	Oid			caller = ds_api_enter(fcinfo, &call);
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	char	   *dsn = ds_arg_text(fcinfo, 1, "dsn");
 	Jsonb	   *options = ds_arg_jsonb(fcinfo, 2, "options");
@@ -162,7 +200,7 @@ create_target(PG_FUNCTION_ARGS)
 	ds_check_name("target", name);
 	check_dsn(name, dsn);
 	ds_target_options_check(options, name);
-	check_password_env(options, name);
+	check_password_env(options, name, caller);
 
 	SPI_connect();
 	args[0] = CStringGetTextDatum(name);
@@ -173,10 +211,12 @@ create_target(PG_FUNCTION_ARGS)
 				 errmsg("target \"%s\" already exists", name)));
 	args[1] = CStringGetTextDatum(dsn);
 	args[2] = options ? JsonbPGetDatum(options) : DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
-	args[3] = ObjectIdGetDatum(GetOuterUserId());
+	args[3] = ObjectIdGetDatum(caller);
 	ds_spi_exec("INSERT INTO datasync._targets (name, dsn, options, owner) VALUES ($1, $2, $3, $4)",
 				4, argtypes, args, SPI_OK_INSERT);
+	audit_target(caller, "create_target", name, dsn, options);
 	SPI_finish();
+	ds_api_leave(&call);
 	PG_RETURN_VOID();
 }
 
@@ -188,6 +228,8 @@ create_target(PG_FUNCTION_ARGS)
 static Datum
 alter_target(PG_FUNCTION_ARGS)
 {
+	DsApiCall	call;
+	Oid			caller = ds_api_enter(fcinfo, &call);
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	Jsonb	   *options = ds_arg_jsonb(fcinfo, 1, "options");
 	char	   *newdsn;
@@ -204,6 +246,7 @@ alter_target(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	id = target_id(name, true);
+	ds_target_check_right(id, caller, DS_TARGET_OWN);
 	newdsn = ds_jsonb_get_text(options, "dsn");
 	if (newdsn == NULL && getKeyJsonValueFromContainer(&options->root, "dsn", 3, NULL) != NULL)
 		ereport(ERROR,
@@ -226,11 +269,11 @@ alter_target(PG_FUNCTION_ARGS)
 	}
 	ds_target_options_check(merged, name);
 	/* a new DSN takes the variable along to a new host */
-	check_password_env(newdsn ? merged : options, name);
+	check_password_env(newdsn ? merged : options, name, caller);
 
 	args[1] = merged ? JsonbPGetDatum(merged) : DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
 	args[2] = newdsn ? CStringGetTextDatum(newdsn) : (Datum) 0;
-	args[3] = ObjectIdGetDatum(GetOuterUserId());
+	args[3] = ObjectIdGetDatum(caller);
 	/* whoever sets the DSN owns the connection it makes */
 	if (SPI_execute_with_args("UPDATE datasync._targets SET options = $2, dsn = coalesce($3, dsn),"
 							  " owner = CASE WHEN $3 IS NULL THEN owner ELSE $4 END WHERE id = $1",
@@ -245,7 +288,9 @@ alter_target(PG_FUNCTION_ARGS)
 		ds_signal_at_commit(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)),
 							DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull)));
 	}
+	audit_target(caller, "alter_target", name, newdsn, options);
 	SPI_finish();
+	ds_api_leave(&call);
 	PG_RETURN_VOID();
 }
 
@@ -264,12 +309,15 @@ datasync_alter_target(PG_FUNCTION_ARGS)
 Datum
 datasync_drop_target(PG_FUNCTION_ARGS)
 {
+	DsApiCall	call;
+	Oid			caller = ds_api_enter(fcinfo, &call);
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1];
 
 	SPI_connect();
 	args[0] = Int64GetDatum(target_id(name, true));
+	ds_target_check_right(DatumGetInt64(args[0]), caller, DS_TARGET_OWN);
 	ds_spi_exec("SELECT name FROM datasync._pipelines WHERE target_id = $1 ORDER BY name LIMIT 1",
 				1, argtypes, args, SPI_OK_SELECT);
 	if (SPI_processed > 0)
@@ -279,7 +327,9 @@ datasync_drop_target(PG_FUNCTION_ARGS)
 						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
 				 errhint("Drop the pipelines that use it first.")));
 	ds_spi_exec("DELETE FROM datasync._targets WHERE id = $1", 1, argtypes, args, SPI_OK_DELETE);
+	audit_target(caller, "drop_target", name, NULL, NULL);
 	SPI_finish();
+	ds_api_leave(&call);
 	PG_RETURN_VOID();
 }
 
@@ -341,9 +391,15 @@ probe_target(PGconn *conn, StringInfo out, SPITupleTable *tables, uint64 ntables
 	uint64		i;
 	bool		isnull;
 
-	res = ds_pq_exec(conn, "SELECT pg_catalog.current_setting('server_version')", DS_CONN_TARGET);
+	res = ds_pq_exec(conn, "SELECT pg_catalog.current_setting('server_version'), current_user,"
+					 " pg_catalog.current_setting('is_superuser') = 'on'", DS_CONN_TARGET);
 	appendStringInfoString(out, ", \"version\": ");
 	escape_json(out, PQgetvalue(res, 0, 0));
+	appendStringInfoString(out, ", \"role\": ");
+	escape_json(out, PQgetvalue(res, 0, 1));
+	/* such a role can write anything there, system catalogs included */
+	appendStringInfo(out, ", \"superuser\": %s",
+					 strcmp(PQgetvalue(res, 0, 2), "t") == 0 ? "true" : "false");
 	PQclear(res);
 
 	INSTR_TIME_SET_CURRENT(start);
@@ -360,10 +416,18 @@ probe_target(PGconn *conn, StringInfo out, SPITupleTable *tables, uint64 ntables
 		char	   *nsp;
 		char	   *rel;
 		bool		part;
-		List	   *cols = ds_table_columns(relid, &nsp, &rel, &part);
+		List	   *cols;
 		char	   *qname;
 		const char *vals[1];
 		ListCell   *lc;
+
+		/* a source table dropped under its pipeline */
+		if (get_rel_name(relid) == NULL)
+		{
+			*missing = lappend(*missing, missing_item("dropped table", psprintf("%u", relid)));
+			continue;
+		}
+		cols = ds_table_columns(relid, &nsp, &rel, &part);
 
 		/* where the pipeline's options send this table */
 		memset(&cfg, 0, sizeof(cfg));
@@ -376,11 +440,16 @@ probe_target(PGconn *conn, StringInfo out, SPITupleTable *tables, uint64 ntables
 								" array_to_string(ARRAY(SELECT p FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) p"
 								"       WHERE NOT pg_catalog.has_table_privilege(c.oid, p)), ', '),"
 								" ARRAY(SELECT attname::text FROM pg_catalog.pg_attribute"
-								"       WHERE attrelid = c.oid AND attnum > 0 AND NOT attisdropped)"
+								"       WHERE attrelid = c.oid AND attnum > 0 AND NOT attisdropped),"
+								" c.oid < 16384 OR EXISTS (SELECT 1 FROM pg_catalog.pg_class r"
+								"       JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = c.oid"
+								"       AND (n.nspname = 'information_schema' OR n.nspname OPERATOR(pg_catalog.^@) 'pg_'))"
 								" FROM (SELECT pg_catalog.to_regclass($1) AS oid) c",
 								1, vals, DS_CONN_TARGET);
 		if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
 			*missing = lappend(*missing, missing_item("table", qname));
+		else if (strcmp(PQgetvalue(res, 0, 3), "t") == 0)
+			*missing = lappend(*missing, missing_item("system table", qname));
 		else
 		{
 			if (PQgetvalue(res, 0, 1)[0] != '\0')
@@ -420,6 +489,8 @@ probe_target(PGconn *conn, StringInfo out, SPITupleTable *tables, uint64 ntables
 Datum
 datasync_test_target(PG_FUNCTION_ARGS)
 {
+	DsApiCall	call;
+	Oid			caller = ds_api_enter(fcinfo, &call);
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1];
@@ -441,6 +512,7 @@ datasync_test_target(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	args[0] = Int64GetDatum(target_id(name, false));
+	ds_target_check_right(DatumGetInt64(args[0]), caller, DS_TARGET_USE);
 	ds_spi_exec("SELECT dsn, options, owner FROM datasync._targets WHERE id = $1", 1, argtypes, args, SPI_OK_SELECT);
 	dsn = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	topts = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
@@ -506,6 +578,7 @@ datasync_test_target(PG_FUNCTION_ARGS)
 		appendStringInfo(&out, "%s%s", foreach_current_index(lc) > 0 ? ", " : "", (char *) lfirst(lc));
 	appendStringInfoString(&out, "]}");
 	SPI_finish();
+	ds_api_leave(&call);
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
 }
 
@@ -513,4 +586,104 @@ Datum
 datasync_mask_dsn(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_TEXT_P(cstring_to_text(ds_mask_conninfo(text_to_cstring(PG_GETARG_TEXT_PP(0)))));
+}
+
+/*
+ * grant_target(target, grantee), revoke_target(target, grantee): let a
+ * role (and its members) use a target, or no longer.  Only the target's
+ * owner and superusers may.  Granting twice, or revoking what was not
+ * granted, changes nothing.  Pipelines made while the role had the use
+ * stay (drop them to stop them).
+ */
+static void
+change_grantees(FunctionCallInfo fcinfo, bool grant)
+{
+	DsApiCall	call;
+	Oid			caller = ds_api_enter(fcinfo, &call);
+	char	   *name = ds_arg_text(fcinfo, 0, "target");
+	Oid			grantee;
+	char	   *grantee_name;
+	Oid			argtypes[3] = {INT8OID, OIDOID, BOOLOID};
+	Datum		args[3];
+	StringInfoData details;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"grantee\" must not be null")));
+	grantee = PG_GETARG_OID(1);
+	grantee_name = OidIsValid(grantee) ? GetUserNameFromId(grantee, true) : NULL;
+	if (grantee_name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role with OID %u does not exist", grantee)));
+
+	SPI_connect();
+	args[0] = Int64GetDatum(target_id(name, true));
+	ds_target_check_right(DatumGetInt64(args[0]), caller, DS_TARGET_OWN);
+	args[1] = ObjectIdGetDatum(grantee);
+	args[2] = BoolGetDatum(grant);
+	ds_spi_exec("UPDATE datasync._targets SET grantees = CASE"
+				" WHEN NOT $3 THEN pg_catalog.array_remove(grantees, $2)"
+				" WHEN $2 = ANY (grantees) THEN grantees ELSE grantees || $2 END WHERE id = $1",
+				3, argtypes, args, SPI_OK_UPDATE);
+	initStringInfo(&details);
+	appendStringInfoChar(&details, '{');
+	ds_json_add(&details, "grantee", grantee_name);
+	appendStringInfoChar(&details, '}');
+	ds_audit(caller, grant ? "grant_target" : "revoke_target", psprintf("target %s", name), details.data);
+	SPI_finish();
+	ds_api_leave(&call);
+}
+
+Datum
+datasync_grant_target(PG_FUNCTION_ARGS)
+{
+	change_grantees(fcinfo, true);
+	PG_RETURN_VOID();
+}
+
+Datum
+datasync_revoke_target(PG_FUNCTION_ARGS)
+{
+	change_grantees(fcinfo, false);
+	PG_RETURN_VOID();
+}
+
+/*
+ * _config_target_dsn_is(name, dsn): is the stored DSN of target name
+ * exactly dsn?  apply_config asks it for documents that give a password.
+ * It answers only the target's owner (who set that password) and
+ * superusers: to anyone else it would be an oracle for password guesses.
+ * False when there is no such target.
+ */
+Datum
+datasync_config_target_dsn_is(PG_FUNCTION_ARGS)
+{
+	DsApiCall	call;
+	Oid			caller = ds_api_enter(fcinfo, &call);
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+	bool		isnull;
+	bool		result = false;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+	{
+		ds_api_leave(&call);
+		PG_RETURN_BOOL(false);
+	}
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = PG_GETARG_DATUM(1);
+	SPI_connect();
+	ds_spi_exec("SELECT id, dsn = $2 FROM datasync._targets WHERE name = $1", 2, argtypes, args, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+		result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		ds_target_check_right(id, caller, DS_TARGET_OWN);
+	}
+	SPI_finish();
+	ds_api_leave(&call);
+	PG_RETURN_BOOL(result);
 }
