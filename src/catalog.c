@@ -29,6 +29,7 @@
 #include "utils/numeric.h"
 #include "utils/snapmgr.h"
 
+#include "access.h"
 #include "catalog.h"
 
 /* options of the contract that later issues implement */
@@ -418,7 +419,10 @@ ds_catalog_load(int64 pipeline_id)
 		MemoryContextSwitchTo(spi);
 	}
 
-	if (SPI_execute_with_args("SELECT relid, sync_state FROM datasync._pipeline_tables "
+	if (SPI_execute_with_args(ds_catalog_has_column("_pipeline_tables", "added_by") ?
+							  "SELECT relid, sync_state, added_by FROM datasync._pipeline_tables "
+							  "WHERE pipeline_id = $1 ORDER BY relid" :
+							  "SELECT relid, sync_state, NULL::pg_catalog.oid FROM datasync._pipeline_tables "
 							  "WHERE pipeline_id = $1 ORDER BY relid",
 							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the tables of pipeline " INT64_FORMAT, pipeline_id);
@@ -429,6 +433,9 @@ ds_catalog_load(int64 pipeline_id)
 
 		t->relid = DatumGetObjectId(spi_datum(i, 1, &isnull));
 		t->sync_state = DatumGetChar(spi_datum(i, 2, &isnull));
+		t->added_by = DatumGetObjectId(spi_datum(i, 3, &isnull));
+		if (isnull)
+			t->added_by = InvalidOid;
 		cfg->tables = lappend(cfg->tables, t);
 		MemoryContextSwitchTo(spi);
 	}

@@ -43,6 +43,7 @@ typedef struct DsPipelineTable
 {
 	Oid			relid;
 	char		sync_state;		/* 'i' init, 's' resync requested, 'r' ready */
+	Oid			added_by;		/* role that added it; InvalidOid before 0.2 */
 } DsPipelineTable;
 
 typedef struct DsPipelineConfig

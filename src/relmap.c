@@ -43,6 +43,7 @@
 
 #include "access.h"
 #include "relmap.h"
+#include "trust.h"
 
 typedef struct RelSyncLsn
 {
@@ -312,6 +313,13 @@ ds_relmap_update(LogicalRepRelation *lrel)
 
 		if (t->relid == rel->remoteid)
 			rel->in_pipeline = true;
+	}
+	/* the checks of add_table, again where the table is used (trust.c) */
+	if (rel->in_pipeline)
+	{
+		started = ds_xact_start();
+		ds_recheck_table(relmap_cfg, rel->remoteid);
+		ds_xact_commit(started);
 	}
 	rel->sync_lsn = InvalidXLogRecPtr;
 	foreach(lc, sync_lsns)

@@ -72,6 +72,7 @@ plan_copies(DsPipelineConfig *cfg, List *relids)
 		bool		first = true;
 
 		p->relid = lfirst_oid(lc);
+		ds_recheck_table(cfg, p->relid);
 		p->cols = ds_table_columns(p->relid, &nsp, &rel, &partitioned);
 		p->target_qname = ds_target_qname(cfg, nsp, rel);
 		initStringInfo(&cols);

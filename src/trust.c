@@ -56,7 +56,33 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
+#include "access.h"
 #include "trust.h"
+
+/*
+ * The checks add_table made of the role that added relid to the pipeline
+ * (SELECT on it, no row-level security applying to it, a key), made
+ * again where the worker uses the table: when its copy starts and when
+ * the stream describes it (again after any change of its definition).
+ * A table dropped since is left to the caller; one added before 0.2 has
+ * no recorded role and is not checked.  Needs a transaction.
+ */
+void
+ds_recheck_table(DsPipelineConfig *cfg, Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, cfg->tables)
+	{
+		DsPipelineTable *t = lfirst(lc);
+
+		if (t->relid != relid || !OidIsValid(t->added_by))
+			continue;
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+			return;
+		ds_check_sync_table(relid, t->added_by);
+	}
+}
 
 /*
  * Pin this session's search_path.  Called once by the launcher and each

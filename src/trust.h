@@ -15,12 +15,15 @@
 
 #include "utils/relcache.h"
 
+#include "catalog.h"
+
 /* the search_path of every datasync session and of owner code it runs */
 #define DS_SAFE_SEARCH_PATH "pg_catalog, pg_temp"
 
 typedef void (*DsOwnerFn) (void *arg);
 
 extern void ds_pin_search_path(void);
+extern void ds_recheck_table(DsPipelineConfig *cfg, Oid relid);
 extern void ds_check_source_table(Relation rel, const char *what);
 extern bool ds_as_table_owner(Oid relid, const char *what, DsOwnerFn fn, void *arg,
 							  bool missing_ok);

@@ -26,6 +26,11 @@
 #       names a REPLICATION role that does not bypass RLS: refused (it would
 #       run mallory's policy and copy only the rows it shows); with BYPASSRLS
 #       the copy is whole and the policy never runs;
+#   (h) mallory, a datasync_admin granted the target, syncs a table of
+#       postgres she may read; then its owner turns on row-level security that
+#       hides rows from her (and, in a second table, revokes her SELECT): the
+#       worker checks again when the stream describes the table anew and
+#       stops the pipeline (42501) before a hidden row reaches the target;
 #   (g) mallory owns the database and sets its search_path to her schema first,
 #       where an operator = (bigint, bigint) of hers waits: after a restart
 #       the launcher, the workers and their replication connections resolve
@@ -250,6 +255,43 @@ is(tgt_q('SELECT pg_catalog.count(*) FROM mallory.t_rls'), '2', '(f) every row w
 is(src_q("SELECT pg_catalog.count(*) FROM mallory.ran WHERE who = 'repl'"), '0',
 	'(f) the policy never ran as the replication role');
 no_escalation('(f) row-level security');
+
+# ---------------------------------------------------------------------------
+# (h) the adder's rights, checked again where the table is used
+# ---------------------------------------------------------------------------
+src_q(<<'SQL');
+GRANT datasync_admin TO mallory;
+SELECT datasync.grant_target('tgt', 'mallory');
+CREATE TABLE public.secret (id int PRIMARY KEY, v text);
+CREATE TABLE public.secret2 (id int PRIMARY KEY, v text);
+GRANT SELECT ON public.secret, public.secret2 TO mallory;
+INSERT INTO public.secret VALUES (1, 'public');
+INSERT INTO public.secret2 VALUES (1, 'public');
+SQL
+tgt_q('CREATE TABLE public.secret (id int PRIMARY KEY, v text); CREATE TABLE public.secret2 (id int PRIMARY KEY, v text)');
+as_mallory("SELECT datasync.create_pipeline('p_sec', 'tgt', ARRAY['public.secret']::regclass[])");
+as_mallory("SELECT datasync.create_pipeline('p_sec2', 'tgt', ARRAY['public.secret2']::regclass[])");
+ok(wait_for_sync($src, $_, 60), "(h) initial sync of $_") for qw(p_sec p_sec2);
+src_q(<<'SQL');
+ALTER TABLE public.secret ENABLE ROW LEVEL SECURITY;
+CREATE POLICY only_public ON public.secret USING (v = 'public');
+INSERT INTO public.secret VALUES (2, 'hidden');
+REVOKE SELECT ON public.secret2 FROM mallory;
+INSERT INTO public.secret2 VALUES (2, 'hidden');
+SQL
+for my $p (qw(p_sec p_sec2))
+{
+	ok(poll_until($src, "SELECT state FROM datasync.status WHERE name = '$p'", 'error'),
+		"(h) $p stopped when its adder lost the right to read every row");
+}
+like(src_q("SELECT last_error FROM datasync.status WHERE name = 'p_sec'"),
+	qr/table "public\.secret" has row-level security/, '(h) p_sec: last_error names the table and RLS');
+like(src_q("SELECT last_error FROM datasync.status WHERE name = 'p_sec2'"),
+	qr/permission denied for table "public\.secret2"/, '(h) p_sec2: last_error names the table');
+is(tgt_q("SELECT pg_catalog.count(*) FROM public.secret WHERE v = 'hidden'"), '0',
+	'(h) the row hidden by the policy did not reach the target');
+is(tgt_q("SELECT pg_catalog.count(*) FROM public.secret2 WHERE v = 'hidden'"), '0',
+	'(h) the row of the revoked table did not reach the target');
 
 # ---------------------------------------------------------------------------
 # (g) a database owner's search_path
