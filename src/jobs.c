@@ -60,6 +60,7 @@
 #include "isolation.h"
 #include "jobs.h"
 #include "shmem.h"
+#include "valueacl.h"
 
 PG_FUNCTION_INFO_V1(datasync_sync_now);
 PG_FUNCTION_INFO_V1(datasync_create_job);
@@ -884,6 +885,7 @@ datasync_sync_now(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("job " INT64_FORMAT " of pipeline \"%s\" vanished", job_id, name)));
+	json = ds_reveal_job_error(json, job_id, caller);
 	ds_api_leave(&call);
 	PG_RETURN_DATUM(json_datum(json));
 }
@@ -912,6 +914,7 @@ Datum
 datasync_job_status(PG_FUNCTION_ARGS)
 {
 	DsApiCall	call;
+	Oid			caller;
 	int64		job_id;
 	char	   *json;
 
@@ -921,13 +924,14 @@ datasync_job_status(PG_FUNCTION_ARGS)
 				 errmsg("argument \"id\" must not be null")));
 	job_id = PG_GETARG_INT64(0);
 	ds_require_preload();
-	(void) ds_api_enter(fcinfo, &call);
+	caller = ds_api_enter(fcinfo, &call);
 	json = job_json(job_id, NULL);
 	if (json == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("job " INT64_FORMAT " does not exist", job_id),
 				 errhint("datasync.jobs lists the jobs.")));
+	json = ds_reveal_job_error(json, job_id, caller);
 	ds_api_leave(&call);
 	PG_RETURN_DATUM(json_datum(json));
 }

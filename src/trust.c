@@ -71,6 +71,7 @@ void
 ds_recheck_table(DsPipelineConfig *cfg, Oid relid)
 {
 	ListCell   *lc;
+	Relation	rel;
 
 	foreach(lc, cfg->tables)
 	{
@@ -78,8 +79,11 @@ ds_recheck_table(DsPipelineConfig *cfg, Oid relid)
 
 		if (t->relid != relid || !OidIsValid(t->added_by))
 			continue;
-		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		rel = try_relation_open(relid, AccessShareLock);
+		if (rel == NULL)
 			return;
+		ds_check_source_table(rel, "sync");
+		relation_close(rel, NoLock);
 		ds_check_sync_table(relid, t->added_by);
 	}
 }

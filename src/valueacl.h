@@ -15,5 +15,6 @@
 #define DATASYNC_VALUEACL_H
 
 extern bool ds_role_can_read_values(Oid relid, Oid roleid);
+extern char *ds_reveal_job_error(char *json, int64 job_id, Oid caller);
 
 #endif							/* DATASYNC_VALUEACL_H */

@@ -707,9 +707,15 @@ DatasyncWorkerMain(Datum main_arg)
 			if (cfg && !ds_retry_is_transient(edata->sqlerrcode))
 			{
 				ds_catalog_set_error(MyPipelineId, edata->message);
-				ds_jobs_fail_all(MySlot, MyPipelineId, cfg->name, edata->message);
 				ds_xact_commit(started);
 				ds_slot_set_state(MySlot, DS_STATE_ERROR);
+
+				/*
+				 * Each failed run commits its row before a waiter hears of
+				 * it, and after the pipeline's error: what sync_now returns
+				 * can be read back at once.
+				 */
+				ds_jobs_fail_all(MySlot, MyPipelineId, cfg->name, edata->message);
 				ereport(LOG,
 						(errmsg("datasync pipeline \"%s\" stopped on a permanent error", cfg->name),
 						 errhint("Fix the cause, then run SELECT datasync.resume('%s').", cfg->name)));

@@ -255,6 +255,8 @@ is(tgt_q('SELECT pg_catalog.count(*) FROM mallory.t_rls'), '2', '(f) every row w
 is(src_q("SELECT pg_catalog.count(*) FROM mallory.ran WHERE who = 'repl'"), '0',
 	'(f) the policy never ran as the replication role');
 no_escalation('(f) row-level security');
+src_q('ALTER SYSTEM RESET datasync.source_conninfo');
+src_q('SELECT pg_catalog.pg_reload_conf()');
 
 # ---------------------------------------------------------------------------
 # (h) the adder's rights, checked again where the table is used
@@ -296,7 +298,6 @@ is(tgt_q("SELECT pg_catalog.count(*) FROM public.secret2 WHERE v = 'hidden'"), '
 # ---------------------------------------------------------------------------
 # (g) a database owner's search_path
 # ---------------------------------------------------------------------------
-src_q('ALTER SYSTEM RESET datasync.source_conninfo');
 src_q('ALTER DATABASE postgres OWNER TO mallory');
 as_mallory(<<'SQL');
 CREATE FUNCTION mallory.int8eq(a bigint, b bigint) RETURNS boolean LANGUAGE plpgsql AS $$

@@ -192,6 +192,8 @@ is($src->safe_psql('postgres', "SELECT count(*) FROM datasync.jobs"), '0',
 	'no job was recorded in postgres either');
 
 # drop_pipeline in mdb: mdb's pipeline goes, the worker and slot of postgres stay
+# (mallory may use mdb's target t once its owner granted it: 120_api_privileges)
+$src->safe_psql('mdb', "SELECT datasync.grant_target('t', 'mallory')");
 {
 	my ($ret, $out, $err) = psql_as($src, 'mdb', 'mallory', "SELECT datasync.drop_pipeline('v1')");
 	is($ret, 0, 'drop_pipeline in mdb drops mdb\'s pipeline') or diag($err);

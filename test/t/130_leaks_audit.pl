@@ -206,7 +206,12 @@ VALUES (1, 1, 'p', 'api', 'failed', now(), now(), now(), '0/0', 'duplicate key: 
 });
 $src->safe_psql('up', "SELECT datasync.create_target('t', '$dsn')");
 $src->safe_psql('up', q{
-SELECT datasync.create_pipeline('upp', 't', ARRAY['acct']::regclass[], mode => 'manual');
+-- pipelines of a database other than datasync.database cannot be created
+-- through the API (55000): write the catalog rows as a restored dump would
+INSERT INTO datasync._pipelines (name, slot_name, target_id, mode, incarnation)
+    SELECT 'upp', 'datasync_upp', id, 'manual', 1 FROM datasync._targets WHERE name = 't';
+INSERT INTO datasync._pipeline_tables (pipeline_id, relid)
+    SELECT id, 'acct'::regclass FROM datasync._pipelines WHERE name = 'upp';
 UPDATE datasync._pipelines SET error = 'row (9, SECRET nine) is refused';
 });
 is($src->safe_psql('up', "SELECT extversion FROM pg_extension WHERE extname = 'datasync'"), '0.1', 'a 0.1 installation');
