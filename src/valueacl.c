@@ -59,7 +59,9 @@ ds_role_can_read_values(Oid relid, Oid roleid)
  * role that called them gets the whole text back when it may read every
  * table of the pipeline, as datasync.job_errors would show it.  Runs in
  * the caller's transaction, as the extension owner (ds_api_enter); json
- * is returned unchanged when there is nothing to add.
+ * is returned unchanged when there is nothing to add.  The row was
+ * committed after the caller's statement began (the worker wrote it), so
+ * it is read with a snapshot of its own (not read_only).
  */
 char *
 ds_reveal_job_error(char *json, int64 job_id, Oid caller)
@@ -81,7 +83,7 @@ ds_reveal_job_error(char *json, int64 job_id, Oid caller)
 	args[0] = Int64GetDatum(job_id);
 	if (SPI_execute_with_args("SELECT e.error, j.pipeline_id FROM datasync._job_errors e"
 							  " JOIN datasync.jobs j ON j.id = e.job_id WHERE e.job_id = $1",
-							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+							  1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the error of job " INT64_FORMAT, job_id);
 	if (SPI_processed == 1)
 	{
