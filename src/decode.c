@@ -15,8 +15,9 @@
  *		are grouped into one target transaction (a batch) that the worker
  *		closes at a commit boundary when the stream has nothing more
  *		pending, or when batch_size rows, batch_max_bytes of values or
- *		batch_timeout_ms are reached (ds_decode_batch_full).  The batch's last end LSN is written on the
- *		target in the same transaction (exactly once across restarts).
+ *		batch_timeout_ms are reached (ds_decode_batch_full).  The batch's
+ *		last end LSN is written on the target in the same transaction
+ *		(exactly once across restarts).
  *
  *		Example: B(t1) I I C(t1) B(t2) U C(t2) <nothing pending>
  *		-> target: upsert (2 rows); upsert; progress=end(t2); Sync.

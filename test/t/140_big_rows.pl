@@ -23,7 +23,9 @@
 #   4. a transient error that comes back on every attempt: datasync.status
 #      shows "retrying", last_error and a growing retry_attempt all along
 #      (not "streaming" with no error between attempts); once the cause is
-#      gone, "streaming" with the error cleared;
+#      gone and a batch commits, "streaming" with the error cleared; again
+#      when the failing table leaves the pipeline and the stream catches up
+#      with nothing to apply;
 #   5. partitioned target tables under every conflict strategy (source-wins
 #      with and without log_conflicts, target-wins, latest-timestamp on a
 #      column and on commit times, manual): inserts (single, multi-row,
@@ -255,13 +257,13 @@ src_q(q{SELECT datasync.drop_pipeline('lim')});
 # ---------------------------------------------------------------------------
 # 4. an error that comes back on every attempt
 # ---------------------------------------------------------------------------
-$ddl = q{CREATE TABLE flaky (id int PRIMARY KEY, v text);};
+$ddl = q{CREATE TABLE flaky (id int PRIMARY KEY, v text); CREATE TABLE flaky2 (id int PRIMARY KEY, v text);};
 src_q($ddl);
 tgt_q($ddl);
 tgt_q(q{
 CREATE FUNCTION fail_13() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-	IF NEW.id = 13 THEN
+	IF NEW.id IN (13, 14) THEN
 		RAISE EXCEPTION 'injected failure on row 13' USING ERRCODE = '40001';
 	END IF;
 	RETURN NEW;
@@ -269,7 +271,7 @@ END $$;
 CREATE TRIGGER fail_13 BEFORE INSERT ON flaky FOR EACH ROW EXECUTE FUNCTION fail_13();
 ALTER TABLE flaky ENABLE ALWAYS TRIGGER fail_13;
 });
-src_q(q{SELECT datasync.create_pipeline('flaky', 'tgt', ARRAY['flaky']::regclass[],
+src_q(q{SELECT datasync.create_pipeline('flaky', 'tgt', ARRAY['flaky', 'flaky2']::regclass[],
 	options => '{"retry_base_ms": 20, "retry_max_ms": 100}')});
 src_q(q{INSERT INTO flaky SELECT g, 'ok' FROM generate_series(1, 5) g});
 synced('flaky set-up', 'flaky');
@@ -299,12 +301,27 @@ is(scalar(@bad), 0, 'between attempts: always retrying, with the last error, att
   or diag(join(', ', @bad[0 .. ($#bad < 9 ? $#bad : 9)]));
 is(tgt_q("SELECT count(*) FROM flaky"), '5', 'nothing past the failing change applied');
 
-tgt_q("DROP TRIGGER fail_13 ON flaky");
+tgt_q("ALTER TABLE flaky DISABLE TRIGGER fail_13");
 synced('the cause is gone', 'flaky');
 ok(poll_until($src,
 	"SELECT state = 'streaming' AND retry_attempt IS NULL AND last_error IS NULL FROM datasync.status WHERE name = 'flaky'"),
-	'after recovery: streaming, attempts and error cleared');
+	'after a batch committed: streaming, attempts and error cleared');
 compare_tables($src, $tgt, 'flaky', 'id');
+
+# fails again; then the table leaves the pipeline: nothing is left to apply,
+# no batch commits, and the stream catching up is the progress
+tgt_q("ALTER TABLE flaky ENABLE ALWAYS TRIGGER fail_13");
+src_q(q{INSERT INTO flaky VALUES (14, 'fails')});
+ok(poll_until($src, "SELECT retry_attempt >= 3 AND state = 'retrying' FROM datasync.status WHERE name = 'flaky'"),
+	'failing again: retrying');
+src_q(q{SELECT datasync.remove_table('flaky', 'flaky')});
+ok(poll_until($src,
+	"SELECT state = 'streaming' AND retry_attempt IS NULL AND last_error IS NULL FROM datasync.status WHERE name = 'flaky'"),
+	'once the stream caught up with nothing to apply: streaming, attempts and error cleared');
+is(tgt_q("SELECT count(*) FROM flaky WHERE id = 14"), '0', 'the change of the removed table was not applied');
+src_q(q{INSERT INTO flaky2 VALUES (1, 'after')});
+synced('after the removal', 'flaky');
+compare_tables($src, $tgt, 'flaky2', 'id');
 src_q(q{SELECT datasync.drop_pipeline('flaky')});
 
 # ---------------------------------------------------------------------------
