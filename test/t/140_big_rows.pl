@@ -437,5 +437,9 @@ is(src_q("SELECT string_agg(kind || ':' || (key->>'id') || ':' || status, ',' OR
 	  . " FROM datasync.conflicts WHERE pipeline = 'part' AND \"table\" = 'pt_man'::regclass"),
 	'update_missing:50:open,insert_exists:1000:open,insert_exists:1001:open',
 	'manual: conflicts parked');
+# resolving for the source writes into the partitioned table
+src_q("SELECT datasync.resolve_conflict(id, 'source') FROM datasync.conflicts"
+	  . " WHERE pipeline = 'part' AND \"table\" = 'pt_man'::regclass AND status = 'open'");
+compare_tables($src, $tgt, 'pt_man', 'id');
 
 done_testing();
