@@ -35,6 +35,7 @@
  */
 #include "datasync.h"
 
+#include "catalog/pg_class_d.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -47,8 +48,10 @@
 #include "apply.h"
 #include "conflict.h"
 #include "copytext.h"
+#include "partitioned.h"
 #include "pgconn.h"
 #include "progress.h"
+#include "sendlimit.h"
 
 typedef struct PgUpdateVariant
 {
@@ -84,7 +87,8 @@ typedef enum PgResultUse
 	USE_XMAX_ZERO,				/* rows newly inserted: update_missing */
 	USE_MISSED,					/* expected - rows affected: *_missing */
 	USE_CHECK,					/* one row: kind, applied, target row */
-	USE_CHECK_RUN				/* a row per conflict: n, kind, applied, target row */
+	USE_CHECK_RUN,				/* a row per conflict: n, kind, applied, target row */
+	USE_RELKIND					/* the target table's relkind (PgRel.relkind) */
 } PgResultUse;
 
 typedef struct PgPending
@@ -95,6 +99,7 @@ typedef struct PgPending
 	DsConflictHit *hit;			/* USE_CHECK */
 	DsConflictHit **hits;		/* USE_CHECK_RUN: expected of them */
 	uint64		bound;			/* USE_WAL_POS: the commits sent before it */
+	struct PgRel *rel;			/* USE_RELKIND */
 } PgPending;
 
 /* per-relation statements; reset when the relation's version changes */
@@ -118,6 +123,7 @@ typedef struct PgRel
 	List	   *checks;			/* of PgCheckStmt */
 	bool		have_check_run;
 	char		check_run_name[NAMEDATALEN];	/* inserts of a full check run */
+	char		relkind;		/* of the target table; '\0': not asked yet */
 	bool		copy_off;		/* COPY failed here, not on a key: never again */
 	uint64		copy_skip_batch;	/* a key stopped a COPY in this batch */
 	char	   *what;			/* "applying changes to table ..." */
@@ -136,6 +142,8 @@ typedef struct PgTarget
 	int			pending;		/* commands whose result has not come */
 	int			syncs;			/* Syncs whose result has not come */
 	int			unflushed;		/* commands queued since the last flush */
+	Size		unflushed_bytes;	/* and their bytes */
+	DsChange   *cur_change;		/* the change being applied, for errors */
 	/* each pending command, oldest first: what for errors, how to read it */
 	PgPending  *what;
 	int			what_cap;
@@ -154,6 +162,8 @@ typedef struct PgTarget
 	char		run_kind;
 	uint32		run_version;
 	int			run_n;
+	Size		run_bytes;		/* of its Bind message so far */
+	bool		run_full;		/* ended by its bytes (see sendlimit.c) */
 	int			run_cap;
 	char	  **run_vals;		/* in runcxt */
 	DsConflictHit **run_hits;	/* check runs ('c'): a record per row */
@@ -269,6 +279,7 @@ push_pending(PgTarget *pt, const char *what, PgResultUse use, int expected,
 	p->hit = hit;
 	p->hits = hits;
 	p->bound = pt->wait_pushed;
+	p->rel = NULL;
 }
 
 static XLogRecPtr
@@ -418,6 +429,10 @@ read_result(PgTarget *pt, PgPending *p, PGresult *res)
 				pfree(hits);
 				break;
 			}
+		case USE_RELKIND:
+			/* no such table: as a plain one, its statements say what is wrong */
+			p->rel->relkind = n == 1 ? PQgetvalue(res, 0, 0)[0] : RELKIND_RELATION;
+			break;
 	}
 }
 
@@ -516,6 +531,7 @@ static void
 flush_and_drain(PgTarget *pt)
 {
 	pt->unflushed = 0;
+	pt->unflushed_bytes = 0;
 	for (;;)
 	{
 		int			rc = PQflush(pt->conn);
@@ -589,19 +605,43 @@ send_prepare(PgTarget *pt, const char *name, const char *sql, const char *what)
 	sent(pt, PQsendPrepare(pt->conn, name, sql, 0, NULL), what);
 }
 
+/*
+ * Send a prepared statement of rel's changes with text parameters.  Its
+ * Bind message must fit in one protocol message (sendlimit.c); what is
+ * queued goes out every DS_FLUSH_AFTER_BYTES too, so that libpq's buffer
+ * and the conflict records waiting for results stay bounded.
+ */
 static void
-send_exec(PgTarget *pt, const char *name, int n, const char *const *values,
-		  const char *what)
+send_prepared(PgTarget *pt, DsRelation *rel, const char *name, int n,
+			  const char *const *values, const char *what, PgResultUse use,
+			  int expected, DsConflictHit *hit, DsConflictHit **hits)
 {
-	sent(pt, PQsendQueryPrepared(pt->conn, name, n, values, NULL, NULL, 0), what);
+	Size		bytes = ds_bind_bytes(name, n, values);
+
+	if (bytes > ds_statement_limit())
+		ds_statement_too_large(pt->base.cfg, rel,
+							   pt->cur_change && pt->cur_change->rel == rel ? pt->cur_change : NULL,
+							   bytes);
+	pt->unflushed_bytes += bytes;
+	sent_use(pt, PQsendQueryPrepared(pt->conn, name, n, values, NULL, NULL, 0), what,
+			 use, expected, hit, hits);
+	if (pt->unflushed_bytes >= DS_FLUSH_AFTER_BYTES)
+		flush_and_drain(pt);
 }
 
 static void
-send_exec_use(PgTarget *pt, const char *name, int n, const char *const *values,
-			  const char *what, PgResultUse use, int expected, DsConflictHit *hit)
+send_exec(PgTarget *pt, DsRelation *rel, const char *name, int n,
+		  const char *const *values, const char *what)
 {
-	sent_use(pt, PQsendQueryPrepared(pt->conn, name, n, values, NULL, NULL, 0), what,
-			 use, expected, hit, NULL);
+	send_prepared(pt, rel, name, n, values, what, USE_NONE, 0, NULL, NULL);
+}
+
+static void
+send_exec_use(PgTarget *pt, DsRelation *rel, const char *name, int n,
+			  const char *const *values, const char *what, PgResultUse use,
+			  int expected, DsConflictHit *hit)
+{
+	send_prepared(pt, rel, name, n, values, what, use, expected, hit, NULL);
 }
 
 static void
@@ -774,10 +814,10 @@ send_progress(PgTarget *pt, Oid relid, XLogRecPtr lsn)
 	vals[2] = lsnbuf;
 	vals[3] = lastbuf;			/* the previous end LSN, or the relid */
 	vals[4] = pt->source;
-	send_exec_use(pt, name, 5, vals,
-				  guarded ? "updating " DATASYNC_PROGRESS_TABLE " after the batch before"
-				  : "updating " DATASYNC_PROGRESS_TABLE,
-				  pt->async_commit ? USE_WAL_POS : USE_NONE, 0, NULL);
+	sent_use(pt, PQsendQueryPrepared(pt->conn, name, 5, vals, NULL, NULL, 0),
+			 guarded ? "updating " DATASYNC_PROGRESS_TABLE " after the batch before"
+			 : "updating " DATASYNC_PROGRESS_TABLE,
+			 pt->async_commit ? USE_WAL_POS : USE_NONE, 0, NULL, NULL);
 }
 
 /* ---------------------------------------------------------------------
@@ -974,6 +1014,7 @@ pg_rel(PgTarget *pt, DsRelation *rel)
 		pr->updates = NIL;
 		pr->checks = NIL;
 		pr->have_check_run = false;
+		pr->relkind = '\0';
 		pr->what = MemoryContextStrdup(pt->cxt, psprintf("applying changes to table %s", rel->target_qname));
 	}
 	return pr;
@@ -1001,13 +1042,16 @@ append_key_match(StringInfo sql, DsRelation *rel, int firstparam)
 						 firstparam + i);
 }
 
-/* rows of a table without a key: the first one equal in every column */
+/*
+ * rows of a table without a key: the first one equal in every column,
+ * by (tableoid, ctid): a ctid alone names a row in each partition
+ */
 static void
 append_full_match(StringInfo sql, DsRelation *rel, int firstparam)
 {
 	int			i;
 
-	appendStringInfo(sql, "ctid = (SELECT ctid FROM %s WHERE ", rel->target_qname);
+	appendStringInfo(sql, "(tableoid, ctid) = (SELECT tableoid, ctid FROM %s WHERE ", rel->target_qname);
 	for (i = 0; i < rel->natts; i++)
 	{
 		const char *col = quote_identifier(rel->attnames[i]);
@@ -1097,13 +1141,51 @@ append_on_conflict_update(StringInfo sql, DsRelation *rel, StringInfo differs)
 	return true;
 }
 
+/*
+ * Does an INSERT into rel's target table return xmax?  Only a plain table's
+ * does; a partitioned or foreign table's upserts tell inserted from
+ * updated rows another way (partitioned.c).  Asked once a connection, in
+ * the batch's pipeline (a round trip).
+ */
+static bool
+target_returns_xmax(PgTarget *pt, DsRelation *rel, PgRel *pr)
+{
+	const char *vals[1];
+
+	if (pr->relkind == '\0')
+	{
+		Assert(pt->copy_rel == NULL);
+		enter_pipeline(pt);
+		vals[0] = rel->target_qname;
+		if (!PQsendQueryParams(pt->conn,
+							   "SELECT c.relkind FROM pg_catalog.pg_class c"
+							   " WHERE c.oid = pg_catalog.to_regclass($1)",
+							   1, NULL, vals, NULL, NULL, 0) ||
+			!PQsendFlushRequest(pt->conn))
+			ds_pq_report(pt->conn, NULL, DS_CONN_TARGET, pr->what);
+		pt->pending++;
+		push_pending(pt, pr->what, USE_RELKIND, 0, NULL, NULL);
+		pt->what[(pt->what_head + pt->pending - 1) % pt->what_cap].rel = pr;
+		flush_and_drain(pt);
+		while (pr->relkind == '\0')
+		{
+			ds_pq_wait(pt->conn, WL_SOCKET_READABLE, -1);
+			drain(pt);
+		}
+	}
+	return pr->relkind == RELKIND_RELATION;
+}
+
 static void
 prepare_insert(PgTarget *pt, DsRelation *rel, PgRel *pr, int nrows, const char *name,
 			   char flavor)
 {
 	StringInfoData sql;
+	bool		xmax = rel->nkeys > 0 && target_returns_xmax(pt, rel, pr);
 
 	initStringInfo(&sql);
+	if (rel->nkeys > 0 && !xmax)
+		ds_append_existing_keys(&sql, rel, nrows);
 	append_insert_rows(&sql, rel, nrows);
 	if (rel->nkeys > 0)
 	{
@@ -1112,7 +1194,10 @@ prepare_insert(PgTarget *pt, DsRelation *rel, PgRel *pr, int nrows, const char *
 		initStringInfo(&differs);
 		if (append_on_conflict_update(&sql, rel, &differs) && flavor == 'i')
 			appendStringInfo(&sql, " WHERE %s", differs.data);
-		appendStringInfoString(&sql, " RETURNING t.xmax");
+		if (xmax)
+			appendStringInfoString(&sql, " RETURNING t.xmax");
+		else
+			ds_append_returning_existed(&sql, rel);
 		pfree(differs.data);
 	}
 	send_prepare(pt, name, sql.data, pr->what);
@@ -1217,7 +1302,7 @@ flush_run(PgTarget *pt)
 	pr = pg_rel(pt, rel);
 
 	/* a run of inserts that goes on and on continues as COPY */
-	if (pt->run_kind == 'i' && pt->run_n == run_rows(rel, 'i'))
+	if (pt->run_kind == 'i' && (pt->run_n == run_rows(rel, 'i') || pt->run_full))
 		streak_add(pt, rel, pt->run_n);
 	else
 		pt->streak_rel = NULL;
@@ -1227,7 +1312,7 @@ flush_run(PgTarget *pt)
 		{
 			if (!pr->have_multi_delete)
 				prepare_multi_delete(pt, rel, pr, pt->run_n);
-			send_exec_use(pt, pr->multi_delete_name, pt->run_n * rel->nkeys,
+			send_exec_use(pt, rel, pr->multi_delete_name, pt->run_n * rel->nkeys,
 						  (const char *const *) pt->run_vals, pr->what,
 						  USE_MISSED, pt->run_n, NULL);
 		}
@@ -1236,7 +1321,7 @@ flush_run(PgTarget *pt)
 			if (!pr->have_delete)
 				prepare_delete(pt, rel, pr);
 			for (r = 0; r < pt->run_n; r++)
-				send_exec_use(pt, pr->delete_name, rel->nkeys,
+				send_exec_use(pt, rel, pr->delete_name, rel->nkeys,
 							  (const char *const *) pt->run_vals + r * rel->nkeys, pr->what,
 							  USE_MISSED, 1, NULL);
 		}
@@ -1254,7 +1339,7 @@ flush_run(PgTarget *pt)
 			prepare_insert(pt, rel, pr, pt->run_n, name, pt->run_kind);
 			*have = true;
 		}
-		send_exec_use(pt, name, pt->run_n * rel->natts,
+		send_exec_use(pt, rel, name, pt->run_n * rel->natts,
 					  (const char *const *) pt->run_vals, pr->what,
 					  upsert_use(rel, pt->run_kind), 0, NULL);
 	}
@@ -1263,11 +1348,13 @@ flush_run(PgTarget *pt)
 		const char *name = upsert_name(pt, rel, pr, pt->run_kind);
 
 		for (r = 0; r < pt->run_n; r++)
-			send_exec_use(pt, name, rel->natts,
+			send_exec_use(pt, rel, name, rel->natts,
 						  (const char *const *) pt->run_vals + r * rel->natts, pr->what,
 						  upsert_use(rel, pt->run_kind), 0, NULL);
 	}
 	pt->run_n = 0;
+	pt->run_bytes = 0;
+	pt->run_full = false;
 	pt->run_rel = NULL;
 	MemoryContextReset(pt->runcxt);
 }
@@ -1304,7 +1391,9 @@ run_has_key(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup)
  * Buffer a change of a run: inserts ('i') or whole-row updates ('u': their
  * new rows) or deletes by key ('d': their keys); a full run goes out at once.  One
  * upsert statement may not touch a row twice, so a second change of a key
- * starts a new run.
+ * starts a new run.  A run is full at run_rows rows or ds_run_limit()
+ * bytes: a row that would take it over starts the next, and a row over it
+ * goes out alone at once (sendlimit.c).
  */
 static void
 add_to_run(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup, char kind,
@@ -1313,6 +1402,9 @@ add_to_run(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup, char kind,
 	int			i;
 	int			max = run_rows(rel, kind);
 	int			width = run_width(rel, kind);
+	Size		limit = ds_run_limit() - NAMEDATALEN - 16;	/* less the fixed fields */
+	Size		bytes = 0;
+	bool		over;
 
 	if (kind == 'i' && copy_wanted(pt, rel, tup))
 	{
@@ -1322,9 +1414,20 @@ add_to_run(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup, char kind,
 			return;
 		}
 	}
-	if (pt->run_rel != rel || pt->run_kind != kind ||
+	/* its part of the Bind message: a length word and the text a value */
+	for (i = 0; i < width; i++)
+	{
+		int			a = kind == 'd' ? rel->keyatts[i] : i;
+
+		bytes += 4;
+		if (tup->colstatus[a] == LOGICALREP_COLUMN_TEXT)
+			bytes += tup->colvalues[a].len;
+	}
+	over = pt->run_n > 0 && pt->run_bytes + bytes > limit;
+	if (pt->run_rel != rel || pt->run_kind != kind || over ||
 		(kind != 'd' && rel->nkeys > 0 && run_has_key(pt, rel, tup)))
 	{
+		pt->run_full = over && pt->run_rel == rel && pt->run_kind == kind;
 		flush_run(pt);
 		pt->run_rel = rel;
 		pt->run_kind = kind;
@@ -1348,8 +1451,12 @@ add_to_run(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup, char kind,
 		pt->run_vals[pt->run_n * width + i] = v ? MemoryContextStrdup(pt->runcxt, v) : NULL;
 	}
 	pt->run_n++;
-	if (pt->run_n == max)
+	pt->run_bytes += bytes;
+	if (pt->run_n == max || pt->run_bytes >= limit)
+	{
+		pt->run_full = pt->run_n < max;
 		flush_run(pt);
+	}
 }
 
 /* ---------------------------------------------------------------------
@@ -2292,8 +2399,11 @@ prepare_check_run(PgTarget *pt, DsRelation *rel, PgRel *pr, int nrows)
 							 run_source_wins(rel, psprintf("EXCLUDED.%s",
 														   quote_identifier(rel->attnames[Max(rel->ts_att, 0)]))));
 		pfree(differs.data);
-		/* xmax 0: inserted; the others were there */
-		appendStringInfoString(&sql, " RETURNING t.xmax::text = '0' AS ins, ");
+		/* xmax 0: inserted; the others were there (unknown: look them up) */
+		if (target_returns_xmax(pt, rel, pr))
+			appendStringInfoString(&sql, " RETURNING t.xmax::text = '0' AS ins, ");
+		else
+			appendStringInfoString(&sql, " RETURNING false AS ins, ");
 	}
 	else
 	{
@@ -2358,9 +2468,9 @@ flush_check_run(PgTarget *pt, DsRelation *rel, PgRel *pr)
 		if (!pr->have_check_run)
 			prepare_check_run(pt, rel, pr, pt->run_n);
 		memcpy(hits, pt->run_hits, sizeof(DsConflictHit *) * pt->run_n);
-		sent_use(pt, PQsendQueryPrepared(pt->conn, pr->check_run_name, pt->run_n * rel->natts,
-										 (const char *const *) pt->run_vals, NULL, NULL, 0),
-				 pr->what, USE_CHECK_RUN, pt->run_n, NULL, hits);
+		send_prepared(pt, rel, pr->check_run_name, pt->run_n * rel->natts,
+					  (const char *const *) pt->run_vals, pr->what, USE_CHECK_RUN,
+					  pt->run_n, NULL, hits);
 		return;
 	}
 	for (r = 0; r < pt->run_n; r++)
@@ -2371,7 +2481,7 @@ flush_check_run(PgTarget *pt, DsRelation *rel, PgRel *pr)
 
 		for (i = 0; i < cs->nparams; i++)
 			vals[i] = row[cs->pcol[i]];		/* inserts take new values only */
-		send_exec_use(pt, cs->name, cs->nparams, vals, pr->what, USE_CHECK, 0, pt->run_hits[r]);
+		send_exec_use(pt, rel, cs->name, cs->nparams, vals, pr->what, USE_CHECK, 0, pt->run_hits[r]);
 		pfree(vals);
 	}
 }
@@ -2452,7 +2562,7 @@ apply_checked(PgTarget *pt, DsRelation *rel, PgRel *pr, DsChange *ch)
 		}
 	}
 	hit = make_hit(pt, rel, ch, keys, newkeys);
-	send_exec_use(pt, cs->name, cs->nparams, vals, pr->what, USE_CHECK, 0, hit);
+	send_exec_use(pt, rel, cs->name, cs->nparams, vals, pr->what, USE_CHECK, 0, hit);
 	pfree(vals);
 	pfree(keys);
 	if (newkeys)
@@ -2462,9 +2572,8 @@ apply_checked(PgTarget *pt, DsRelation *rel, PgRel *pr, DsChange *ch)
 }
 
 static void
-pg_apply(DsApplyTarget *t, DsChange *ch)
+apply_change(PgTarget *pt, DsChange *ch)
 {
-	PgTarget   *pt = (PgTarget *) t;
 	DsRelation *rel = ch->rel;
 	PgRel	   *pr = pg_rel(pt, rel);
 	const char **vals = palloc(sizeof(char *) * (rel->natts * 2 + 1));
@@ -2524,12 +2633,12 @@ pg_apply(DsApplyTarget *t, DsChange *ch)
 							prepare_delete(pt, rel, pr);
 						key_values(rel, ch->oldtup, vals);
 						/* the old row missing: update_missing */
-						send_exec_use(pt, pr->delete_name, rel->nkeys, vals, pr->what,
+						send_exec_use(pt, rel, pr->delete_name, rel->nkeys, vals, pr->what,
 									  USE_MISSED, 1, NULL);
 					}
 					for (i = 0; i < rel->natts; i++)
 						vals[i] = colval(ch->newtup, i);
-					send_exec(pt, upsert_name(pt, rel, pr, 'u'), rel->natts, vals, pr->what);
+					send_exec(pt, rel, upsert_name(pt, rel, pr, 'u'), rel->natts, vals, pr->what);
 				}
 				else
 				{
@@ -2563,7 +2672,7 @@ pg_apply(DsApplyTarget *t, DsChange *ch)
 						for (i = 0; i < rel->natts; i++)
 							vals[n++] = colval(match, i);
 					}
-					send_exec_use(pt, name, n, vals, pr->what, USE_MISSED, 1, NULL);
+					send_exec_use(pt, rel, name, n, vals, pr->what, USE_MISSED, 1, NULL);
 				}
 				break;
 			}
@@ -2587,18 +2696,29 @@ pg_apply(DsApplyTarget *t, DsChange *ch)
 			if (rel->nkeys > 0)
 			{
 				key_values(rel, ch->oldtup, vals);
-				send_exec(pt, pr->delete_name, rel->nkeys, vals, pr->what);
+				send_exec(pt, rel, pr->delete_name, rel->nkeys, vals, pr->what);
 			}
 			else
 			{
 				for (i = 0; i < rel->natts; i++)
 					vals[i] = colval(ch->oldtup, i);
-				send_exec_use(pt, pr->delete_name, rel->natts, vals, pr->what,
+				send_exec_use(pt, rel, pr->delete_name, rel->natts, vals, pr->what,
 							  USE_MISSED, 1, NULL);
 			}
 			break;
 	}
 	pfree(vals);
+}
+
+static void
+pg_apply(DsApplyTarget *t, DsChange *ch)
+{
+	PgTarget   *pt = (PgTarget *) t;
+
+	/* names the change if a statement of its own cannot be sent */
+	pt->cur_change = ch;
+	apply_change(pt, ch);
+	pt->cur_change = NULL;
 }
 
 static void
@@ -2711,6 +2831,13 @@ pg_copy_data(DsApplyTarget *t, const char *buf, int len)
 		initStringInfo(&pt->table_copy);
 		MemoryContextSwitchTo(old);
 	}
+	/* a large row goes in a message of its own, not appended (sendlimit.c) */
+	if (len >= DS_COPY_SEND_BYTES)
+	{
+		table_copy_send(pt);
+		copy_put(pt, buf, len);
+		return;
+	}
 	appendBinaryStringInfo(&pt->table_copy, buf, len);
 	if (pt->table_copy.len >= DS_COPY_SEND_BYTES)
 		table_copy_send(pt);
@@ -2766,7 +2893,12 @@ pg_close(DsApplyTarget *t)
 	pt->wait_count = 0;
 	pt->fly_count = pt->fly_head = 0;
 	pt->run_n = 0;
+	pt->run_bytes = 0;
+	pt->run_full = false;
 	pt->run_rel = NULL;
+	pt->cur_change = NULL;
+	pt->unflushed = 0;
+	pt->unflushed_bytes = 0;
 	MemoryContextReset(pt->runcxt);
 	pt->copy_rel = NULL;
 	pt->streak_rel = NULL;

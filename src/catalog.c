@@ -31,6 +31,7 @@
 
 #include "access.h"
 #include "catalog.h"
+#include "sendlimit.h"
 
 /* options of the contract that later issues implement */
 static const char *const future_options[] = {
@@ -185,6 +186,7 @@ ds_options_parse(Jsonb *options, DsPipelineOptions *out)
 	memset(out, 0, sizeof(*out));
 	out->batch_size = 10000;
 	out->batch_timeout_ms = 1000;
+	out->batch_max_bytes = DS_BATCH_MAX_BYTES_DEFAULT;
 	out->retry_base_ms = 500;
 	out->retry_max_ms = 60000;
 	out->initial_sync = true;
@@ -212,6 +214,8 @@ ds_options_parse(Jsonb *options, DsPipelineOptions *out)
 			out->batch_size = option_int(&v, key, 1, 1000000);
 		else if (strcmp(key, "batch_timeout_ms") == 0)
 			out->batch_timeout_ms = option_int(&v, key, 0, 3600000);
+		else if (strcmp(key, "batch_max_bytes") == 0)
+			out->batch_max_bytes = option_int(&v, key, 1024, 1073741823);
 		else if (strcmp(key, "retry_base_ms") == 0)
 			out->retry_base_ms = option_int(&v, key, 1, 3600000);
 		else if (strcmp(key, "retry_max_ms") == 0)
@@ -286,7 +290,7 @@ ds_options_parse(Jsonb *options, DsPipelineOptions *out)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unrecognized pipeline option \"%s\"", key),
-					 errhint("Valid options are batch_size, batch_timeout_ms, retry_base_ms, retry_max_ms, initial_sync, synchronous_commit, target_schema, table_map, timestamp_column, table_conflict_strategy, log_conflicts and replica_identity_full.")));
+					 errhint("Valid options are batch_size, batch_timeout_ms, batch_max_bytes, retry_base_ms, retry_max_ms, initial_sync, synchronous_commit, target_schema, table_map, timestamp_column, table_conflict_strategy, log_conflicts and replica_identity_full.")));
 		}
 	}
 	if (out->retry_max_ms < out->retry_base_ms)

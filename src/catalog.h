@@ -21,6 +21,7 @@ typedef struct DsPipelineOptions
 {
 	int			batch_size;		/* rows a target transaction may hold */
 	int			batch_timeout_ms;	/* longest a busy stream keeps a batch open */
+	int			batch_max_bytes;	/* bytes of changes a target transaction may hold */
 	int			retry_base_ms;
 	int			retry_max_ms;
 	bool		initial_sync;

@@ -14,9 +14,10 @@
  *		holds a whole source transaction in memory.  Source transactions
  *		are grouped into one target transaction (a batch) that the worker
  *		closes at a commit boundary when the stream has nothing more
- *		pending, or when batch_size rows or batch_timeout_ms are reached
- *		(ds_decode_batch_full).  The batch's last end LSN is written on the
- *		target in the same transaction (exactly once across restarts).
+ *		pending, or when batch_size rows, batch_max_bytes of values or
+ *		batch_timeout_ms are reached (ds_decode_batch_full).  The batch's
+ *		last end LSN is written on the target in the same transaction
+ *		(exactly once across restarts).
  *
  *		Example: B(t1) I I C(t1) B(t2) U C(t2) <nothing pending>
  *		-> target: upsert (2 rows); upsert; progress=end(t2); Sync.
@@ -54,6 +55,7 @@
 #include "conflict.h"
 #include "decode.h"
 #include "relmap.h"
+#include "sendlimit.h"
 #include "spool.h"
 #include "trust.h"
 
@@ -119,6 +121,7 @@ open_batch(DsDecoder *d)
 	d->target->begin(d->target);
 	d->batch_open = true;
 	d->batch_rows = 0;
+	d->batch_bytes = 0;
 	d->batch_txns = 0;
 	d->batch_ins = d->batch_upd = d->batch_del = 0;
 	d->batch_started = GetCurrentTimestamp();
@@ -130,7 +133,8 @@ ds_decode_batch_full(DsDecoder *d)
 {
 	if (!d->batch_open || d->in_txn)
 		return false;
-	if (d->batch_rows >= d->cfg->options.batch_size)
+	if (d->batch_rows >= d->cfg->options.batch_size ||
+		d->batch_bytes >= (Size) d->cfg->options.batch_max_bytes)
 		return true;
 	return TimestampDifferenceExceeds(d->batch_started, GetCurrentTimestamp(),
 									  d->cfg->options.batch_timeout_ms);
@@ -170,8 +174,11 @@ batch_committed(void *arg, XLogRecPtr end_lsn)
 	SpinLockAcquire(&slot->mutex);
 	slot->applied_lsn = b->end_lsn;
 	slot->last_sync_at = GetCurrentTimestamp();
+	/* progress: an earlier failure is over (worker.c) */
 	slot->retry_attempt = 0;
 	slot->last_error[0] = '\0';
+	if (slot->state == DS_STATE_RETRYING)
+		slot->state = DS_STATE_STREAMING;
 	SpinLockRelease(&slot->mutex);
 	ds_decode_publish_marker(slot, b->marker);
 	publish_done(d, Max(b->end_lsn, b->marker_lsn));
@@ -418,6 +425,7 @@ apply_change(DsDecoder *d, DsChangeKind kind, DsRelation *rel,
 	ch.change_seq = d->change_seq;
 	ch.commit_time = d->commit_time;
 	d->batch_rows++;
+	d->batch_bytes += ds_tuple_bytes(oldtup) + ds_tuple_bytes(newtup);
 	if (rel->detect)
 	{
 		d->batch_checked = true;

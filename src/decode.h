@@ -51,6 +51,7 @@ typedef struct DsDecoder
 	/* the open target batch */
 	bool		batch_open;
 	int			batch_rows;
+	Size		batch_bytes;	/* of the values of its changes */
 	int			batch_txns;
 	TimestampTz batch_started;
 	XLogRecPtr	batch_end_lsn;

@@ -18,6 +18,8 @@
 
 #include "utils/guc.h"
 
+#include "sendlimit.h"
+
 char	   *datasync_database = NULL;
 int			datasync_max_pipelines = 16;
 int			datasync_naptime = 1000;
@@ -61,6 +63,15 @@ ds_guc_init(void)
 							   PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("datasync.statement_max_bytes",
+							"Largest statement a sync worker sends to a PostgreSQL target (developer option).",
+							"Multi-row statements carry at most 16MB or this, whichever is less. A change that needs a larger statement stops its pipeline. Lower it only to test those limits.",
+							&datasync_statement_max_bytes,
+							(int) DS_PG_MESSAGE_LIMIT, 8192, (int) DS_PG_MESSAGE_LIMIT,
+							PGC_SIGHUP,
+							GUC_UNIT_BYTE | GUC_NOT_IN_SAMPLE,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("datasync");
 }

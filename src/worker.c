@@ -37,6 +37,16 @@
  *		worker exits 0: the launcher leaves the pipeline alone until
  *		datasync.resume().
  *
+ *		The slot's retry_attempt counts the sessions that failed since the
+ *		pipeline last made progress, and sets the backoff.  Until progress
+ *		is made the state stays "retrying" with last_error, through the
+ *		next attempt too.  Progress is: a batch committed on the target
+ *		(decode.c), a table copy committed, the stream caught up with the
+ *		source's WAL as it was when the session started (all of it applied
+ *		or of no concern), or a session that ended by itself.  Connecting
+ *		and starting the stream is not: a session that fails on the same
+ *		change every time counts up.
+ *
  *		Memory: the worker's lifetime context holds the session context
  *		(connections, relation map, prepared statement names), reset for
  *		every session; a message context is reset after each stream
@@ -47,6 +57,7 @@
 #include "datasync.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_namespace.h"
 #include "libpq/pqformat.h"
 #include "libpq/pqsignal.h"
@@ -85,7 +96,6 @@ static TimestampTz LastPipelineCheck = 0;
 static DsStream *CurStream = NULL;
 static DsDecoder *CurDecoder = NULL;
 static DsApplyTarget *CurTarget = NULL;
-static int	RetryAttempt = 0;	/* transient failures since the last stream start */
 
 /* what the main loop does after a session */
 typedef enum SessionEnd
@@ -95,6 +105,39 @@ typedef enum SessionEnd
 								 * still none */
 	SESSION_STOP				/* paused, dropped: exit */
 } SessionEnd;
+
+/* Has a failure not been followed by progress yet?  (see NOTES) */
+static bool
+retry_pending(void)
+{
+	bool		pending;
+
+	SpinLockAcquire(&MySlot->mutex);
+	pending = MySlot->retry_attempt > 0;
+	SpinLockRelease(&MySlot->mutex);
+	return pending;
+}
+
+/* What the worker is doing; "retrying" until a failure is followed by progress. */
+static void
+set_state(DsWorkerState state)
+{
+	SpinLockAcquire(&MySlot->mutex);
+	MySlot->state = MySlot->retry_attempt > 0 ? DS_STATE_RETRYING : state;
+	SpinLockRelease(&MySlot->mutex);
+}
+
+/* Progress: the failures before it are over; state goes on as state. */
+static void
+retry_over(DsWorkerState state)
+{
+	SpinLockAcquire(&MySlot->mutex);
+	MySlot->retry_attempt = 0;
+	MySlot->last_error[0] = '\0';
+	if (MySlot->state == DS_STATE_RETRYING)
+		MySlot->state = state;
+	SpinLockRelease(&MySlot->mutex);
+}
 
 /*
  * What the source may consider flushed: everything before done_lsn once
@@ -340,13 +383,15 @@ static void
 stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation,
 			bool job_mode)
 {
-	/* connected and started: an earlier error is over */
-	RetryAttempt = 0;
-	SpinLockAcquire(&MySlot->mutex);
-	MySlot->retry_attempt = 0;
-	MySlot->last_error[0] = '\0';
-	SpinLockRelease(&MySlot->mutex);
-	ds_slot_set_state(MySlot, DS_STATE_STREAMING);
+	/*
+	 * Connected and started is no progress: after a failure the pipeline
+	 * stays "retrying" until a batch commits (decode.c) or the stream has
+	 * caught up with the WAL written before this point.
+	 */
+	bool		recovering = retry_pending();
+	XLogRecPtr	caught_up_at = GetFlushRecPtr(NULL);
+
+	set_state(DS_STATE_STREAMING);
 	pgstat_report_activity(STATE_RUNNING, "streaming");
 	loop_wait_set_make(d, s);
 
@@ -408,6 +453,12 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation,
 				ds_decode_close_batch(d);
 		}
 		ds_stream_feedback(s, feedback_lsn(d, false), false);
+		if (recovering && !d->in_txn && !d->batch_open && d->inflight == 0 &&
+			d->done_lsn >= caught_up_at)
+		{
+			retry_over(DS_STATE_STREAMING);
+			recovering = false;
+		}
 		if ((job_mode || ds_jobs_pending(MySlot)) && !check_jobs(d, job_mode))
 			return;
 
@@ -536,12 +587,13 @@ run_session(MemoryContext sesscxt)
 							cfg->slot_name, cfg->name)));
 		else if (ds_stream_slot_exists(s, cfg->slot_name))
 			ds_stream_drop_slot(s, cfg->slot_name);
-		ds_slot_set_state(MySlot, DS_STATE_SYNCING);
+		set_state(DS_STATE_SYNCING);
 		pgstat_report_activity(STATE_RUNNING, "initial copy");
 		start = ds_snapshot_initial(s, t, cfg, all, cfg->options.initial_sync);
 		started = ds_xact_start();
 		ds_catalog_set_tables_ready(cfg->id, all);
 		ds_xact_commit(started);
+		retry_over(DS_STATE_SYNCING);
 		foreach(lc, cfg->tables)
 			((DsPipelineTable *) lfirst(lc))->sync_state = 'r';
 	}
@@ -556,12 +608,13 @@ run_session(MemoryContext sesscxt)
 	}
 	if (to_copy != NIL)
 	{
-		ds_slot_set_state(MySlot, DS_STATE_SYNCING);
+		set_state(DS_STATE_SYNCING);
 		pgstat_report_activity(STATE_RUNNING, "copying tables");
 		(void) ds_snapshot_tables(t, cfg, to_copy);
 		started = ds_xact_start();
 		ds_catalog_set_tables_ready(cfg->id, to_copy);
 		ds_xact_commit(started);
+		retry_over(DS_STATE_SYNCING);
 	}
 
 	/* where each table's copy ended */
@@ -596,6 +649,7 @@ run_session(MemoryContext sesscxt)
 	}
 
 	/* catalog changed, or the runs are done: clean end of the session */
+	retry_over(DS_STATE_STREAMING);
 	ds_spool_reset();
 	CurDecoder = NULL;
 	CurStream = NULL;
@@ -681,6 +735,7 @@ DatasyncWorkerMain(Datum main_arg)
 			DsPipelineConfig *cfg = NULL;
 			bool		started;
 			long		delay;
+			int			attempt;
 			int			base_ms = 500;
 			int			max_ms = 60000;
 
@@ -696,6 +751,9 @@ DatasyncWorkerMain(Datum main_arg)
 
 			pg_atomic_fetch_add_u64(&MySlot->errors, 1);
 			ds_slot_set_error(MySlot, edata->message);
+			SpinLockAcquire(&MySlot->mutex);
+			attempt = MySlot->retry_attempt;
+			SpinLockRelease(&MySlot->mutex);
 
 			started = ds_xact_start();
 			cfg = pipeline_exists() ? ds_catalog_load(MyPipelineId) : NULL;
@@ -708,7 +766,10 @@ DatasyncWorkerMain(Datum main_arg)
 			{
 				ds_catalog_set_error(MyPipelineId, edata->message);
 				ds_xact_commit(started);
-				ds_slot_set_state(MySlot, DS_STATE_ERROR);
+				SpinLockAcquire(&MySlot->mutex);
+				MySlot->state = DS_STATE_ERROR;
+				MySlot->retry_attempt = 0;	/* resume() starts afresh */
+				SpinLockRelease(&MySlot->mutex);
 
 				/*
 				 * Each failed run commits its row before a waiter hears of
@@ -723,13 +784,13 @@ DatasyncWorkerMain(Datum main_arg)
 			}
 			ds_xact_commit(started);
 
-			delay = ds_retry_next_delay(RetryAttempt, base_ms, max_ms);
+			/* no progress since the last failure: the attempts add up */
+			delay = ds_retry_next_delay(attempt, base_ms, max_ms);
 			SpinLockAcquire(&MySlot->mutex);
 			MySlot->state = DS_STATE_RETRYING;
-			MySlot->retry_attempt = RetryAttempt + 1;
+			MySlot->retry_attempt = attempt + 1;
 			MySlot->next_attempt_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay);
 			SpinLockRelease(&MySlot->mutex);
-			RetryAttempt++;
 			pgstat_report_activity(STATE_IDLE, "retrying");
 
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
