@@ -190,6 +190,14 @@ REVOKE ALL ON FUNCTION datasync.grant_target(text, regrole), datasync.revoke_tar
 GRANT EXECUTE ON FUNCTION datasync.grant_target(text, regrole), datasync.revoke_target(text, regrole)
   TO datasync_admin;
 
+/*
+ * The role that created a pipeline: the worker checks at every session
+ * that it may still use the pipeline's target (NULL for pipelines created
+ * before 0.2, which are not checked).
+ */
+ALTER TABLE datasync._pipelines ADD COLUMN created_by oid;
+COMMENT ON COLUMN datasync._pipelines.created_by IS 'role that created the pipeline; its right to use the target is checked by the worker';
+
 /* END section 3 */
 
 

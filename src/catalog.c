@@ -385,9 +385,15 @@ ds_catalog_load(int64 pipeline_id)
 
 	args[0] = Int64GetDatum(pipeline_id);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT p.id, p.name, p.slot_name, p.mode, p.enabled, p.error, "
+	if (SPI_execute_with_args(ds_catalog_has_column("_pipelines", "created_by") ?
+							  "SELECT p.id, p.name, p.slot_name, p.mode, p.enabled, p.error, "
 							  "p.incarnation, t.name, t.kind, t.dsn, p.options, t.options, t.owner, "
-							  "p.conflict_strategy "
+							  "p.conflict_strategy, p.target_id, p.created_by "
+							  "FROM datasync._pipelines p JOIN datasync._targets t ON t.id = p.target_id "
+							  "WHERE p.id = $1" :
+							  "SELECT p.id, p.name, p.slot_name, p.mode, p.enabled, p.error, "
+							  "p.incarnation, t.name, t.kind, t.dsn, p.options, t.options, t.owner, "
+							  "p.conflict_strategy, p.target_id, NULL::pg_catalog.oid "
 							  "FROM datasync._pipelines p JOIN datasync._targets t ON t.id = p.target_id "
 							  "WHERE p.id = $1",
 							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
@@ -418,6 +424,10 @@ ds_catalog_load(int64 pipeline_id)
 		cfg->password_env = ds_jsonb_get_text(topts, "password_env");
 		cfg->target_owner = DatumGetObjectId(spi_datum(0, 13, &isnull));
 		cfg->strategy = ds_strategy_name(spi_text(0, 14));
+		cfg->target_id = DatumGetInt64(spi_datum(0, 15, &isnull));
+		cfg->created_by = DatumGetObjectId(spi_datum(0, 16, &isnull));
+		if (isnull)
+			cfg->created_by = InvalidOid;
 		if (cfg->strategy == NULL)
 			elog(ERROR, "pipeline " INT64_FORMAT " has an invalid conflict strategy", pipeline_id);
 		MemoryContextSwitchTo(spi);

@@ -61,6 +61,9 @@ typedef struct DsPipelineConfig
 	char	   *dsn;
 	char	   *password_env;	/* name of an environment variable, or NULL */
 	Oid			target_owner;	/* role that set the DSN */
+	int64		target_id;
+	Oid			created_by;		/* role that created the pipeline;
+								 * InvalidOid before 0.2 */
 	const char *strategy;		/* canonical conflict strategy */
 	DsPipelineOptions options;
 	List	   *tables;			/* of DsPipelineTable */

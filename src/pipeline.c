@@ -379,9 +379,9 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 	StringInfoData sql;
 	ListCell   *lc;
 	bool		isnull;
-	Oid			argtypes[8] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID, TEXTOID};
-	Datum		args[8];
-	char		nulls[8] = "        ";
+	Oid			argtypes[9] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID, TEXTOID, OIDOID};
+	Datum		args[9];
+	char		nulls[9] = "         ";
 
 	ds_check_name("pipeline", name);
 	ds_require_preload();
@@ -473,9 +473,14 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 	args[6] = Int64GetDatum(incarnation);
 	args[7] = schedule ? CStringGetTextDatum(schedule) : (Datum) 0;
 	nulls[7] = schedule ? ' ' : 'n';
-	if (SPI_execute_with_args("INSERT INTO datasync._pipelines (name, slot_name, target_id, mode, conflict_strategy, options, incarnation, schedule)"
+	args[8] = ObjectIdGetDatum(caller);
+	if (SPI_execute_with_args(ds_catalog_has_column("_pipelines", "created_by") ?
+							  "INSERT INTO datasync._pipelines (name, slot_name, target_id, mode, conflict_strategy, options, incarnation, schedule, created_by)"
+							  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id" :
+							  "INSERT INTO datasync._pipelines (name, slot_name, target_id, mode, conflict_strategy, options, incarnation, schedule)"
 							  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-							  8, argtypes, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+							  ds_catalog_has_column("_pipelines", "created_by") ? 9 : 8,
+							  argtypes, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not insert pipeline \"%s\"", name);
 	pipeline_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 

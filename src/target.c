@@ -592,8 +592,10 @@ datasync_mask_dsn(PG_FUNCTION_ARGS)
  * grant_target(target, grantee), revoke_target(target, grantee): let a
  * role (and its members) use a target, or no longer.  Only the target's
  * owner and superusers may.  Granting twice, or revoking what was not
- * granted, changes nothing.  Pipelines made while the role had the use
- * stay (drop them to stop them).
+ * granted, changes nothing.  A revoke restarts the sessions of the
+ * target's pipelines, whose workers check again that the role that
+ * created each may still use the target (trust.c): those of a role that
+ * lost it stop in state error.
  */
 static void
 change_grantees(FunctionCallInfo fcinfo, bool grant)
@@ -632,6 +634,20 @@ change_grantees(FunctionCallInfo fcinfo, bool grant)
 	ds_json_add(&details, "grantee", grantee_name);
 	appendStringInfoChar(&details, '}');
 	ds_audit(caller, grant ? "grant_target" : "revoke_target", psprintf("target %s", name), details.data);
+	if (!grant)
+	{
+		uint64		i;
+
+		ds_spi_exec("SELECT id, incarnation FROM datasync._pipelines WHERE target_id = $1",
+					1, argtypes, args, SPI_OK_SELECT);
+		for (i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+
+			ds_signal_at_commit(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)),
+								DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull)));
+		}
+	}
 	SPI_finish();
 	ds_api_leave(&call);
 }

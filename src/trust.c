@@ -50,6 +50,7 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -86,6 +87,30 @@ ds_recheck_table(DsPipelineConfig *cfg, Oid relid)
 		relation_close(rel, NoLock);
 		ds_check_sync_table(relid, t->added_by);
 	}
+}
+
+/*
+ * The role that created the pipeline must still be allowed to use its
+ * target (its owner, a grantee, or a member of either, or a superuser),
+ * checked where the target is used: at the start of every worker session.
+ * A pipeline created before 0.2 has no recorded role and is not checked.
+ * Needs a transaction.
+ */
+void
+ds_recheck_target(DsPipelineConfig *cfg)
+{
+	if (!OidIsValid(cfg->created_by))
+		return;
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(cfg->created_by)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the role that created pipeline \"%s\" no longer exists", cfg->name),
+				 errdetail("A pipeline writes to its target with the rights of the role that created it."),
+				 errhint("Drop the pipeline and create it again as a role that may use target \"%s\".",
+						 cfg->target_name)));
+	SPI_connect();
+	ds_target_check_right(cfg->target_id, cfg->created_by, DS_TARGET_USE);
+	SPI_finish();
 }
 
 /*

@@ -24,6 +24,7 @@ typedef void (*DsOwnerFn) (void *arg);
 
 extern void ds_pin_search_path(void);
 extern void ds_recheck_table(DsPipelineConfig *cfg, Oid relid);
+extern void ds_recheck_target(DsPipelineConfig *cfg);
 extern void ds_check_source_table(Relation rel, const char *what);
 extern bool ds_as_table_owner(Oid relid, const char *what, DsOwnerFn fn, void *arg,
 							  bool missing_ok);

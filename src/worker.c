@@ -563,6 +563,11 @@ run_session(MemoryContext sesscxt)
 		pgstat_report_appname(name);
 	}
 
+	/* who created the pipeline may still use its target (trust.c) */
+	started = ds_xact_start();
+	ds_recheck_target(cfg);
+	ds_xact_commit(started);
+
 	pgstat_report_activity(STATE_RUNNING, "connecting");
 	t = CurTarget = ds_apply_pg_create(cfg);
 	t->connect(t);

@@ -31,6 +31,8 @@
 #       hides rows from her (and, in a second table, revokes her SELECT): the
 #       worker checks again when the stream describes the table anew and
 #       stops the pipeline (42501) before a hidden row reaches the target;
+#   (i) mallory's own pipeline stops when the target's owner revokes her use
+#       of the target, and resumes once granted again;
 #   (g) mallory owns the database and sets its search_path to her schema first,
 #       where an operator = (bigint, bigint) of hers waits: after a restart
 #       the launcher, the workers and their replication connections resolve
@@ -294,6 +296,27 @@ is(tgt_q("SELECT pg_catalog.count(*) FROM public.secret WHERE v = 'hidden'"), '0
 	'(h) the row hidden by the policy did not reach the target');
 is(tgt_q("SELECT pg_catalog.count(*) FROM public.secret2 WHERE v = 'hidden'"), '0',
 	'(h) the row of the revoked table did not reach the target');
+
+# (i) the target's use, checked again where the worker uses it: mallory's
+# running pipeline stops when the target's owner revokes her use of it
+src_q(<<'SQL');
+CREATE TABLE public.mine (id int PRIMARY KEY, v text);
+ALTER TABLE public.mine OWNER TO mallory;
+SQL
+tgt_q('CREATE TABLE public.mine (id int PRIMARY KEY, v text)');
+as_mallory("SELECT datasync.create_pipeline('p_mine', 'tgt', ARRAY['public.mine']::regclass[])");
+as_mallory("INSERT INTO public.mine VALUES (1, 'before')");
+ok(wait_for_sync($src, 'p_mine', 60), '(i) mallory\'s pipeline syncs while she may use the target');
+src_q("SELECT datasync.revoke_target('tgt', 'mallory')");
+ok(poll_until($src, "SELECT state FROM datasync.status WHERE name = 'p_mine'", 'error'),
+	'(i) after revoke_target her pipeline stops');
+like(src_q("SELECT last_error FROM datasync.status WHERE name = 'p_mine'"),
+	qr/permission denied for target "tgt"/, '(i) last_error says why');
+as_mallory("INSERT INTO public.mine VALUES (2, 'after')");
+src_q("SELECT datasync.grant_target('tgt', 'mallory')");
+src_q("SELECT datasync.resume('p_mine')");
+ok(wait_for_sync($src, 'p_mine', 60), '(i) granted again and resumed, it syncs');
+is(tgt_q('SELECT pg_catalog.count(*) FROM public.mine'), '2', '(i) nothing was lost');
 
 # ---------------------------------------------------------------------------
 # (g) a database owner's search_path
