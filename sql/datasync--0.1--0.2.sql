@@ -10,6 +10,7 @@
  *   3. SQL API: calling role, targets, tables
  *   4. leaks to listeners and monitors; audit log
  *   5. batches
+ *   6. what a newcomer read wrong (issue 16)
  */
 
 \echo Use "ALTER EXTENSION datasync UPDATE TO '0.2'" to load this file. \quit
@@ -714,3 +715,61 @@ GRANT SELECT ON datasync.job_errors, datasync.audit_row_values TO datasync_monit
  */
 
 /* END section 5 */
+
+
+
+/* ---------------------------------------------------------------------
+ * 6. What a newcomer read wrong (issue 16)
+ * ---------------------------------------------------------------------
+ */
+
+/* a time zone in a schedule: pg_cron 1.4 has no cron.timezone; it runs in GMT */
+CREATE OR REPLACE FUNCTION datasync._config_schedule(val jsonb, path text)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    expr text;
+    expr_path text := path;
+    tz text;
+    f text[];
+    result text;
+BEGIN
+    IF pg_catalog.jsonb_typeof(val) = 'object' THEN
+        PERFORM datasync._config_check_keys(val, path, ARRAY['cron', 'timezone']);
+        expr := datasync._config_string(val, 'cron', path, true);
+        expr_path := path || '.cron';
+        tz := datasync._config_string(val, 'timezone', path);
+        IF tz IS NOT NULL AND pg_catalog.upper(tz) NOT IN ('UTC', 'ETC/UTC') THEN
+            PERFORM datasync._config_error(path || '.timezone', '0A000',
+                pg_catalog.format('time zone "%s" is not supported', tz),
+                'pg_cron 1.4 runs every schedule in GMT and has no time-zone setting.',
+                'Write the cron expression in GMT and leave "timezone" out, or set it to "UTC".');
+        END IF;
+    ELSIF pg_catalog.jsonb_typeof(val) = 'string' THEN
+        expr := val #>> '{}';
+    ELSE
+        PERFORM datasync._config_error(path, '22023',
+            pg_catalog.format('must be a string or an object, not %s',
+                              CASE pg_catalog.jsonb_typeof(val) WHEN 'array' THEN 'an array'
+                                   ELSE 'a ' || pg_catalog.jsonb_typeof(val) END));
+    END IF;
+
+    result := datasync._config_cron(expr);
+    IF result IS NULL THEN
+        f := pg_catalog.regexp_split_to_array(pg_catalog.btrim(expr, E' \t\n\r'), E'[ \t\n\r]+');
+        IF pg_catalog.cardinality(f) = 6 AND f[1] <> '0' THEN
+            PERFORM datasync._config_error(expr_path, '22023',
+                pg_catalog.format('cron expression "%s" has a seconds field other than 0', expr), NULL,
+                'pg_cron runs a schedule at most once a minute: write five fields (minute hour day month weekday), or six with seconds 0.');
+        END IF;
+        PERFORM datasync._config_error(expr_path, '22023',
+            pg_catalog.format('invalid cron expression "%s"', expr), NULL,
+            'Write five fields (minute hour day month weekday), for example "*/5 * * * *", or six with seconds 0.');
+    END IF;
+    RETURN result;
+END
+$$;
+
+/* END section 6 */
