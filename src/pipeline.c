@@ -61,6 +61,7 @@
 
 #include "access.h"
 #include "apiutil.h"
+#include "capacity.h"
 #include "catalog.h"
 #include "cron.h"
 #include "isolation.h"
@@ -450,6 +451,7 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("cannot create pipeline \"%s\": datasync.max_pipelines (%d) reached", name, datasync_max_pipelines),
 				 errhint("Drop a pipeline, or raise datasync.max_pipelines and restart the server.")));
+	ds_check_capacity(name, strcmp(mode, "realtime") == 0);
 
 	check_conflict_tables(tables, strategy, &parsed, caller);
 
