@@ -52,39 +52,10 @@ $ds_database$;
 
 /*
  * datasync.status: _worker_stats() shows only workers of this database's
- * pipelines (same id and incarnation); the slot is this database's too
- * (another database may have one of the same name: a restored dump).
- * Otherwise as in 0.1.
+ * pipelines (same id and incarnation), and the slot joined is this
+ * database's (another database may have one of the same name: a restored
+ * dump).  The view is defined once, in section 4, with that join.
  */
-CREATE OR REPLACE VIEW datasync.status AS
-    SELECT p.name,
-           p.mode,
-           CASE WHEN NOT p.enabled THEN 'paused'
-                WHEN p.error IS NOT NULL THEN 'error'
-                ELSE coalesce(w.state, 'idle') END AS state,
-           t.name AS target,
-           CASE WHEN s.confirmed_flush_lsn IS NOT NULL
-                THEN pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint END AS lag_bytes,
-           w.applied_lsn AS last_applied_lsn,
-           w.last_sync_at,
-           coalesce(w.rows_inserted + w.rows_updated + w.rows_deleted, 0) AS rows_applied,
-           coalesce(w.rows_inserted, 0) AS rows_inserted,
-           coalesce(w.rows_updated, 0) AS rows_updated,
-           coalesce(w.rows_deleted, 0) AS rows_deleted,
-           coalesce(w.transactions, 0) AS transactions,
-           coalesce(w.errors, 0) AS errors,
-           coalesce(w.conflicts, 0) AS conflicts,
-           (SELECT pg_catalog.count(*) FROM datasync.conflicts c
-             WHERE c.pipeline_id = p.id AND c.status = 'open') AS open_conflicts,
-           w.retry_attempt,
-           w.next_attempt_at,
-           coalesce(p.error, w.last_error) AS last_error,
-           w.pid AS worker_pid
-      FROM datasync._pipelines p
-      JOIN datasync._targets t ON t.id = p.target_id
-      LEFT JOIN datasync._worker_stats() w ON w.pipeline_id = p.id
-      LEFT JOIN pg_catalog.pg_replication_slots s
-             ON s.slot_name = p.slot_name AND s.database = pg_catalog.current_database();
 
 /* END section 2 */
 
@@ -398,7 +369,7 @@ CREATE VIEW datasync.job_errors AS
 COMMENT ON VIEW datasync.job_errors IS
     'why each failed job failed; the text only for roles that may read every table of its pipeline';
 
-/* datasync.status as in 0.1, but for last_error */
+/* datasync.status as in 0.1, but for last_error and the slot of this database only (section 2) */
 CREATE OR REPLACE VIEW datasync.status AS
     SELECT p.name,
            p.mode,

@@ -212,3 +212,37 @@ ds_audit(Oid actor, const char *action, const char *object, const char *details)
 							  4, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not write the audit log entry for %s", action);
 }
+
+/*
+ * Run fn; if it raises an error, have the server log leave out the
+ * statement, whose text may hold a DSN or a document with a password
+ * (create_target, alter_target, apply_config).  An error whose message
+ * starts with quiet_prefix (when not NULL) loses its context too: it
+ * names what was wrong already.
+ */
+Datum
+ds_call_hiding_statement(PGFunction fn, FunctionCallInfo fcinfo, const char *quiet_prefix)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile Datum result = (Datum) 0;
+
+	PG_TRY();
+	{
+		result = fn(fcinfo);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		edata->hide_stmt = true;
+		if (quiet_prefix && edata->message &&
+			strncmp(edata->message, quiet_prefix, strlen(quiet_prefix)) == 0)
+			edata->context = NULL;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return result;
+}

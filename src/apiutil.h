@@ -45,4 +45,7 @@ extern void ds_audit(Oid actor, const char *action, const char *object,
 					 const char *details);
 extern void ds_json_add(StringInfo buf, const char *key, const char *val);
 
+extern Datum ds_call_hiding_statement(PGFunction fn, FunctionCallInfo fcinfo,
+									  const char *quiet_prefix);
+
 #endif							/* DATASYNC_APIUTIL_H */

@@ -33,48 +33,37 @@ PG_FUNCTION_INFO_V1(datasync_apply_config);
 
 #define CONFIG_ERROR_PREFIX "invalid configuration at "
 
+/* the document applied by datasync._config_apply, as the caller */
+static Datum
+apply_document(PG_FUNCTION_ARGS)
+{
+	Oid			argtypes[1] = {JSONBOID};
+	Datum		args[1];
+	char		nulls[1];
+	bool		isnull;
+	Datum		d;
+
+	args[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
+	nulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT datasync._config_apply($1)", 1, argtypes, args, nulls,
+							  false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "datasync._config_apply returned no result");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		elog(ERROR, "datasync._config_apply returned NULL");
+	d = SPI_datumTransfer(d, false, -1);
+	SPI_finish();
+	return d;
+}
+
 Datum
 datasync_apply_config(PG_FUNCTION_ARGS)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	Jsonb	   *volatile result = NULL;
+	/* an error of the document names its path: the helpers are noise */
+	Jsonb	   *result = DatumGetJsonbP(ds_call_hiding_statement(apply_document, fcinfo,
+																 CONFIG_ERROR_PREFIX));
 	DsApiCall	call;
-
-	PG_TRY();
-	{
-		Oid			argtypes[1] = {JSONBOID};
-		Datum		args[1];
-		char		nulls[1];
-		bool		isnull;
-		Datum		d;
-
-		args[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
-		nulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
-		SPI_connect();
-		if (SPI_execute_with_args("SELECT datasync._config_apply($1)", 1, argtypes, args, nulls,
-								  false, 1) != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "datasync._config_apply returned no result");
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		if (isnull)
-			elog(ERROR, "datasync._config_apply returned NULL");
-		result = DatumGetJsonbP(SPI_datumTransfer(d, false, -1));
-		SPI_finish();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		edata->hide_stmt = true;
-		/* an error of the document names its path: the helpers are noise */
-		if (edata->message &&
-			strncmp(edata->message, CONFIG_ERROR_PREFIX, strlen(CONFIG_ERROR_PREFIX)) == 0)
-			edata->context = NULL;
-		ReThrowError(edata);
-	}
-	PG_END_TRY();
 
 	(void) ds_api_enter(fcinfo, &call);
 	SPI_connect();

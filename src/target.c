@@ -158,34 +158,6 @@ audit_target(Oid caller, const char *action, const char *name, const char *dsn,
 			 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 }
 
-/*
- * Run fn; if it raises an error, have the server log leave out the
- * statement: its text holds the DSN, and maybe a password.
- */
-static Datum
-hide_statement_on_error(PGFunction fn, FunctionCallInfo fcinfo)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	volatile Datum result = (Datum) 0;
-
-	PG_TRY();
-	{
-		result = fn(fcinfo);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		edata->hide_stmt = true;
-		ReThrowError(edata);
-	}
-	PG_END_TRY();
-	return result;
-}
-
 static Datum
 create_target(PG_FUNCTION_ARGS)
 {
@@ -297,13 +269,13 @@ alter_target(PG_FUNCTION_ARGS)
 Datum
 datasync_create_target(PG_FUNCTION_ARGS)
 {
-	return hide_statement_on_error(create_target, fcinfo);
+	return ds_call_hiding_statement(create_target, fcinfo, NULL);
 }
 
 Datum
 datasync_alter_target(PG_FUNCTION_ARGS)
 {
-	return hide_statement_on_error(alter_target, fcinfo);
+	return ds_call_hiding_statement(alter_target, fcinfo, NULL);
 }
 
 Datum
@@ -333,31 +305,16 @@ datasync_drop_target(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-static void
-json_kv_text(StringInfo buf, const char *key, const char *val, bool *first)
-{
-	if (!*first)
-		appendStringInfoString(buf, ", ");
-	*first = false;
-	escape_json(buf, key);
-	appendStringInfoString(buf, ": ");
-	if (val)
-		escape_json(buf, val);
-	else
-		appendStringInfoString(buf, "null");
-}
-
 /* one {"kind": ..., "name": ...} item of test_target's "missing" */
 static char *
 missing_item(const char *kind, const char *name)
 {
 	StringInfoData buf;
-	bool		first = true;
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '{');
-	json_kv_text(&buf, "kind", kind, &first);
-	json_kv_text(&buf, "name", name, &first);
+	ds_json_add(&buf, "kind", kind);
+	ds_json_add(&buf, "name", name);
 	appendStringInfoChar(&buf, '}');
 	return buf.data;
 }
@@ -500,7 +457,6 @@ datasync_test_target(PG_FUNCTION_ARGS)
 	Jsonb	   *topts;
 	StringInfoData out;
 	List	   *missing = NIL;
-	bool		first = true;
 	PGconn	   *volatile conn = NULL;
 	char	   *volatile error = NULL;
 	bool		isnull;
@@ -526,8 +482,8 @@ datasync_test_target(PG_FUNCTION_ARGS)
 
 	initStringInfo(&out);
 	appendStringInfoChar(&out, '{');
-	json_kv_text(&out, "target", name, &first);
-	json_kv_text(&out, "dsn", ds_mask_conninfo(dsn), &first);
+	ds_json_add(&out, "target", name);
+	ds_json_add(&out, "dsn", ds_mask_conninfo(dsn));
 
 	if (password_env && (password = getenv(password_env)) == NULL)
 		error = psprintf("environment variable \"%s\" is not set in the server's environment", password_env);
