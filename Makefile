@@ -5,7 +5,7 @@
 #
 MODULE_big = datasync
 EXTENSION = datasync
-OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
+OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c src/api/*.c src/worker/*.c src/target/*.c))
 DATA = $(wildcard sql/datasync--*.sql)
 PGFILEDESC = "datasync - keep a target in sync with tables of this database"
 

@@ -51,9 +51,9 @@
 #include "utils/varlena.h"
 
 #include "access.h"
-#include "apiutil.h"
+#include "api/apiutil.h"
 #include "pgconn.h"
-#include "relmap.h"
+#include "worker/relmap.h"
 
 /*
  * Has datasync's catalog table the column?  Not before ALTER EXTENSION

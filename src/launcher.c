@@ -51,11 +51,11 @@
 
 #include "catalog.h"
 #include "isolation.h"
-#include "jobs.h"
+#include "worker/jobs.h"
 #include "retry.h"
 #include "shmem.h"
 #include "trust.h"
-#include "worker.h"
+#include "worker/worker.h"
 
 typedef struct LaunchedWorker
 {

@@ -17,7 +17,7 @@
 #include "utils/memutils.h"
 #include "replication/logicalproto.h"
 
-#include "apply.h"
+#include "target/apply.h"
 
 /*
  * The most a PostgreSQL server accepts in one protocol message (Bind,

@@ -1,0 +1,82 @@
+/*-------------------------------------------------------------------------
+ *
+ * metrics.c
+ *		Set-returning functions behind datasync.status.
+ *
+ * Copyright (c) 2026, datasync developers
+ *
+ * IDENTIFICATION
+ *		src/api/metrics.c
+ *
+ * NOTES
+ *		Copies each pipeline slot under its spinlock and returns one row per
+ *		claimed slot of a pipeline that the current database's catalog
+ *		holds (same id and incarnation: never the worker of another
+ *		database, or of a pipeline of the same id from before the extension
+ *		was dropped and created again); NULL for values never set.  The
+ *		views join this with the catalog.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "datasync.h"
+
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/pg_lsn.h"
+
+#include "isolation.h"
+#include "shmem.h"
+
+PG_FUNCTION_INFO_V1(datasync_worker_stats);
+
+Datum
+datasync_worker_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i;
+	List	   *keys;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (DsShmem == NULL)
+		PG_RETURN_VOID();
+	keys = ds_catalog_keys();
+
+	for (i = 0; i < DsShmem->nslots; i++)
+	{
+		DsPipelineSlot *slot = &DsShmem->slots[i];
+		DsPipelineSlot copy;
+		Datum		values[14];
+		bool		nulls[14];
+
+		SpinLockAcquire(&slot->mutex);
+		memcpy(&copy, slot, offsetof(DsPipelineSlot, njobs));
+		SpinLockRelease(&slot->mutex);
+		if (copy.key.id == 0 || !ds_key_list_member(keys, &copy.key))
+			continue;
+
+		memset(nulls, 0, sizeof(nulls));
+		values[0] = Int64GetDatum(copy.key.id);
+		values[1] = Int32GetDatum(copy.pid);
+		nulls[1] = copy.pid == 0;
+		values[2] = CStringGetTextDatum(copy.pid == 0 && copy.state != DS_STATE_ERROR ?
+										"idle" : ds_state_name(copy.state));
+		values[3] = LSNGetDatum(copy.applied_lsn);
+		nulls[3] = XLogRecPtrIsInvalid(copy.applied_lsn);
+		values[4] = TimestampTzGetDatum(copy.last_sync_at);
+		nulls[4] = copy.last_sync_at == 0;
+		values[5] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->rows_inserted));
+		values[6] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->rows_updated));
+		values[7] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->rows_deleted));
+		values[8] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->transactions));
+		values[9] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->errors));
+		values[10] = Int32GetDatum(copy.retry_attempt);
+		nulls[10] = copy.state != DS_STATE_RETRYING;
+		values[11] = TimestampTzGetDatum(copy.next_attempt_at);
+		nulls[11] = copy.state != DS_STATE_RETRYING;
+		values[12] = CStringGetTextDatum(copy.last_error);
+		nulls[12] = copy.last_error[0] == '\0';
+		values[13] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->conflicts));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	PG_RETURN_VOID();
+}
