@@ -848,7 +848,7 @@ ds_conflict_before_commit(DsDecoder *d)
 	ListCell   *lc;
 	bool		started;
 
-	if (!d->batch_checked)
+	if (!d->b.checked)
 		return;
 	d->target->settle(d->target);
 	inflight_clear();
@@ -868,7 +868,7 @@ ds_conflict_before_commit(DsDecoder *d)
 /*
  * After the batch went to the target (committed, for a batch that checked
  * conflicts): counters, locks, memory.  What the fast path counted is
- * published with the batch's confirmation (decode.c).
+ * published with the batch's confirmation (batch.c).
  */
 void
 ds_conflict_after_commit(DsDecoder *d)
@@ -878,7 +878,6 @@ ds_conflict_after_commit(DsDecoder *d)
 	if (batch_found > 0)
 		pg_atomic_fetch_add_u64(&d->slot->conflicts, batch_found);
 	batch_found = 0;
-	d->batch_checked = false;
 	release_locks();
 
 	foreach(lc, batch_hits)

@@ -149,8 +149,8 @@ feedback_lsn(DsDecoder *d, bool refresh)
 	bool		all;
 	XLogRecPtr	durable = d->target->durable(d->target, refresh, &all);
 
-	if (all && !d->batch_open && !d->in_txn)
-		return Max(durable, d->done_lsn);
+	if (all && !d->b.open && !d->in_txn)
+		return Max(durable, d->b.done_lsn);
 	return durable;
 }
 
@@ -211,8 +211,8 @@ handle_frame(DsDecoder *d, DsStream *s, StringInfo msg)
 			(void) pq_getmsgint64(msg); /* send time */
 			s->received_lsn = Max(s->received_lsn, end);
 			/* idle and all received: everything up to end is done */
-			if (!d->in_txn && !d->batch_open)
-				ds_decode_set_done(d, end);
+			if (!d->in_txn && !d->b.open)
+				ds_batch_set_done(d, end);
 			if (pq_getmsgbyte(msg))
 				ds_stream_feedback(s, feedback_lsn(d, false), true);
 			break;
@@ -234,12 +234,12 @@ check_jobs(DsDecoder *d, bool job_mode)
 {
 	bool		more;
 
-	if (job_mode && d->batch_open && !d->in_txn)
-		ds_decode_close_batch(d);
-	if (d->batch_open || d->in_txn)
+	if (job_mode && d->b.open && !d->in_txn)
+		ds_batch_close(d);
+	if (d->b.open || d->in_txn)
 		return true;
 	/* a run is done when its marker is: every batch sent must be confirmed */
-	ds_decode_settle(d);
+	ds_batch_settle(d);
 	more = ds_jobs_poll(MySlot, MyPipelineId, d->cfg->name);
 	return more || !job_mode;
 }
@@ -329,7 +329,7 @@ loop_wait_set_make(DsDecoder *d, DsStream *s)
  * WL_TIMEOUT; *target says whether the target has something.
  *
  * The target's results wake the worker only while something waits for
- * them (ds_decode_awaits_confirmation): under a stream of small
+ * them (ds_batch_awaits_confirmation): under a stream of small
  * transactions that is one wake-up a transaction fewer, as the
  * confirmation of the batch sent before is read when the next transaction
  * arrives.  Otherwise they are read after DS_CONFIRM_READ_DELAY_MS, or
@@ -347,10 +347,10 @@ wait_for_input(DsDecoder *d, bool *target)
 	bool		wake_on_result;
 	bool		read_later;
 
-	if (d->inflight == 0)
+	if (d->b.inflight == 0)
 		ConfirmOverdue = false;
-	wake_on_result = ConfirmOverdue || ds_decode_awaits_confirmation(d);
-	read_later = d->inflight > 0 && !wake_on_result;
+	wake_on_result = ConfirmOverdue || ds_batch_awaits_confirmation(d);
+	read_later = d->b.inflight > 0 && !wake_on_result;
 	*target = false;
 	if (LoopTargetPos >= 0)
 		ModifyWaitEvent(LoopWaitSet, LoopTargetPos,
@@ -425,8 +425,8 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation,
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(msgcxt);
 
-			if (ds_decode_batch_full(d))
-				ds_decode_close_batch(d);
+			if (ds_batch_full(d))
+				ds_batch_close(d);
 			if (d->marker_seen && !d->in_txn)
 			{
 				d->marker_seen = false;
@@ -444,17 +444,17 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation,
 		 * goes as soon as that one is confirmed), so that a busy target gets
 		 * fewer, larger transactions.
 		 */
-		if (d->batch_open)
+		if (d->b.open)
 		{
 			/* let the target work meanwhile; learn of confirmations */
-			if (d->in_txn || d->inflight > 0)
+			if (d->in_txn || d->b.inflight > 0)
 				d->target->poll(d->target);
-			if (!d->in_txn && d->inflight == 0)
-				ds_decode_close_batch(d);
+			if (!d->in_txn && d->b.inflight == 0)
+				ds_batch_close(d);
 		}
 		ds_stream_feedback(s, feedback_lsn(d, false), false);
-		if (recovering && !d->in_txn && !d->batch_open && d->inflight == 0 &&
-			d->done_lsn >= caught_up_at)
+		if (recovering && !d->in_txn && !d->b.open && d->b.inflight == 0 &&
+			d->b.done_lsn >= caught_up_at)
 		{
 			retry_over(DS_STATE_STREAMING);
 			recovering = false;
@@ -463,10 +463,10 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation,
 			return;
 
 		/* 3. catalog changed: start a new session with it */
-		if (!d->in_txn && !d->batch_open &&
+		if (!d->in_txn && !d->b.open &&
 			pg_atomic_read_u32(&MySlot->config_generation) != generation)
 		{
-			ds_decode_settle(d);
+			ds_batch_settle(d);
 			return;
 		}
 		/* our pipeline is gone: the next session finds so and stops */
@@ -480,7 +480,7 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation,
 		/* confirmations of batches in flight (or the target went away) */
 		if (target_ready)
 			d->target->poll(d->target);
-		if ((rc & WL_TIMEOUT) && !d->batch_open && !d->in_txn)
+		if ((rc & WL_TIMEOUT) && !d->b.open && !d->in_txn)
 		{
 			/* quiet: learn how far the target flushed, and tell the source */
 			ds_stream_feedback(s, feedback_lsn(d, true), false);
@@ -637,8 +637,8 @@ run_session(MemoryContext sesscxt)
 	d->cfg = cfg;
 	d->slot = MySlot;
 	d->skip_before = start;
-	ds_decode_start(d);
-	ds_decode_set_done(d, start);
+	ds_batch_start(d);
+	ds_batch_set_done(d, start);
 	ds_conflict_session_start(d, sesscxt);
 
 	/* runs asked for before the copy's start are done */
