@@ -33,6 +33,7 @@
 #include "utils/timestamp.h"
 
 #include "shmem.h"
+#include "stats.h"
 
 DsShared   *DsShmem = NULL;
 
@@ -88,12 +89,7 @@ ds_shmem_startup(void)
 
 			SpinLockInit(&slot->mutex);
 			pg_atomic_init_u64(&slot->marker_seq, 0);
-			pg_atomic_init_u64(&slot->rows_inserted, 0);
-			pg_atomic_init_u64(&slot->rows_updated, 0);
-			pg_atomic_init_u64(&slot->rows_deleted, 0);
-			pg_atomic_init_u64(&slot->transactions, 0);
-			pg_atomic_init_u64(&slot->errors, 0);
-			pg_atomic_init_u64(&slot->conflicts, 0);
+			ds_stats_reset(slot, true);
 			pg_atomic_init_u32(&slot->config_generation, 0);
 		}
 	}
@@ -201,12 +197,7 @@ slot_get(const DsPipelineKey *key)
 	memset(found->results, 0, sizeof(found->results));
 	SpinLockRelease(&found->mutex);
 	pg_atomic_write_u64(&found->marker_seq, 0);
-	pg_atomic_write_u64(&found->rows_inserted, 0);
-	pg_atomic_write_u64(&found->rows_updated, 0);
-	pg_atomic_write_u64(&found->rows_deleted, 0);
-	pg_atomic_write_u64(&found->transactions, 0);
-	pg_atomic_write_u64(&found->errors, 0);
-	pg_atomic_write_u64(&found->conflicts, 0);
+	ds_stats_reset(found, false);
 	return found;
 }
 

@@ -22,6 +22,8 @@
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
+#include "stats.h"
+
 /* what a sync worker is doing; shown by datasync.status */
 typedef enum DsWorkerState
 {
@@ -61,12 +63,7 @@ typedef struct DsJobRequest
 	TimestampTz requested_at;
 	bool		started;		/* the worker wrote its row, counters below */
 	TimestampTz started_at;
-	uint64		base_ins;
-	uint64		base_upd;
-	uint64		base_del;
-	uint64		base_txns;
-	uint64		base_errors;
-	uint64		base_conflicts;
+	uint64		base[DS_STAT_COUNT];	/* the slot's counters when it started */
 } DsJobRequest;
 
 /* a finished run, as the JSON of its datasync.jobs row */
@@ -122,12 +119,7 @@ typedef struct DsPipelineSlot
 	DsJobResult results[DS_JOB_RESULTS];
 
 	pg_atomic_uint64 marker_seq;	/* highest wait_for_sync marker applied */
-	pg_atomic_uint64 rows_inserted;
-	pg_atomic_uint64 rows_updated;
-	pg_atomic_uint64 rows_deleted;
-	pg_atomic_uint64 transactions;
-	pg_atomic_uint64 errors;
-	pg_atomic_uint64 conflicts;	/* detected, whatever the strategy */
+	pg_atomic_uint64 counters[DS_STAT_COUNT];	/* stats.h */
 	pg_atomic_uint32 config_generation; /* bumped when the catalog changed */
 } DsPipelineSlot;
 

@@ -26,6 +26,7 @@
 
 #include "isolation.h"
 #include "shmem.h"
+#include "stats.h"
 
 PG_FUNCTION_INFO_V1(datasync_worker_stats);
 
@@ -64,18 +65,18 @@ datasync_worker_stats(PG_FUNCTION_ARGS)
 		nulls[3] = XLogRecPtrIsInvalid(copy.applied_lsn);
 		values[4] = TimestampTzGetDatum(copy.last_sync_at);
 		nulls[4] = copy.last_sync_at == 0;
-		values[5] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->rows_inserted));
-		values[6] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->rows_updated));
-		values[7] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->rows_deleted));
-		values[8] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->transactions));
-		values[9] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->errors));
+		values[5] = Int64GetDatum((int64) ds_stats_read(slot, DS_STAT_ROWS_INSERTED));
+		values[6] = Int64GetDatum((int64) ds_stats_read(slot, DS_STAT_ROWS_UPDATED));
+		values[7] = Int64GetDatum((int64) ds_stats_read(slot, DS_STAT_ROWS_DELETED));
+		values[8] = Int64GetDatum((int64) ds_stats_read(slot, DS_STAT_TRANSACTIONS));
+		values[9] = Int64GetDatum((int64) ds_stats_read(slot, DS_STAT_ERRORS));
 		values[10] = Int32GetDatum(copy.retry_attempt);
 		nulls[10] = copy.state != DS_STATE_RETRYING;
 		values[11] = TimestampTzGetDatum(copy.next_attempt_at);
 		nulls[11] = copy.state != DS_STATE_RETRYING;
 		values[12] = CStringGetTextDatum(copy.last_error);
 		nulls[12] = copy.last_error[0] == '\0';
-		values[13] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->conflicts));
+		values[13] = Int64GetDatum((int64) ds_stats_read(slot, DS_STAT_CONFLICTS));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	PG_RETURN_VOID();

@@ -46,6 +46,7 @@
 #include "utils/timestamp.h"
 
 #include "sendlimit.h"
+#include "stats.h"
 #include "worker/batch.h"
 #include "worker/conflict.h"
 #include "worker/decode.h"
@@ -193,15 +194,14 @@ batch_committed(void *arg, XLogRecPtr end_lsn)
 	b->fly_head = (b->fly_head + 1) % lengthof(b->fly);
 	b->inflight--;
 
-	pg_atomic_fetch_add_u64(&slot->rows_inserted, s->ins);
-	pg_atomic_fetch_add_u64(&slot->rows_updated, s->upd);
-	pg_atomic_fetch_add_u64(&slot->rows_deleted, s->del);
-	pg_atomic_fetch_add_u64(&slot->transactions, s->txns);
+	ds_stats_add(slot, DS_STAT_ROWS_INSERTED, s->ins);
+	ds_stats_add(slot, DS_STAT_ROWS_UPDATED, s->upd);
+	ds_stats_add(slot, DS_STAT_ROWS_DELETED, s->del);
+	ds_stats_add(slot, DS_STAT_TRANSACTIONS, s->txns);
 	/* conflicts its statements counted (their results came before) */
 	counted = d->target->counted_conflicts;
 	d->target->counted_conflicts = 0;
-	if (counted > 0)
-		pg_atomic_fetch_add_u64(&slot->conflicts, counted);
+	ds_stats_add(slot, DS_STAT_CONFLICTS, counted);
 	SpinLockAcquire(&slot->mutex);
 	slot->applied_lsn = s->end_lsn;
 	slot->last_sync_at = GetCurrentTimestamp();

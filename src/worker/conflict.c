@@ -50,6 +50,7 @@
 #include "utils/pg_lsn.h"
 
 #include "catalog.h"
+#include "stats.h"
 #include "worker/conflict.h"
 #include "worker/relmap.h"
 #include "trust.h"
@@ -875,8 +876,7 @@ ds_conflict_after_commit(DsDecoder *d)
 {
 	ListCell   *lc;
 
-	if (batch_found > 0)
-		pg_atomic_fetch_add_u64(&d->slot->conflicts, batch_found);
+	ds_stats_add(d->slot, DS_STAT_CONFLICTS, batch_found);
 	batch_found = 0;
 	release_locks();
 

@@ -60,6 +60,7 @@
 #include "isolation.h"
 #include "worker/jobs.h"
 #include "shmem.h"
+#include "stats.h"
 #include "api/valueacl.h"
 
 PG_FUNCTION_INFO_V1(datasync_sync_now);
@@ -168,6 +169,7 @@ job_start(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 	bool		finished = false;
 	bool		failed = false;
 	char	   *json = NULL;
+	int			c;
 	MemoryContext caller = CurrentMemoryContext;
 
 	args[0] = Int64GetDatum(req->job_id);
@@ -218,12 +220,8 @@ job_start(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 
 		head->started = true;
 		head->started_at = GetCurrentTimestamp();
-		head->base_ins = pg_atomic_read_u64(&slot->rows_inserted);
-		head->base_upd = pg_atomic_read_u64(&slot->rows_updated);
-		head->base_del = pg_atomic_read_u64(&slot->rows_deleted);
-		head->base_txns = pg_atomic_read_u64(&slot->transactions);
-		head->base_errors = pg_atomic_read_u64(&slot->errors);
-		head->base_conflicts = pg_atomic_read_u64(&slot->conflicts);
+		for (c = 0; c < DS_STAT_COUNT; c++)
+			head->base[c] = ds_stats_read(slot, c);
 	}
 	SpinLockRelease(&slot->mutex);
 }
@@ -241,6 +239,15 @@ job_start(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 	" 'rows_updated', j.rows_updated, 'rows_deleted', j.rows_deleted," \
 	" 'transactions', j.transactions, 'conflicts', j.conflicts, 'rejected', j.rejected," \
 	" 'errors', j.errors, 'duration_ms', j.duration_ms)::text"
+
+/* what counter c of the slot counted since the run started */
+static int64
+run_count(DsPipelineSlot *slot, DsJobRequest *req, DsCounter c)
+{
+	if (!req->started)
+		return 0;
+	return (int64) (ds_stats_read(slot, c) - req->base[c]);
+}
 
 /*
  * End a run: its row gets the outcome and NOTIFY datasync_events goes out
@@ -272,14 +279,14 @@ job_finish(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 	args[6] = TimestampTzGetDatum(req->started_at);
 	nulls[6] = req->started ? ' ' : 'n';
 	args[7] = LSNGetDatum(req->lsn);
-	args[8] = Int64GetDatum(req->started ? (int64) (pg_atomic_read_u64(&slot->rows_inserted) - req->base_ins) : 0);
-	args[9] = Int64GetDatum(req->started ? (int64) (pg_atomic_read_u64(&slot->rows_updated) - req->base_upd) : 0);
-	args[10] = Int64GetDatum(req->started ? (int64) (pg_atomic_read_u64(&slot->rows_deleted) - req->base_del) : 0);
-	args[11] = Int64GetDatum(req->started ? (int64) (pg_atomic_read_u64(&slot->transactions) - req->base_txns) : 0);
-	args[12] = Int64GetDatum(req->started ? (int64) (pg_atomic_read_u64(&slot->errors) - req->base_errors) : 0);
+	args[8] = Int64GetDatum(run_count(slot, req, DS_STAT_ROWS_INSERTED));
+	args[9] = Int64GetDatum(run_count(slot, req, DS_STAT_ROWS_UPDATED));
+	args[10] = Int64GetDatum(run_count(slot, req, DS_STAT_ROWS_DELETED));
+	args[11] = Int64GetDatum(run_count(slot, req, DS_STAT_TRANSACTIONS));
+	args[12] = Int64GetDatum(run_count(slot, req, DS_STAT_ERRORS));
 	args[13] = error ? CStringGetTextDatum(error) : (Datum) 0;
 	nulls[13] = error ? ' ' : 'n';
-	args[14] = Int64GetDatum(req->started ? (int64) (pg_atomic_read_u64(&slot->conflicts) - req->base_conflicts) : 0);
+	args[14] = Int64GetDatum(run_count(slot, req, DS_STAT_CONFLICTS));
 
 	SPI_connect();
 	if (SPI_execute_with_args("WITH j AS ("

@@ -83,6 +83,7 @@
 #include "worker/relmap.h"
 #include "retry.h"
 #include "shmem.h"
+#include "stats.h"
 #include "worker/snapshot.h"
 #include "worker/spool.h"
 #include "worker/stream.h"
@@ -569,7 +570,7 @@ run_session(MemoryContext sesscxt)
 	ds_xact_commit(started);
 
 	pgstat_report_activity(STATE_RUNNING, "connecting");
-	t = CurTarget = ds_apply_pg_create(cfg);
+	t = CurTarget = ds_apply_create(cfg);
 	t->connect(t);
 
 	snprintf(appname, sizeof(appname), "datasync %s", cfg->name);
@@ -754,7 +755,7 @@ DatasyncWorkerMain(Datum main_arg)
 			close_session_connections();
 			RESUME_INTERRUPTS();
 
-			pg_atomic_fetch_add_u64(&MySlot->errors, 1);
+			ds_stats_add(MySlot, DS_STAT_ERRORS, 1);
 			ds_slot_set_error(MySlot, edata->message);
 			SpinLockAcquire(&MySlot->mutex);
 			attempt = MySlot->retry_attempt;
