@@ -89,6 +89,7 @@ struct DsApplyTarget
 	void		(*close) (DsApplyTarget *t);
 
 	DsPipelineConfig *cfg;
+	uint32		caps;			/* DS_TARGET_CAN_*, set by ds_apply_create */
 
 	/* set by the decider: called for each conflict a result reports */
 	void		(*on_conflict) (DsConflictHit *hit, void *arg);
@@ -104,6 +105,14 @@ struct DsApplyTarget
 /* batches a target may have unconfirmed when commit() returns */
 #define DS_MAX_INFLIGHT 8
 
+/* what a kind of target can do (DsApplyTarget.caps) */
+#define DS_TARGET_CAN_DETECT_CONFLICTS	0x0001	/* conflict-checking strategies */
+#define DS_TARGET_CAN_PUT_ROW			0x0002	/* put_row (resolve_conflict) */
+
+extern uint32 ds_apply_kind_caps(const char *kind);
+extern DsApplyTarget *ds_apply_create(DsPipelineConfig *cfg);
+
+/* the implementations (apply.c dispatches on the target kind) */
 extern DsApplyTarget *ds_apply_pg_create(DsPipelineConfig *cfg);
 
 #endif							/* DATASYNC_APPLY_H */
