@@ -183,54 +183,6 @@ table_list(FunctionCallInfo fcinfo, int argno, Oid caller)
 	return result;
 }
 
-/* "seed" spellings: real-time, source_wins, ... */
-static char *
-normalize_word(const char *s)
-{
-	char	   *r = pstrdup(s);
-	char	   *p;
-
-	for (p = r; *p; p++)
-	{
-		if (*p == '_')
-			*p = '-';
-		else
-			*p = pg_ascii_tolower((unsigned char) *p);
-	}
-	return r;
-}
-
-static char *
-check_mode(const char *mode)
-{
-	char	   *m = normalize_word(mode);
-
-	if (strcmp(m, "realtime") == 0 || strcmp(m, "real-time") == 0)
-		return "realtime";
-	if (strcmp(m, "scheduled") == 0)
-		return "scheduled";
-	if (strcmp(m, "manual") == 0)
-		return "manual";
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid mode \"%s\"", mode),
-			 errhint("Valid modes are \"realtime\", \"scheduled\" and \"manual\".")));
-	return NULL;				/* keep compiler quiet */
-}
-
-static char *
-check_strategy(const char *strategy)
-{
-	const char *s = ds_strategy_name(strategy);
-
-	if (s == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid conflict strategy \"%s\"", strategy),
-				 errhint("Valid strategies are \"source-wins\", \"target-wins\", \"latest-timestamp\" and \"manual\".")));
-	return (char *) s;
-}
-
 /*
  * Conflict detection compares the target row with the source's old row,
  * which the stream carries only for REPLICA IDENTITY FULL.  Every table
@@ -368,8 +320,8 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	char	   *target = ds_arg_text(fcinfo, 1, "target");
 	List	   *tables;
-	char	   *mode = check_mode(ds_arg_text(fcinfo, 3, "mode"));
-	char	   *strategy = check_strategy(ds_arg_text(fcinfo, 5, "conflict_strategy"));
+	const char *mode = ds_mode_parse(ds_arg_text(fcinfo, 3, "mode"));
+	const char *strategy = ds_strategy_parse(ds_arg_text(fcinfo, 5, "conflict_strategy"), NULL);
 	Jsonb	   *options = ds_arg_jsonb(fcinfo, 6, "options");
 	DsPipelineOptions parsed;
 	char	   *slot;
@@ -388,7 +340,7 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 	ds_require_preload();
 	ds_require_launcher_database();
 	tables = table_list(fcinfo, 2, caller);
-	if (strcmp(mode, "scheduled") == 0)
+	if (ds_mode_is(mode, DS_MODE_SCHEDULED))
 	{
 		schedule = ds_cron_check_schedule(PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4)));
 		ds_cron_require();
@@ -451,7 +403,7 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("cannot create pipeline \"%s\": datasync.max_pipelines (%d) reached", name, datasync_max_pipelines),
 				 errhint("Drop a pipeline, or raise datasync.max_pipelines and restart the server.")));
-	ds_check_capacity(name, strcmp(mode, "realtime") == 0);
+	ds_check_capacity(name, ds_mode_is(mode, DS_MODE_REALTIME));
 
 	check_conflict_tables(tables, strategy, &parsed, caller);
 
@@ -534,8 +486,8 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 	Oid			argtypes[5] = {INT8OID, JSONBOID, TEXTOID, TEXTOID, TEXTOID};
 	Datum		args[5];
 	char		nulls[5] = "     ";
-	char	   *strategy = NULL;
-	char	   *mode = NULL;
+	const char *strategy = NULL;
+	const char *mode = NULL;
 	const char *new_mode;
 	JsonbValue *sv;
 	bool		schedule_given = false;
@@ -557,7 +509,7 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("pipeline option \"conflict_strategy\" must be a string")));
-		strategy = check_strategy(s);
+		strategy = ds_strategy_parse(s, NULL);
 	}
 	if (getKeyJsonValueFromContainer(&options->root, "mode", 4, NULL))
 	{
@@ -567,7 +519,7 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("pipeline option \"mode\" must be a string")));
-		mode = check_mode(m);
+		mode = ds_mode_parse(m);
 	}
 	if ((sv = getKeyJsonValueFromContainer(&options->root, "schedule", 8, NULL)) != NULL)
 	{
@@ -585,7 +537,7 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 
 	/* mode and schedule go together: a scheduled pipeline has a pg_cron job */
 	new_mode = mode ? mode : r.mode;
-	if (strcmp(new_mode, "scheduled") == 0)
+	if (ds_mode_is(new_mode, DS_MODE_SCHEDULED))
 	{
 		new_schedule = ds_cron_check_schedule(schedule_given ? schedule : r.schedule);
 		ds_cron_require();
@@ -627,9 +579,9 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 
 	/* the pg_cron job follows; a change of mode needs no other step */
 	if (new_schedule && (r.schedule == NULL || strcmp(r.schedule, new_schedule) != 0 ||
-						 strcmp(r.mode, "scheduled") != 0))
+						 !ds_mode_is(r.mode, DS_MODE_SCHEDULED)))
 		ds_cron_schedule(r.id, name, new_schedule);
-	else if (new_schedule == NULL && strcmp(r.mode, "scheduled") == 0)
+	else if (new_schedule == NULL && ds_mode_is(r.mode, DS_MODE_SCHEDULED))
 		ds_cron_unschedule(name);
 	ds_signal_at_commit(r.id, r.incarnation);
 	ds_api_leave(&call);
@@ -799,7 +751,7 @@ datasync_drop_pipeline(PG_FUNCTION_ARGS)
 				0, NULL, NULL, SPI_OK_UTILITY);
 	pipeline_audit(caller, "drop_pipeline", name, NULL);
 	SPI_finish();
-	if (strcmp(r.mode, "scheduled") == 0)
+	if (ds_mode_is(r.mode, DS_MODE_SCHEDULED))
 		ds_cron_unschedule(name);
 
 	if (!drop_callbacks_registered)
