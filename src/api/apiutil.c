@@ -10,7 +10,9 @@
  *
  * NOTES
  *		The SQL functions are not STRICT, so that a NULL argument gets an
- *		error naming it rather than a silent NULL result.
+ *		error naming it rather than a silent NULL result: every one of
+ *		them checks through ds_arg_required (22004, argument "x" must not
+ *		be null).
  *
  *		They are SECURITY INVOKER: ds_api_enter takes the role that called
  *		the function (current_user at that moment, which a SECURITY DEFINER
@@ -38,13 +40,25 @@
 #include "api/apiutil.h"
 #include "shmem.h"
 
-char *
-ds_arg_text(FunctionCallInfo fcinfo, int argno, const char *argname)
+/*
+ * Refuse a NULL for argument argno, named argname in the error.  Every
+ * NULL check of an argument goes through here, so they all raise the same
+ * error.
+ */
+void
+ds_arg_required(FunctionCallInfo fcinfo, int argno, const char *argname)
 {
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("argument \"%s\" must not be null", argname)));
+}
+
+/* a text argument that must not be NULL, as a C string */
+char *
+ds_arg_text(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	ds_arg_required(fcinfo, argno, argname);
 	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
 }
 

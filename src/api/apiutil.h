@@ -17,6 +17,7 @@
 #include "lib/stringinfo.h"
 #include "utils/jsonb.h"
 
+extern void ds_arg_required(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern char *ds_arg_text(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern Jsonb *ds_arg_jsonb(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern void ds_check_name(const char *what, const char *name);

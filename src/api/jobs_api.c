@@ -393,10 +393,7 @@ datasync_job_status(PG_FUNCTION_ARGS)
 	int64		job_id;
 	char	   *json;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"id\" must not be null")));
+	ds_arg_required(fcinfo, 0, "id");
 	job_id = PG_GETARG_INT64(0);
 	ds_require_preload();
 	caller = ds_api_enter(fcinfo, &call);
@@ -429,10 +426,7 @@ datasync_scheduled_run(PG_FUNCTION_ARGS)
 	char	   *json;
 	bool		failed;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"pipeline_id\" must not be null")));
+	ds_arg_required(fcinfo, 0, "pipeline_id");
 	ds_require_preload();
 	ds_require_launcher_database();
 	caller = ds_api_enter(fcinfo, &call);

@@ -148,10 +148,7 @@ table_list(FunctionCallInfo fcinfo, int argno, Oid caller)
 	int			j;
 	List	   *result = NIL;
 
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"tables\" must not be null")));
+	ds_arg_required(fcinfo, argno, "tables");
 	arr = PG_GETARG_ARRAYTYPE_P(argno);
 	if (ARR_NDIM(arr) > 1)
 		ereport(ERROR,
@@ -835,10 +832,7 @@ datasync_wait_for_sync(PG_FUNCTION_ARGS)
 	bool		done = false;
 	DsPipelineKey key;
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"timeout\" must not be null")));
+	ds_arg_required(fcinfo, 1, "timeout");
 	timeout_ms = ds_arg_timeout_ms(fcinfo, 1);
 	ds_require_preload();
 	ds_require_launcher_database();

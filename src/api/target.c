@@ -565,10 +565,7 @@ change_grantees(FunctionCallInfo fcinfo, bool grant)
 	Datum		args[3];
 	StringInfoData details;
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"grantee\" must not be null")));
+	ds_arg_required(fcinfo, 1, "grantee");
 	grantee = PG_GETARG_OID(1);
 	grantee_name = OidIsValid(grantee) ? GetUserNameFromId(grantee, true) : NULL;
 	if (grantee_name == NULL)
