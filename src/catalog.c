@@ -19,6 +19,11 @@
  *		raises the one error with the one hint (ds_mode_parse,
  *		ds_strategy_parse).
  *
+ *		Every SPI statement of the SQL functions (src/api) and of this
+ *		file goes through ds_spi_execute: values as parameters, never in
+ *		the SQL text; read_only only where the caller's snapshot answers
+ *		the question (see there).
+ *
  *-------------------------------------------------------------------------
  */
 #include "datasync.h"
@@ -457,6 +462,48 @@ ds_jsonb_get_text(Jsonb *jb, const char *key)
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
+/*
+ * Run one SQL statement through SPI, its values as parameters (nulls as
+ * SPI takes them, NULL when none is null), and raise unless SPI returns
+ * expected.  The caller is connected to SPI.  Every SPI statement of the
+ * SQL functions and of this file goes through here; only DDL, which takes
+ * no parameters, is built as text (with quote_identifier).
+ *
+ * read_only runs the statement on the caller's snapshot as it is: right
+ * for a read that the calling statement's snapshot answers.  SPI then
+ * neither takes a new snapshot nor advances the command counter, so a
+ * read after a LOCK or a FOR UPDATE, after the caller's own writes, or of
+ * what another process commits while the caller waits must not be
+ * read_only.
+ */
+void
+ds_spi_execute(const char *sql, int nargs, Oid *argtypes, Datum *args,
+			   const char *nulls, bool read_only, int expected)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, argtypes, args, nulls, read_only, 0);
+
+	if (rc != expected)
+		elog(ERROR, "SPI_execute failed (%s): %s", SPI_result_code_string(rc), sql);
+}
+
+/*
+ * A statement that writes, or a read that needs a snapshot of its own (see
+ * above), with no NULL parameter.
+ */
+void
+ds_spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *args, int expected)
+{
+	ds_spi_execute(sql, nargs, argtypes, args, NULL, false, expected);
+}
+
+/* A SELECT that the caller's snapshot answers (read_only). */
+void
+ds_spi_read(const char *sql, int nargs, Oid *argtypes, Datum *args,
+			const char *nulls)
+{
+	ds_spi_execute(sql, nargs, argtypes, args, nulls, true, SPI_OK_SELECT);
+}
+
 static char *
 spi_text(int row, int col)
 {
@@ -488,19 +535,18 @@ ds_catalog_load(int64 pipeline_id)
 
 	args[0] = Int64GetDatum(pipeline_id);
 	SPI_connect();
-	if (SPI_execute_with_args(ds_catalog_has_column("_pipelines", "created_by") ?
-							  "SELECT p.id, p.name, p.slot_name, p.mode, p.enabled, p.error, "
-							  "p.incarnation, t.name, t.kind, t.dsn, p.options, t.options, t.owner, "
-							  "p.conflict_strategy, p.target_id, p.created_by "
-							  "FROM datasync._pipelines p JOIN datasync._targets t ON t.id = p.target_id "
-							  "WHERE p.id = $1" :
-							  "SELECT p.id, p.name, p.slot_name, p.mode, p.enabled, p.error, "
-							  "p.incarnation, t.name, t.kind, t.dsn, p.options, t.options, t.owner, "
-							  "p.conflict_strategy, p.target_id, NULL::pg_catalog.oid "
-							  "FROM datasync._pipelines p JOIN datasync._targets t ON t.id = p.target_id "
-							  "WHERE p.id = $1",
-							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pipeline " INT64_FORMAT, pipeline_id);
+	ds_spi_read(ds_catalog_has_column("_pipelines", "created_by") ?
+				"SELECT p.id, p.name, p.slot_name, p.mode, p.enabled, p.error, "
+				"p.incarnation, t.name, t.kind, t.dsn, p.options, t.options, t.owner, "
+				"p.conflict_strategy, p.target_id, p.created_by "
+				"FROM datasync._pipelines p JOIN datasync._targets t ON t.id = p.target_id "
+				"WHERE p.id = $1" :
+				"SELECT p.id, p.name, p.slot_name, p.mode, p.enabled, p.error, "
+				"p.incarnation, t.name, t.kind, t.dsn, p.options, t.options, t.owner, "
+				"p.conflict_strategy, p.target_id, NULL::pg_catalog.oid "
+				"FROM datasync._pipelines p JOIN datasync._targets t ON t.id = p.target_id "
+				"WHERE p.id = $1",
+				1, argtypes, args, NULL);
 	if (SPI_processed == 0)
 	{
 		SPI_finish();
@@ -536,13 +582,12 @@ ds_catalog_load(int64 pipeline_id)
 		MemoryContextSwitchTo(spi);
 	}
 
-	if (SPI_execute_with_args(ds_catalog_has_column("_pipeline_tables", "added_by") ?
-							  "SELECT relid, sync_state, added_by FROM datasync._pipeline_tables "
-							  "WHERE pipeline_id = $1 ORDER BY relid" :
-							  "SELECT relid, sync_state, NULL::pg_catalog.oid FROM datasync._pipeline_tables "
-							  "WHERE pipeline_id = $1 ORDER BY relid",
-							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the tables of pipeline " INT64_FORMAT, pipeline_id);
+	ds_spi_read(ds_catalog_has_column("_pipeline_tables", "added_by") ?
+				"SELECT relid, sync_state, added_by FROM datasync._pipeline_tables "
+				"WHERE pipeline_id = $1 ORDER BY relid" :
+				"SELECT relid, sync_state, NULL::pg_catalog.oid FROM datasync._pipeline_tables "
+				"WHERE pipeline_id = $1 ORDER BY relid",
+				1, argtypes, args, NULL);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		MemoryContext spi = MemoryContextSwitchTo(caller);
@@ -569,9 +614,8 @@ ds_catalog_list(void)
 	uint64		i;
 
 	SPI_connect();
-	if (SPI_execute("SELECT id, enabled AND error IS NULL, mode, name, enabled, incarnation "
-					"FROM datasync._pipelines ORDER BY id", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not list datasync pipelines");
+	ds_spi_read("SELECT id, enabled AND error IS NULL, mode, name, enabled, incarnation "
+				"FROM datasync._pipelines ORDER BY id", 0, NULL, NULL, NULL);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		MemoryContext spi = MemoryContextSwitchTo(caller);
@@ -601,8 +645,8 @@ ds_catalog_set_error(int64 pipeline_id, const char *msg)
 	args[0] = Int64GetDatum(pipeline_id);
 	args[1] = CStringGetTextDatum(msg);
 	SPI_connect();
-	SPI_execute_with_args("UPDATE datasync._pipelines SET error = $2 WHERE id = $1",
-						  2, argtypes, args, NULL, false, 0);
+	ds_spi_exec("UPDATE datasync._pipelines SET error = $2 WHERE id = $1",
+				2, argtypes, args, SPI_OK_UPDATE);
 	SPI_finish();
 }
 
@@ -619,9 +663,9 @@ ds_catalog_set_tables_ready(int64 pipeline_id, List *relids)
 	{
 		args[0] = Int64GetDatum(pipeline_id);
 		args[1] = ObjectIdGetDatum(lfirst_oid(lc));
-		SPI_execute_with_args("UPDATE datasync._pipeline_tables SET sync_state = 'r' "
-							  "WHERE pipeline_id = $1 AND relid = $2",
-							  2, argtypes, args, NULL, false, 0);
+		ds_spi_exec("UPDATE datasync._pipeline_tables SET sync_state = 'r' "
+					"WHERE pipeline_id = $1 AND relid = $2",
+					2, argtypes, args, SPI_OK_UPDATE);
 	}
 	SPI_finish();
 }

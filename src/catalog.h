@@ -107,6 +107,12 @@ extern bool ds_mode_is(const char *word, DsSyncMode mode);
 extern const char *ds_strategy_name(const char *word);
 extern const char *ds_strategy_parse(const char *word, const char *table);
 extern int	ds_strategy_value(const char *word);
+extern void ds_spi_execute(const char *sql, int nargs, Oid *argtypes, Datum *args,
+						   const char *nulls, bool read_only, int expected);
+extern void ds_spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *args,
+						int expected);
+extern void ds_spi_read(const char *sql, int nargs, Oid *argtypes, Datum *args,
+						const char *nulls);
 extern bool ds_xact_start(void);
 extern void ds_xact_commit(bool started);
 

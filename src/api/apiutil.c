@@ -93,16 +93,6 @@ ds_check_name(const char *what, const char *name)
 					 errmsg("%s name must not contain control characters", what)));
 }
 
-/* run one SPI statement, raising on failure; the caller is connected */
-void
-ds_spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *args, int expected)
-{
-	int			rc = SPI_execute_with_args(sql, nargs, argtypes, args, NULL, false, 0);
-
-	if (rc != expected)
-		elog(ERROR, "SPI_execute failed (%s): %s", SPI_result_code_string(rc), sql);
-}
-
 /*
  * A non-NULL interval argument "timeout" in milliseconds, at most a year
  * (longer is "wait until done" in practice).  Negative ones are refused.
@@ -220,11 +210,10 @@ ds_audit(Oid actor, const char *action, const char *object, const char *details)
 	nulls[2] = object ? ' ' : 'n';
 	args[3] = details ? CStringGetTextDatum(details) : (Datum) 0;
 	nulls[3] = details ? ' ' : 'n';
-	if (SPI_execute_with_args("SELECT datasync._audit($1, $2, $3,"
-							  " CASE WHEN $1 = session_user::text THEN $4::jsonb"
-							  " ELSE coalesce($4::jsonb, '{}') || pg_catalog.jsonb_build_object('session_user', session_user::text) END)",
-							  4, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not write the audit log entry for %s", action);
+	ds_spi_execute("SELECT datasync._audit($1, $2, $3,"
+				   " CASE WHEN $1 = session_user::text THEN $4::jsonb"
+				   " ELSE coalesce($4::jsonb, '{}') || pg_catalog.jsonb_build_object('session_user', session_user::text) END)",
+				   4, argtypes, args, nulls, false, SPI_OK_SELECT);
 }
 
 /*

@@ -86,10 +86,9 @@ lookup_pipeline(const char *name, int64 id, JobPipeline *p)
 	args[1] = Int64GetDatum(id);
 	nulls[1] = name ? 'n' : ' ';
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT id, name, slot_name, mode, enabled, error, xmin, incarnation"
-							  " FROM datasync._pipelines WHERE name = $1 OR id = $2",
-							  2, argtypes, args, nulls, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read datasync pipelines");
+	ds_spi_read("SELECT id, name, slot_name, mode, enabled, error, xmin, incarnation"
+				" FROM datasync._pipelines WHERE name = $1 OR id = $2",
+				2, argtypes, args, nulls);
 	if (SPI_processed == 0)
 	{
 		SPI_finish();
@@ -305,6 +304,7 @@ check_first_run_wait(JobPipeline *p)
 		return;
 	args[0] = Int64GetDatum(p->id);
 	SPI_connect();
+	/* the worker marks tables copied: not read_only, to see it at once */
 	ds_spi_exec("SELECT 1 FROM datasync._pipeline_tables WHERE pipeline_id = $1 AND sync_state <> 'r'",
 				1, argtypes, args, SPI_OK_SELECT);
 	copying = SPI_processed > 0;

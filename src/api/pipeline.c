@@ -86,10 +86,11 @@ pipeline_row(const char *name, bool lock)
 	bool		isnull;
 
 	args[0] = CStringGetTextDatum(name);
-	ds_spi_exec(lock ?
-				"SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule, conflict_strategy, options, target_id, incarnation FROM datasync._pipelines WHERE name = $1 FOR UPDATE" :
-				"SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule, conflict_strategy, options, target_id, incarnation FROM datasync._pipelines WHERE name = $1",
-				1, argtypes, args, SPI_OK_SELECT);
+	/* FOR UPDATE cannot be read_only, nor can what the caller reads after */
+	ds_spi_execute(lock ?
+				   "SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule, conflict_strategy, options, target_id, incarnation FROM datasync._pipelines WHERE name = $1 FOR UPDATE" :
+				   "SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule, conflict_strategy, options, target_id, incarnation FROM datasync._pipelines WHERE name = $1",
+				   1, argtypes, args, NULL, !lock, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -425,14 +426,13 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 	args[7] = schedule ? CStringGetTextDatum(schedule) : (Datum) 0;
 	nulls[7] = schedule ? ' ' : 'n';
 	args[8] = ObjectIdGetDatum(caller);
-	if (SPI_execute_with_args(ds_catalog_has_column("_pipelines", "created_by") ?
-							  "INSERT INTO datasync._pipelines (name, slot_name, target_id, mode, conflict_strategy, options, incarnation, schedule, created_by)"
-							  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id" :
-							  "INSERT INTO datasync._pipelines (name, slot_name, target_id, mode, conflict_strategy, options, incarnation, schedule)"
-							  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-							  ds_catalog_has_column("_pipelines", "created_by") ? 9 : 8,
-							  argtypes, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "could not insert pipeline \"%s\"", name);
+	ds_spi_execute(ds_catalog_has_column("_pipelines", "created_by") ?
+				   "INSERT INTO datasync._pipelines (name, slot_name, target_id, mode, conflict_strategy, options, incarnation, schedule, created_by)"
+				   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id" :
+				   "INSERT INTO datasync._pipelines (name, slot_name, target_id, mode, conflict_strategy, options, incarnation, schedule)"
+				   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+				   ds_catalog_has_column("_pipelines", "created_by") ? 9 : 8,
+				   argtypes, args, nulls, false, SPI_OK_INSERT_RETURNING);
 	pipeline_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
 	initStringInfo(&sql);
@@ -566,11 +566,10 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 	nulls[3] = mode ? ' ' : 'n';
 	args[4] = new_schedule ? CStringGetTextDatum(new_schedule) : (Datum) 0;
 	nulls[4] = new_schedule ? ' ' : 'n';
-	if (SPI_execute_with_args("UPDATE datasync._pipelines SET options = $2,"
-							  " conflict_strategy = coalesce($3, conflict_strategy),"
-							  " mode = coalesce($4, mode), schedule = $5 WHERE id = $1",
-							  5, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not update pipeline \"%s\"", name);
+	ds_spi_execute("UPDATE datasync._pipelines SET options = $2,"
+				   " conflict_strategy = coalesce($3, conflict_strategy),"
+				   " mode = coalesce($4, mode), schedule = $5 WHERE id = $1",
+				   5, argtypes, args, nulls, false, SPI_OK_UPDATE);
 	pipeline_audit(caller, "alter_pipeline", name, psprintf("{\"options\": %s}", jsonb_text(options)));
 	SPI_finish();
 

@@ -54,7 +54,6 @@
 #include "utils/pg_lsn.h"
 #include "utils/timestamp.h"
 
-#include "api/apiutil.h"
 #include "catalog.h"
 #include "shmem.h"
 #include "worker/jobs.h"
@@ -176,12 +175,11 @@ job_start(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 	nulls[7] = 'n';
 
 	SPI_connect();
-	if (SPI_execute_with_args("INSERT INTO datasync.jobs (id, pipeline_id, pipeline, kind, status,"
-							  " requested_by, requested_at, started_at, upto_lsn)"
-							  " VALUES ($1, $2, $3, $4, 'running', $5, $6, pg_catalog.now(), $7)"
-							  " ON CONFLICT (id) DO NOTHING",
-							  7, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not record job " INT64_FORMAT, req->job_id);
+	ds_spi_execute("INSERT INTO datasync.jobs (id, pipeline_id, pipeline, kind, status,"
+				   " requested_by, requested_at, started_at, upto_lsn)"
+				   " VALUES ($1, $2, $3, $4, 'running', $5, $6, pg_catalog.now(), $7)"
+				   " ON CONFLICT (id) DO NOTHING",
+				   7, argtypes, args, nulls, false, SPI_OK_INSERT);
 	if (SPI_processed == 0)
 	{
 		char	   *status = NULL;
@@ -277,25 +275,24 @@ job_finish(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 	args[14] = Int64GetDatum(req->started ? (int64) (pg_atomic_read_u64(&slot->conflicts) - req->base_conflicts) : 0);
 
 	SPI_connect();
-	if (SPI_execute_with_args("WITH j AS ("
-							  " INSERT INTO datasync.jobs AS j (id, pipeline_id, pipeline, kind, status,"
-							  "  requested_by, requested_at, started_at, finished_at, upto_lsn,"
-							  "  rows_inserted, rows_updated, rows_deleted, transactions, errors, error, conflicts)"
-							  " VALUES ($1, $2, $3, $4, CASE WHEN $14 IS NULL THEN 'succeeded' ELSE 'failed' END,"
-							  "  $5, $6, coalesce($7, pg_catalog.now()), pg_catalog.now(), $8, $9, $10, $11, $12, $13, $14, $15)"
-							  " ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
-							  "  finished_at = excluded.finished_at, rows_inserted = excluded.rows_inserted,"
-							  "  rows_updated = excluded.rows_updated, rows_deleted = excluded.rows_deleted,"
-							  "  transactions = excluded.transactions, errors = excluded.errors,"
-							  "  error = excluded.error, conflicts = excluded.conflicts"
-							  " WHERE j.status = 'running'"
-							  " RETURNING j.*)"
-							  " SELECT to_jsonb(j)::text,"
-							  "  pg_catalog.pg_notify('datasync_events', " JOB_EVENT_PAYLOAD("CASE WHEN j.status = 'succeeded'"
-							  "     THEN 'jobCompleted' ELSE 'jobFailed' END") ")"
-							  " FROM j",
-							  15, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not record the outcome of job " INT64_FORMAT, req->job_id);
+	ds_spi_execute("WITH j AS ("
+				   " INSERT INTO datasync.jobs AS j (id, pipeline_id, pipeline, kind, status,"
+				   "  requested_by, requested_at, started_at, finished_at, upto_lsn,"
+				   "  rows_inserted, rows_updated, rows_deleted, transactions, errors, error, conflicts)"
+				   " VALUES ($1, $2, $3, $4, CASE WHEN $14 IS NULL THEN 'succeeded' ELSE 'failed' END,"
+				   "  $5, $6, coalesce($7, pg_catalog.now()), pg_catalog.now(), $8, $9, $10, $11, $12, $13, $14, $15)"
+				   " ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
+				   "  finished_at = excluded.finished_at, rows_inserted = excluded.rows_inserted,"
+				   "  rows_updated = excluded.rows_updated, rows_deleted = excluded.rows_deleted,"
+				   "  transactions = excluded.transactions, errors = excluded.errors,"
+				   "  error = excluded.error, conflicts = excluded.conflicts"
+				   " WHERE j.status = 'running'"
+				   " RETURNING j.*)"
+				   " SELECT to_jsonb(j)::text,"
+				   "  pg_catalog.pg_notify('datasync_events', " JOB_EVENT_PAYLOAD("CASE WHEN j.status = 'succeeded'"
+				   "     THEN 'jobCompleted' ELSE 'jobFailed' END") ")"
+				   " FROM j",
+				   15, argtypes, args, nulls, false, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
 		char	   *j = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
