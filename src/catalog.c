@@ -14,7 +14,15 @@
  *		them here, through SPI, inside a transaction the caller started.
  *		Option documents are parsed and checked in one place,
  *		ds_options_parse, used both when a user sets options and when a
- *		worker reads them.
+ *		worker reads them.  So are the words of sync modes and conflict
+ *		strategies: one table each, one function that reads a word and
+ *		raises the one error with the one hint (ds_mode_parse,
+ *		ds_strategy_parse).
+ *
+ *		Every SPI statement of the SQL functions (src/api) and of this
+ *		file goes through ds_spi_execute: values as parameters, never in
+ *		the SQL text; read_only only where the caller's snapshot answers
+ *		the question (see there).
  *
  *-------------------------------------------------------------------------
  */
@@ -32,6 +40,7 @@
 #include "access.h"
 #include "catalog.h"
 #include "sendlimit.h"
+#include "target/apply.h"
 
 /* options of the contract that later issues implement */
 static const char *const future_options[] = {
@@ -149,25 +158,131 @@ ds_table_option(List *entries, const char *nspname, const char *relname)
 }
 
 /*
- * The canonical name of a conflict strategy ("source_wins" and any case
- * are accepted), or NULL when it is none.
+ * The words of sync modes and conflict strategies, one table each.  A
+ * word is read in any case and with '_' for '-' ("source_wins", as the
+ * configuration document may write it); each entry has the word the
+ * catalog stores and at most one other spelling.  The SQL script reads
+ * the same words the same way (datasync._config_word, _config_mode and
+ * _config_strategy) and gives the same hints: change both together.
  */
-const char *
-ds_strategy_name(const char *word)
+typedef struct DsWord
 {
-	static const char *const names[] = {
-		"source-wins", "target-wins", "latest-timestamp", "manual", NULL
-	};
+	int			value;			/* DsSyncMode or DsStrategy */
+	const char *name;			/* as the catalog stores it */
+	const char *alias;			/* another accepted spelling, or NULL */
+} DsWord;
+
+static const DsWord mode_words[] = {
+	{DS_MODE_REALTIME, "realtime", "real-time"},
+	{DS_MODE_SCHEDULED, "scheduled", NULL},
+	{DS_MODE_MANUAL, "manual", NULL},
+	{0, NULL, NULL}
+};
+
+#define MODE_HINT "Valid modes are \"real-time\" (or \"realtime\"), \"scheduled\" and \"manual\"."
+
+static const DsWord strategy_words[] = {
+	{DS_SOURCE_WINS, "source-wins", NULL},
+	{DS_TARGET_WINS, "target-wins", NULL},
+	{DS_LATEST_TIMESTAMP, "latest-timestamp", NULL},
+	{DS_MANUAL, "manual", NULL},
+	{0, NULL, NULL}
+};
+
+#define STRATEGY_HINT "Valid strategies are \"source-wins\", \"target-wins\", \"latest-timestamp\" and \"manual\"."
+
+/* the entry of word in words, or NULL */
+static const DsWord *
+word_lookup(const DsWord *words, const char *word)
+{
 	char	   *w = pstrdup(word);
 	char	   *p;
 	int			i;
 
 	for (p = w; *p; p++)
 		*p = (*p == '_') ? '-' : pg_ascii_tolower((unsigned char) *p);
-	for (i = 0; names[i]; i++)
-		if (strcmp(w, names[i]) == 0)
-			return names[i];
-	return NULL;
+	for (i = 0; words[i].name; i++)
+		if (strcmp(w, words[i].name) == 0 ||
+			(words[i].alias && strcmp(w, words[i].alias) == 0))
+			break;
+	pfree(w);
+	return words[i].name ? &words[i] : NULL;
+}
+
+/* The stored word of a sync mode, or NULL when word is none. */
+const char *
+ds_mode_name(const char *word)
+{
+	const DsWord *w = word_lookup(mode_words, word);
+
+	return w ? w->name : NULL;
+}
+
+/* The stored word of a sync mode; an error when word is none. */
+const char *
+ds_mode_parse(const char *word)
+{
+	const char *name = ds_mode_name(word);
+
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid mode \"%s\"", word),
+				 errhint(MODE_HINT)));
+	return name;
+}
+
+/* Whether word spells mode (false when it spells no mode at all). */
+bool
+ds_mode_is(const char *word, DsSyncMode mode)
+{
+	const DsWord *w = word_lookup(mode_words, word);
+
+	return w != NULL && w->value == (int) mode;
+}
+
+/* The stored word of a conflict strategy, or NULL when word is none. */
+const char *
+ds_strategy_name(const char *word)
+{
+	const DsWord *w = word_lookup(strategy_words, word);
+
+	return w ? w->name : NULL;
+}
+
+/*
+ * The stored word of a conflict strategy; an error when word is none.
+ * table: the table a per-table strategy is for (table_conflict_strategy),
+ * named in the message; NULL for a pipeline's strategy.
+ */
+const char *
+ds_strategy_parse(const char *word, const char *table)
+{
+	const char *name = ds_strategy_name(word);
+
+	if (name == NULL && table != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid conflict strategy \"%s\" for table \"%s\" in pipeline option \"table_conflict_strategy\"",
+						word, table),
+				 errhint(STRATEGY_HINT)));
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid conflict strategy \"%s\"", word),
+				 errhint(STRATEGY_HINT)));
+	return name;
+}
+
+/*
+ * The DsStrategy (target/apply.h) a conflict strategy word spells; an
+ * error when it spells none.
+ */
+int
+ds_strategy_value(const char *word)
+{
+	(void) ds_strategy_parse(word, NULL);
+	return word_lookup(strategy_words, word)->value;
 }
 
 /*
@@ -253,15 +368,8 @@ ds_options_parse(Jsonb *options, DsPipelineOptions *out)
 			foreach(lc, out->table_strategies)
 			{
 				DsTableMapEntry *e = lfirst(lc);
-				const char *name = ds_strategy_name(e->target);
 
-				if (name == NULL)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("invalid conflict strategy \"%s\" for table \"%s\" in pipeline option \"table_conflict_strategy\"",
-									e->target, e->source),
-							 errhint("Valid strategies are \"source-wins\", \"target-wins\", \"latest-timestamp\" and \"manual\".")));
-				e->target = (char *) name;
+				e->target = (char *) ds_strategy_parse(e->target, e->source);
 			}
 		}
 		else if (strcmp(key, "log_conflicts") == 0 ||
@@ -354,6 +462,48 @@ ds_jsonb_get_text(Jsonb *jb, const char *key)
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
+/*
+ * Run one SQL statement through SPI, its values as parameters (nulls as
+ * SPI takes them, NULL when none is null), and raise unless SPI returns
+ * expected.  The caller is connected to SPI.  Every SPI statement of the
+ * SQL functions and of this file goes through here; only DDL, which takes
+ * no parameters, is built as text (with quote_identifier).
+ *
+ * read_only runs the statement on the caller's snapshot as it is: right
+ * for a read that the calling statement's snapshot answers.  SPI then
+ * neither takes a new snapshot nor advances the command counter, so a
+ * read after a LOCK or a FOR UPDATE, after the caller's own writes, or of
+ * what another process commits while the caller waits must not be
+ * read_only.
+ */
+void
+ds_spi_execute(const char *sql, int nargs, Oid *argtypes, Datum *args,
+			   const char *nulls, bool read_only, int expected)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, argtypes, args, nulls, read_only, 0);
+
+	if (rc != expected)
+		elog(ERROR, "SPI_execute failed (%s): %s", SPI_result_code_string(rc), sql);
+}
+
+/*
+ * A statement that writes, or a read that needs a snapshot of its own (see
+ * above), with no NULL parameter.
+ */
+void
+ds_spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *args, int expected)
+{
+	ds_spi_execute(sql, nargs, argtypes, args, NULL, false, expected);
+}
+
+/* A SELECT that the caller's snapshot answers (read_only). */
+void
+ds_spi_read(const char *sql, int nargs, Oid *argtypes, Datum *args,
+			const char *nulls)
+{
+	ds_spi_execute(sql, nargs, argtypes, args, nulls, true, SPI_OK_SELECT);
+}
+
 static char *
 spi_text(int row, int col)
 {
@@ -385,19 +535,18 @@ ds_catalog_load(int64 pipeline_id)
 
 	args[0] = Int64GetDatum(pipeline_id);
 	SPI_connect();
-	if (SPI_execute_with_args(ds_catalog_has_column("_pipelines", "created_by") ?
-							  "SELECT p.id, p.name, p.slot_name, p.mode, p.enabled, p.error, "
-							  "p.incarnation, t.name, t.kind, t.dsn, p.options, t.options, t.owner, "
-							  "p.conflict_strategy, p.target_id, p.created_by "
-							  "FROM datasync._pipelines p JOIN datasync._targets t ON t.id = p.target_id "
-							  "WHERE p.id = $1" :
-							  "SELECT p.id, p.name, p.slot_name, p.mode, p.enabled, p.error, "
-							  "p.incarnation, t.name, t.kind, t.dsn, p.options, t.options, t.owner, "
-							  "p.conflict_strategy, p.target_id, NULL::pg_catalog.oid "
-							  "FROM datasync._pipelines p JOIN datasync._targets t ON t.id = p.target_id "
-							  "WHERE p.id = $1",
-							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pipeline " INT64_FORMAT, pipeline_id);
+	ds_spi_read(ds_catalog_has_column("_pipelines", "created_by") ?
+				"SELECT p.id, p.name, p.slot_name, p.mode, p.enabled, p.error, "
+				"p.incarnation, t.name, t.kind, t.dsn, p.options, t.options, t.owner, "
+				"p.conflict_strategy, p.target_id, p.created_by "
+				"FROM datasync._pipelines p JOIN datasync._targets t ON t.id = p.target_id "
+				"WHERE p.id = $1" :
+				"SELECT p.id, p.name, p.slot_name, p.mode, p.enabled, p.error, "
+				"p.incarnation, t.name, t.kind, t.dsn, p.options, t.options, t.owner, "
+				"p.conflict_strategy, p.target_id, NULL::pg_catalog.oid "
+				"FROM datasync._pipelines p JOIN datasync._targets t ON t.id = p.target_id "
+				"WHERE p.id = $1",
+				1, argtypes, args, NULL);
 	if (SPI_processed == 0)
 	{
 		SPI_finish();
@@ -433,13 +582,12 @@ ds_catalog_load(int64 pipeline_id)
 		MemoryContextSwitchTo(spi);
 	}
 
-	if (SPI_execute_with_args(ds_catalog_has_column("_pipeline_tables", "added_by") ?
-							  "SELECT relid, sync_state, added_by FROM datasync._pipeline_tables "
-							  "WHERE pipeline_id = $1 ORDER BY relid" :
-							  "SELECT relid, sync_state, NULL::pg_catalog.oid FROM datasync._pipeline_tables "
-							  "WHERE pipeline_id = $1 ORDER BY relid",
-							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the tables of pipeline " INT64_FORMAT, pipeline_id);
+	ds_spi_read(ds_catalog_has_column("_pipeline_tables", "added_by") ?
+				"SELECT relid, sync_state, added_by FROM datasync._pipeline_tables "
+				"WHERE pipeline_id = $1 ORDER BY relid" :
+				"SELECT relid, sync_state, NULL::pg_catalog.oid FROM datasync._pipeline_tables "
+				"WHERE pipeline_id = $1 ORDER BY relid",
+				1, argtypes, args, NULL);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		MemoryContext spi = MemoryContextSwitchTo(caller);
@@ -466,9 +614,8 @@ ds_catalog_list(void)
 	uint64		i;
 
 	SPI_connect();
-	if (SPI_execute("SELECT id, enabled AND error IS NULL, mode = 'realtime', name, enabled, incarnation "
-					"FROM datasync._pipelines ORDER BY id", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not list datasync pipelines");
+	ds_spi_read("SELECT id, enabled AND error IS NULL, mode, name, enabled, incarnation "
+				"FROM datasync._pipelines ORDER BY id", 0, NULL, NULL, NULL);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		MemoryContext spi = MemoryContextSwitchTo(caller);
@@ -477,7 +624,7 @@ ds_catalog_list(void)
 
 		b->id = DatumGetInt64(spi_datum(i, 1, &isnull));
 		b->active = DatumGetBool(spi_datum(i, 2, &isnull));
-		b->realtime = DatumGetBool(spi_datum(i, 3, &isnull));
+		b->realtime = ds_mode_is(spi_text(i, 3), DS_MODE_REALTIME);
 		b->name = spi_text(i, 4);
 		b->enabled = DatumGetBool(spi_datum(i, 5, &isnull));
 		b->incarnation = DatumGetInt64(spi_datum(i, 6, &isnull));
@@ -498,8 +645,8 @@ ds_catalog_set_error(int64 pipeline_id, const char *msg)
 	args[0] = Int64GetDatum(pipeline_id);
 	args[1] = CStringGetTextDatum(msg);
 	SPI_connect();
-	SPI_execute_with_args("UPDATE datasync._pipelines SET error = $2 WHERE id = $1",
-						  2, argtypes, args, NULL, false, 0);
+	ds_spi_exec("UPDATE datasync._pipelines SET error = $2 WHERE id = $1",
+				2, argtypes, args, SPI_OK_UPDATE);
 	SPI_finish();
 }
 
@@ -516,9 +663,9 @@ ds_catalog_set_tables_ready(int64 pipeline_id, List *relids)
 	{
 		args[0] = Int64GetDatum(pipeline_id);
 		args[1] = ObjectIdGetDatum(lfirst_oid(lc));
-		SPI_execute_with_args("UPDATE datasync._pipeline_tables SET sync_state = 'r' "
-							  "WHERE pipeline_id = $1 AND relid = $2",
-							  2, argtypes, args, NULL, false, 0);
+		ds_spi_exec("UPDATE datasync._pipeline_tables SET sync_state = 'r' "
+					"WHERE pipeline_id = $1 AND relid = $2",
+					2, argtypes, args, SPI_OK_UPDATE);
 	}
 	SPI_finish();
 }

@@ -16,6 +16,18 @@
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
 
+/*
+ * How a pipeline runs (datasync._pipelines.mode; catalog.c has the words):
+ * streaming all the time, or only for runs (jobs) that pg_cron or a user
+ * queues.
+ */
+typedef enum DsSyncMode
+{
+	DS_MODE_REALTIME,
+	DS_MODE_SCHEDULED,
+	DS_MODE_MANUAL
+} DsSyncMode;
+
 /* pipeline options, parsed and checked (see ds_options_parse) */
 typedef struct DsPipelineOptions
 {
@@ -52,7 +64,7 @@ typedef struct DsPipelineConfig
 	int64		id;
 	char	   *name;
 	char	   *slot_name;		/* also the publication's name */
-	char	   *mode;
+	char	   *mode;			/* as stored: ds_mode_is() tells which */
 	bool		enabled;
 	char	   *error;			/* not NULL: stopped on a permanent error */
 	int64		incarnation;
@@ -89,7 +101,18 @@ extern void ds_catalog_set_tables_ready(int64 pipeline_id, List *relids);
 extern char *ds_jsonb_get_text(Jsonb *jb, const char *key);
 extern const char *ds_table_option(List *entries, const char *nspname,
 								   const char *relname);
+extern const char *ds_mode_name(const char *word);
+extern const char *ds_mode_parse(const char *word);
+extern bool ds_mode_is(const char *word, DsSyncMode mode);
 extern const char *ds_strategy_name(const char *word);
+extern const char *ds_strategy_parse(const char *word, const char *table);
+extern int	ds_strategy_value(const char *word);
+extern void ds_spi_execute(const char *sql, int nargs, Oid *argtypes, Datum *args,
+						   const char *nulls, bool read_only, int expected);
+extern void ds_spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *args,
+						int expected);
+extern void ds_spi_read(const char *sql, int nargs, Oid *argtypes, Datum *args,
+						const char *nulls);
 extern bool ds_xact_start(void);
 extern void ds_xact_commit(bool started);
 

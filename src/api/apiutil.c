@@ -10,7 +10,9 @@
  *
  * NOTES
  *		The SQL functions are not STRICT, so that a NULL argument gets an
- *		error naming it rather than a silent NULL result.
+ *		error naming it rather than a silent NULL result: every one of
+ *		them checks through ds_arg_required (22004, argument "x" must not
+ *		be null).
  *
  *		They are SECURITY INVOKER: ds_api_enter takes the role that called
  *		the function (current_user at that moment, which a SECURITY DEFINER
@@ -38,13 +40,25 @@
 #include "api/apiutil.h"
 #include "shmem.h"
 
-char *
-ds_arg_text(FunctionCallInfo fcinfo, int argno, const char *argname)
+/*
+ * Refuse a NULL for argument argno, named argname in the error.  Every
+ * NULL check of an argument goes through here, so they all raise the same
+ * error.
+ */
+void
+ds_arg_required(FunctionCallInfo fcinfo, int argno, const char *argname)
 {
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("argument \"%s\" must not be null", argname)));
+}
+
+/* a text argument that must not be NULL, as a C string */
+char *
+ds_arg_text(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	ds_arg_required(fcinfo, argno, argname);
 	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
 }
 
@@ -77,16 +91,6 @@ ds_check_name(const char *what, const char *name)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_NAME),
 					 errmsg("%s name must not contain control characters", what)));
-}
-
-/* run one SPI statement, raising on failure; the caller is connected */
-void
-ds_spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *args, int expected)
-{
-	int			rc = SPI_execute_with_args(sql, nargs, argtypes, args, NULL, false, 0);
-
-	if (rc != expected)
-		elog(ERROR, "SPI_execute failed (%s): %s", SPI_result_code_string(rc), sql);
 }
 
 /*
@@ -206,11 +210,10 @@ ds_audit(Oid actor, const char *action, const char *object, const char *details)
 	nulls[2] = object ? ' ' : 'n';
 	args[3] = details ? CStringGetTextDatum(details) : (Datum) 0;
 	nulls[3] = details ? ' ' : 'n';
-	if (SPI_execute_with_args("SELECT datasync._audit($1, $2, $3,"
-							  " CASE WHEN $1 = session_user::text THEN $4::jsonb"
-							  " ELSE coalesce($4::jsonb, '{}') || pg_catalog.jsonb_build_object('session_user', session_user::text) END)",
-							  4, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not write the audit log entry for %s", action);
+	ds_spi_execute("SELECT datasync._audit($1, $2, $3,"
+				   " CASE WHEN $1 = session_user::text THEN $4::jsonb"
+				   " ELSE coalesce($4::jsonb, '{}') || pg_catalog.jsonb_build_object('session_user', session_user::text) END)",
+				   4, argtypes, args, nulls, false, SPI_OK_SELECT);
 }
 
 /*

@@ -17,11 +17,12 @@
 #include "lib/stringinfo.h"
 #include "utils/jsonb.h"
 
+#include "catalog.h"			/* ds_spi_exec and the other SPI helpers */
+
+extern void ds_arg_required(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern char *ds_arg_text(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern Jsonb *ds_arg_jsonb(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern void ds_check_name(const char *what, const char *name);
-extern void ds_spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *args,
-						int expected);
 extern void ds_require_preload(void);
 #define DS_TIMEOUT_MAX_MS INT64CONST(31536000000)	/* a year */
 

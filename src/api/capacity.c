@@ -37,6 +37,11 @@
 #include "api/apiutil.h"
 #include "api/capacity.h"
 
+/*
+ * A count, read with a snapshot of its own (not read_only): the caller
+ * holds the lock that serializes creators and must count what committed
+ * before it got it.
+ */
 static int64
 count_of(const char *sql)
 {

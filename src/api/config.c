@@ -46,8 +46,9 @@ apply_document(PG_FUNCTION_ARGS)
 	args[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
 	nulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT datasync._config_apply($1)", 1, argtypes, args, nulls,
-							  false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	ds_spi_execute("SELECT datasync._config_apply($1)", 1, argtypes, args, nulls,
+				   false, SPI_OK_SELECT);
+	if (SPI_processed != 1)
 		elog(ERROR, "datasync._config_apply returned no result");
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)

@@ -11,7 +11,7 @@
  * NOTES
  *		A scheduled pipeline owns one pg_cron job, named "datasync_" and
  *		the pipeline's name, that runs SELECT datasync._scheduled_run(id)
- *		(jobs.c).  pg_cron's functions are called through SPI in the
+ *		(jobs_api.c).  pg_cron's functions are called through SPI in the
  *		caller's transaction, so a refused schedule, or any later error,
  *		leaves no job behind.  pg_cron must be installed in this database
  *		(its cron.database_name); pg_cron itself validates the expression.

@@ -86,10 +86,11 @@ pipeline_row(const char *name, bool lock)
 	bool		isnull;
 
 	args[0] = CStringGetTextDatum(name);
-	ds_spi_exec(lock ?
-				"SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule, conflict_strategy, options, target_id, incarnation FROM datasync._pipelines WHERE name = $1 FOR UPDATE" :
-				"SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule, conflict_strategy, options, target_id, incarnation FROM datasync._pipelines WHERE name = $1",
-				1, argtypes, args, SPI_OK_SELECT);
+	/* FOR UPDATE cannot be read_only, nor can what the caller reads after */
+	ds_spi_execute(lock ?
+				   "SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule, conflict_strategy, options, target_id, incarnation FROM datasync._pipelines WHERE name = $1 FOR UPDATE" :
+				   "SELECT id, slot_name, enabled, error IS NOT NULL, mode, schedule, conflict_strategy, options, target_id, incarnation FROM datasync._pipelines WHERE name = $1",
+				   1, argtypes, args, NULL, !lock, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -148,10 +149,7 @@ table_list(FunctionCallInfo fcinfo, int argno, Oid caller)
 	int			j;
 	List	   *result = NIL;
 
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"tables\" must not be null")));
+	ds_arg_required(fcinfo, argno, "tables");
 	arr = PG_GETARG_ARRAYTYPE_P(argno);
 	if (ARR_NDIM(arr) > 1)
 		ereport(ERROR,
@@ -181,54 +179,6 @@ table_list(FunctionCallInfo fcinfo, int argno, Oid caller)
 		result = lappend_oid(result, relid);
 	}
 	return result;
-}
-
-/* "seed" spellings: real-time, source_wins, ... */
-static char *
-normalize_word(const char *s)
-{
-	char	   *r = pstrdup(s);
-	char	   *p;
-
-	for (p = r; *p; p++)
-	{
-		if (*p == '_')
-			*p = '-';
-		else
-			*p = pg_ascii_tolower((unsigned char) *p);
-	}
-	return r;
-}
-
-static char *
-check_mode(const char *mode)
-{
-	char	   *m = normalize_word(mode);
-
-	if (strcmp(m, "realtime") == 0 || strcmp(m, "real-time") == 0)
-		return "realtime";
-	if (strcmp(m, "scheduled") == 0)
-		return "scheduled";
-	if (strcmp(m, "manual") == 0)
-		return "manual";
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid mode \"%s\"", mode),
-			 errhint("Valid modes are \"realtime\", \"scheduled\" and \"manual\".")));
-	return NULL;				/* keep compiler quiet */
-}
-
-static char *
-check_strategy(const char *strategy)
-{
-	const char *s = ds_strategy_name(strategy);
-
-	if (s == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid conflict strategy \"%s\"", strategy),
-				 errhint("Valid strategies are \"source-wins\", \"target-wins\", \"latest-timestamp\" and \"manual\".")));
-	return (char *) s;
 }
 
 /*
@@ -368,8 +318,8 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 	char	   *name = ds_arg_text(fcinfo, 0, "name");
 	char	   *target = ds_arg_text(fcinfo, 1, "target");
 	List	   *tables;
-	char	   *mode = check_mode(ds_arg_text(fcinfo, 3, "mode"));
-	char	   *strategy = check_strategy(ds_arg_text(fcinfo, 5, "conflict_strategy"));
+	const char *mode = ds_mode_parse(ds_arg_text(fcinfo, 3, "mode"));
+	const char *strategy = ds_strategy_parse(ds_arg_text(fcinfo, 5, "conflict_strategy"), NULL);
 	Jsonb	   *options = ds_arg_jsonb(fcinfo, 6, "options");
 	DsPipelineOptions parsed;
 	char	   *slot;
@@ -388,7 +338,7 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 	ds_require_preload();
 	ds_require_launcher_database();
 	tables = table_list(fcinfo, 2, caller);
-	if (strcmp(mode, "scheduled") == 0)
+	if (ds_mode_is(mode, DS_MODE_SCHEDULED))
 	{
 		schedule = ds_cron_check_schedule(PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4)));
 		ds_cron_require();
@@ -451,7 +401,7 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("cannot create pipeline \"%s\": datasync.max_pipelines (%d) reached", name, datasync_max_pipelines),
 				 errhint("Drop a pipeline, or raise datasync.max_pipelines and restart the server.")));
-	ds_check_capacity(name, strcmp(mode, "realtime") == 0);
+	ds_check_capacity(name, ds_mode_is(mode, DS_MODE_REALTIME));
 
 	check_conflict_tables(tables, strategy, &parsed, caller);
 
@@ -476,14 +426,13 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 	args[7] = schedule ? CStringGetTextDatum(schedule) : (Datum) 0;
 	nulls[7] = schedule ? ' ' : 'n';
 	args[8] = ObjectIdGetDatum(caller);
-	if (SPI_execute_with_args(ds_catalog_has_column("_pipelines", "created_by") ?
-							  "INSERT INTO datasync._pipelines (name, slot_name, target_id, mode, conflict_strategy, options, incarnation, schedule, created_by)"
-							  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id" :
-							  "INSERT INTO datasync._pipelines (name, slot_name, target_id, mode, conflict_strategy, options, incarnation, schedule)"
-							  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-							  ds_catalog_has_column("_pipelines", "created_by") ? 9 : 8,
-							  argtypes, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "could not insert pipeline \"%s\"", name);
+	ds_spi_execute(ds_catalog_has_column("_pipelines", "created_by") ?
+				   "INSERT INTO datasync._pipelines (name, slot_name, target_id, mode, conflict_strategy, options, incarnation, schedule, created_by)"
+				   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id" :
+				   "INSERT INTO datasync._pipelines (name, slot_name, target_id, mode, conflict_strategy, options, incarnation, schedule)"
+				   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+				   ds_catalog_has_column("_pipelines", "created_by") ? 9 : 8,
+				   argtypes, args, nulls, false, SPI_OK_INSERT_RETURNING);
 	pipeline_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
 	initStringInfo(&sql);
@@ -534,8 +483,8 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 	Oid			argtypes[5] = {INT8OID, JSONBOID, TEXTOID, TEXTOID, TEXTOID};
 	Datum		args[5];
 	char		nulls[5] = "     ";
-	char	   *strategy = NULL;
-	char	   *mode = NULL;
+	const char *strategy = NULL;
+	const char *mode = NULL;
 	const char *new_mode;
 	JsonbValue *sv;
 	bool		schedule_given = false;
@@ -557,7 +506,7 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("pipeline option \"conflict_strategy\" must be a string")));
-		strategy = check_strategy(s);
+		strategy = ds_strategy_parse(s, NULL);
 	}
 	if (getKeyJsonValueFromContainer(&options->root, "mode", 4, NULL))
 	{
@@ -567,7 +516,7 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("pipeline option \"mode\" must be a string")));
-		mode = check_mode(m);
+		mode = ds_mode_parse(m);
 	}
 	if ((sv = getKeyJsonValueFromContainer(&options->root, "schedule", 8, NULL)) != NULL)
 	{
@@ -585,7 +534,7 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 
 	/* mode and schedule go together: a scheduled pipeline has a pg_cron job */
 	new_mode = mode ? mode : r.mode;
-	if (strcmp(new_mode, "scheduled") == 0)
+	if (ds_mode_is(new_mode, DS_MODE_SCHEDULED))
 	{
 		new_schedule = ds_cron_check_schedule(schedule_given ? schedule : r.schedule);
 		ds_cron_require();
@@ -617,19 +566,18 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 	nulls[3] = mode ? ' ' : 'n';
 	args[4] = new_schedule ? CStringGetTextDatum(new_schedule) : (Datum) 0;
 	nulls[4] = new_schedule ? ' ' : 'n';
-	if (SPI_execute_with_args("UPDATE datasync._pipelines SET options = $2,"
-							  " conflict_strategy = coalesce($3, conflict_strategy),"
-							  " mode = coalesce($4, mode), schedule = $5 WHERE id = $1",
-							  5, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not update pipeline \"%s\"", name);
+	ds_spi_execute("UPDATE datasync._pipelines SET options = $2,"
+				   " conflict_strategy = coalesce($3, conflict_strategy),"
+				   " mode = coalesce($4, mode), schedule = $5 WHERE id = $1",
+				   5, argtypes, args, nulls, false, SPI_OK_UPDATE);
 	pipeline_audit(caller, "alter_pipeline", name, psprintf("{\"options\": %s}", jsonb_text(options)));
 	SPI_finish();
 
 	/* the pg_cron job follows; a change of mode needs no other step */
 	if (new_schedule && (r.schedule == NULL || strcmp(r.schedule, new_schedule) != 0 ||
-						 strcmp(r.mode, "scheduled") != 0))
+						 !ds_mode_is(r.mode, DS_MODE_SCHEDULED)))
 		ds_cron_schedule(r.id, name, new_schedule);
-	else if (new_schedule == NULL && strcmp(r.mode, "scheduled") == 0)
+	else if (new_schedule == NULL && ds_mode_is(r.mode, DS_MODE_SCHEDULED))
 		ds_cron_unschedule(name);
 	ds_signal_at_commit(r.id, r.incarnation);
 	ds_api_leave(&call);
@@ -799,7 +747,7 @@ datasync_drop_pipeline(PG_FUNCTION_ARGS)
 				0, NULL, NULL, SPI_OK_UTILITY);
 	pipeline_audit(caller, "drop_pipeline", name, NULL);
 	SPI_finish();
-	if (strcmp(r.mode, "scheduled") == 0)
+	if (ds_mode_is(r.mode, DS_MODE_SCHEDULED))
 		ds_cron_unschedule(name);
 
 	if (!drop_callbacks_registered)
@@ -883,10 +831,7 @@ datasync_wait_for_sync(PG_FUNCTION_ARGS)
 	bool		done = false;
 	DsPipelineKey key;
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"timeout\" must not be null")));
+	ds_arg_required(fcinfo, 1, "timeout");
 	timeout_ms = ds_arg_timeout_ms(fcinfo, 1);
 	ds_require_preload();
 	ds_require_launcher_database();

@@ -52,10 +52,7 @@ is_member(int64 pipeline_id, Oid relid)
 static Oid
 arg_table(FunctionCallInfo fcinfo, int argno)
 {
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"tbl\" must not be null")));
+	ds_arg_required(fcinfo, argno, "tbl");
 	return PG_GETARG_OID(argno);
 }
 

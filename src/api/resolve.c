@@ -175,10 +175,7 @@ datasync_resolve_conflict(PG_FUNCTION_ARGS)
 	char	   *actor;
 	Jsonb	   *result;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"id\" must not be null")));
+	ds_arg_required(fcinfo, 0, "id");
 	id = PG_GETARG_INT64(0);
 	resolution = ds_arg_text(fcinfo, 1, "resolution");
 	r = pstrdup(resolution);

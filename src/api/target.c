@@ -123,10 +123,11 @@ target_id(const char *name, bool for_update)
 	bool		isnull;
 
 	args[0] = CStringGetTextDatum(name);
-	ds_spi_exec(for_update ?
-				"SELECT id FROM datasync._targets WHERE name = $1 FOR UPDATE" :
-				"SELECT id FROM datasync._targets WHERE name = $1",
-				1, argtypes, args, SPI_OK_SELECT);
+	/* FOR UPDATE cannot be read_only, nor can what the caller reads after */
+	ds_spi_execute(for_update ?
+				   "SELECT id FROM datasync._targets WHERE name = $1 FOR UPDATE" :
+				   "SELECT id FROM datasync._targets WHERE name = $1",
+				   1, argtypes, args, NULL, !for_update, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -150,10 +151,9 @@ audit_target(Oid caller, const char *action, const char *name, const char *dsn,
 	nulls[0] = options ? ' ' : 'n';
 	args[1] = dsn ? CStringGetTextDatum(ds_mask_conninfo(dsn)) : (Datum) 0;
 	nulls[1] = dsn ? ' ' : 'n';
-	if (SPI_execute_with_args("SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
-							  "'options', NULLIF($1 - 'dsn', '{}'), 'dsn', $2))::text",
-							  2, argtypes, args, nulls, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not describe the change of target \"%s\"", name);
+	ds_spi_read("SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
+				"'options', NULLIF($1 - 'dsn', '{}'), 'dsn', $2))::text",
+				2, argtypes, args, nulls);
 	ds_audit(caller, action, psprintf("target %s", name),
 			 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 }
@@ -176,7 +176,7 @@ create_target(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	args[0] = CStringGetTextDatum(name);
-	ds_spi_exec("SELECT 1 FROM datasync._targets WHERE name = $1", 1, argtypes, args, SPI_OK_SELECT);
+	ds_spi_read("SELECT 1 FROM datasync._targets WHERE name = $1", 1, argtypes, args, NULL);
 	if (SPI_processed > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
@@ -247,10 +247,9 @@ alter_target(PG_FUNCTION_ARGS)
 	args[2] = newdsn ? CStringGetTextDatum(newdsn) : (Datum) 0;
 	args[3] = ObjectIdGetDatum(caller);
 	/* whoever sets the DSN owns the connection it makes */
-	if (SPI_execute_with_args("UPDATE datasync._targets SET options = $2, dsn = coalesce($3, dsn),"
-							  " owner = CASE WHEN $3 IS NULL THEN owner ELSE $4 END WHERE id = $1",
-							  4, argtypes, args, newdsn ? "    " : "  n ", false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not update target \"%s\"", name);
+	ds_spi_execute("UPDATE datasync._targets SET options = $2, dsn = coalesce($3, dsn),"
+				   " owner = CASE WHEN $3 IS NULL THEN owner ELSE $4 END WHERE id = $1",
+				   4, argtypes, args, newdsn ? "    " : "  n ", false, SPI_OK_UPDATE);
 
 	ds_spi_exec("SELECT id, incarnation FROM datasync._pipelines WHERE target_id = $1", 1, argtypes, args, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
@@ -469,14 +468,14 @@ datasync_test_target(PG_FUNCTION_ARGS)
 	SPI_connect();
 	args[0] = Int64GetDatum(target_id(name, false));
 	ds_target_check_right(DatumGetInt64(args[0]), caller, DS_TARGET_USE);
-	ds_spi_exec("SELECT dsn, options, owner FROM datasync._targets WHERE id = $1", 1, argtypes, args, SPI_OK_SELECT);
+	ds_spi_read("SELECT dsn, options, owner FROM datasync._targets WHERE id = $1", 1, argtypes, args, NULL);
 	dsn = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	topts = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	password_env = ds_jsonb_get_text(topts, "password_env");
-	ds_spi_exec("SELECT pt.relid, p.options FROM datasync._pipeline_tables pt "
+	ds_spi_read("SELECT pt.relid, p.options FROM datasync._pipeline_tables pt "
 				"JOIN datasync._pipelines p ON p.id = pt.pipeline_id WHERE p.target_id = $1 ORDER BY 1, p.id",
-				1, argtypes, args, SPI_OK_SELECT);
+				1, argtypes, args, NULL);
 	tables = SPI_tuptable;
 	ntables = SPI_processed;
 
@@ -565,10 +564,7 @@ change_grantees(FunctionCallInfo fcinfo, bool grant)
 	Datum		args[3];
 	StringInfoData details;
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"grantee\" must not be null")));
+	ds_arg_required(fcinfo, 1, "grantee");
 	grantee = PG_GETARG_OID(1);
 	grantee_name = OidIsValid(grantee) ? GetUserNameFromId(grantee, true) : NULL;
 	if (grantee_name == NULL)
@@ -647,7 +643,7 @@ datasync_config_target_dsn_is(PG_FUNCTION_ARGS)
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_GETARG_DATUM(1);
 	SPI_connect();
-	ds_spi_exec("SELECT id, dsn = $2 FROM datasync._targets WHERE name = $1", 2, argtypes, args, SPI_OK_SELECT);
+	ds_spi_read("SELECT id, dsn = $2 FROM datasync._targets WHERE name = $1", 2, argtypes, args, NULL);
 	if (SPI_processed > 0)
 	{
 		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

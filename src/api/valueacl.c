@@ -39,6 +39,7 @@
 #include "catalog/namespace.h"
 
 #include "api/valueacl.h"
+#include "catalog.h"
 
 bool
 ds_role_can_read_values(Oid relid, Oid roleid)
@@ -81,18 +82,16 @@ ds_reveal_job_error(char *json, int64 job_id, Oid caller)
 		return json;
 	SPI_connect();
 	args[0] = Int64GetDatum(job_id);
-	if (SPI_execute_with_args("SELECT e.error, j.pipeline_id FROM datasync._job_errors e"
-							  " JOIN datasync.jobs j ON j.id = e.job_id WHERE e.job_id = $1",
-							  1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the error of job " INT64_FORMAT, job_id);
+	ds_spi_exec("SELECT e.error, j.pipeline_id FROM datasync._job_errors e"
+				" JOIN datasync.jobs j ON j.id = e.job_id WHERE e.job_id = $1",
+				1, argtypes, args, SPI_OK_SELECT);
 	if (SPI_processed == 1)
 	{
 		error = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 		pipeline_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 		args[0] = Int64GetDatum(pipeline_id);
-		if (SPI_execute_with_args("SELECT relid FROM datasync._pipeline_tables WHERE pipeline_id = $1",
-								  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read the tables of pipeline " INT64_FORMAT, pipeline_id);
+		ds_spi_read("SELECT relid FROM datasync._pipeline_tables WHERE pipeline_id = $1",
+					1, argtypes, args, NULL);
 		if (SPI_processed == 0 && !superuser_arg(caller))
 			all = false;
 		for (i = 0; i < SPI_processed && all; i++)
@@ -104,9 +103,8 @@ ds_reveal_job_error(char *json, int64 job_id, Oid caller)
 			args[0] = CStringGetTextDatum(json);
 			args[1] = CStringGetTextDatum(error);
 			argtypes[0] = TEXTOID;
-			if (SPI_execute_with_args("SELECT ($1::pg_catalog.jsonb || pg_catalog.jsonb_build_object('error', $2))::pg_catalog.text",
-									  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-				elog(ERROR, "could not build the outcome of job " INT64_FORMAT, job_id);
+			ds_spi_read("SELECT ($1::pg_catalog.jsonb || pg_catalog.jsonb_build_object('error', $2))::pg_catalog.text",
+						2, argtypes, args, NULL);
 			result = MemoryContextStrdup(outer,
 										 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 		}

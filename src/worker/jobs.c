@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * jobs.c
- *		Runs of a pipeline: the queue in shared memory, datasync.jobs,
- *		sync_now / create_job / job_status and pg_cron's scheduled runs.
+ *		The run queue of a pipeline in shared memory: what the launcher
+ *		and the worker call to start, end and fail runs ("jobs"), and the
+ *		queue operations the SQL functions of jobs_api.c build on.
  *
  * Copyright (c) 2026, datasync developers
  *
@@ -13,63 +14,54 @@
  *		A run ("job") applies everything committed before it was asked
  *		for.  The requester writes a marker into the WAL (a logical message
  *		carrying a ticket, as wait_for_sync does) and appends the request
- *		to the pipeline's queue in shared memory; the run is done once the
- *		worker has applied everything before that marker.  The queue lives
- *		in shared memory, not in a table, because sync_now waits for the
- *		run inside the caller's transaction: a row the caller inserted
- *		would stay invisible to the worker until that transaction ends.
+ *		to the pipeline's queue in shared memory (ds_jobs_enqueue); the run
+ *		is done once the worker has applied everything before that marker.
+ *		The queue lives in shared memory, not in a table, because sync_now
+ *		waits for the run inside the caller's transaction: a row the
+ *		caller inserted would stay invisible to the worker until that
+ *		transaction ends.
  *
  *		The worker runs the queue in order, one run at a time: it writes
  *		the run's row to datasync.jobs when it starts it, and when the run
  *		ends it updates the row and sends NOTIFY datasync_events in the
  *		same transaction, then pops the request and leaves the outcome in
- *		a small ring for waiters.  A worker that dies in between finds the
- *		request still queued and its row still 'running', and finishes it
- *		once (the row update only applies to a running row).
+ *		a small ring for waiters (ds_jobs_peek).  A worker that dies in
+ *		between finds the request still queued and its row still
+ *		'running', and finishes it once (the row update only applies to a
+ *		running row).
  *
  *		Real-time pipelines stream all the time; their worker completes
  *		runs as it passes their markers.  Manual and scheduled pipelines
  *		have a worker only while runs are queued (launcher.c starts it).
  *
+ *		Every access to a slot's queue and result ring is in this file,
+ *		under the slot's spinlock; jobs_api.c only calls the functions
+ *		declared in jobs.h.
+ *
  *-------------------------------------------------------------------------
  */
 #include "datasync.h"
 
-#include "access/transam.h"
-#include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "replication/message.h"
-#include "replication/slot.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/fmgrprotos.h"
-#include "utils/json.h"
-#include "utils/jsonb.h"
 #include "utils/pg_lsn.h"
 #include "utils/timestamp.h"
-#include "utils/wait_event.h"
 
-#include "api/apiutil.h"
 #include "catalog.h"
-#include "isolation.h"
-#include "worker/jobs.h"
 #include "shmem.h"
 #include "stats.h"
-#include "api/valueacl.h"
+#include "worker/jobs.h"
 
-PG_FUNCTION_INFO_V1(datasync_sync_now);
-PG_FUNCTION_INFO_V1(datasync_create_job);
-PG_FUNCTION_INFO_V1(datasync_job_status);
-PG_FUNCTION_INFO_V1(datasync_scheduled_run);
-
-static const char *
-kind_name(DsJobKind kind)
+/* the word datasync.jobs.kind stores for a run's kind */
+const char *
+ds_job_kind_name(DsJobKind kind)
 {
 	switch (kind)
 	{
@@ -132,11 +124,13 @@ job_done(DsPipelineSlot *slot, int64 job_id, bool failed, const char *json)
 }
 
 /*
- * The row of a run as JSON text and its status, or NULL; caller is
- * connected to SPI.
+ * The row of a run in datasync.jobs as JSON text and its status, or NULL;
+ * caller is connected to SPI.  Read with a snapshot of its own: a waiter
+ * reads the outcome the worker committed after the waiter's statement
+ * began.
  */
-static char *
-job_row_json(int64 job_id, char **status)
+char *
+ds_jobs_row_json(int64 job_id, char **status)
 {
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1];
@@ -175,7 +169,7 @@ job_start(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 	args[0] = Int64GetDatum(req->job_id);
 	args[1] = Int64GetDatum(pipeline_id);
 	args[2] = CStringGetTextDatum(pipeline);
-	args[3] = CStringGetTextDatum(kind_name(req->kind));
+	args[3] = CStringGetTextDatum(ds_job_kind_name(req->kind));
 	args[4] = who ? CStringGetTextDatum(who) : (Datum) 0;
 	nulls[4] = who ? ' ' : 'n';
 	args[5] = TimestampTzGetDatum(req->requested_at);
@@ -183,16 +177,15 @@ job_start(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 	nulls[7] = 'n';
 
 	SPI_connect();
-	if (SPI_execute_with_args("INSERT INTO datasync.jobs (id, pipeline_id, pipeline, kind, status,"
-							  " requested_by, requested_at, started_at, upto_lsn)"
-							  " VALUES ($1, $2, $3, $4, 'running', $5, $6, pg_catalog.now(), $7)"
-							  " ON CONFLICT (id) DO NOTHING",
-							  7, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not record job " INT64_FORMAT, req->job_id);
+	ds_spi_execute("INSERT INTO datasync.jobs (id, pipeline_id, pipeline, kind, status,"
+				   " requested_by, requested_at, started_at, upto_lsn)"
+				   " VALUES ($1, $2, $3, $4, 'running', $5, $6, pg_catalog.now(), $7)"
+				   " ON CONFLICT (id) DO NOTHING",
+				   7, argtypes, args, nulls, false, SPI_OK_INSERT);
 	if (SPI_processed == 0)
 	{
 		char	   *status = NULL;
-		char	   *j = job_row_json(req->job_id, &status);
+		char	   *j = ds_jobs_row_json(req->job_id, &status);
 
 		if (j && strcmp(status, "running") != 0)
 		{
@@ -272,7 +265,7 @@ job_finish(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 	args[0] = Int64GetDatum(req->job_id);
 	args[1] = Int64GetDatum(pipeline_id);
 	args[2] = CStringGetTextDatum(pipeline);
-	args[3] = CStringGetTextDatum(kind_name(req->kind));
+	args[3] = CStringGetTextDatum(ds_job_kind_name(req->kind));
 	args[4] = who ? CStringGetTextDatum(who) : (Datum) 0;
 	nulls[4] = who ? ' ' : 'n';
 	args[5] = TimestampTzGetDatum(req->requested_at);
@@ -289,25 +282,24 @@ job_finish(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 	args[14] = Int64GetDatum(run_count(slot, req, DS_STAT_CONFLICTS));
 
 	SPI_connect();
-	if (SPI_execute_with_args("WITH j AS ("
-							  " INSERT INTO datasync.jobs AS j (id, pipeline_id, pipeline, kind, status,"
-							  "  requested_by, requested_at, started_at, finished_at, upto_lsn,"
-							  "  rows_inserted, rows_updated, rows_deleted, transactions, errors, error, conflicts)"
-							  " VALUES ($1, $2, $3, $4, CASE WHEN $14 IS NULL THEN 'succeeded' ELSE 'failed' END,"
-							  "  $5, $6, coalesce($7, pg_catalog.now()), pg_catalog.now(), $8, $9, $10, $11, $12, $13, $14, $15)"
-							  " ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
-							  "  finished_at = excluded.finished_at, rows_inserted = excluded.rows_inserted,"
-							  "  rows_updated = excluded.rows_updated, rows_deleted = excluded.rows_deleted,"
-							  "  transactions = excluded.transactions, errors = excluded.errors,"
-							  "  error = excluded.error, conflicts = excluded.conflicts"
-							  " WHERE j.status = 'running'"
-							  " RETURNING j.*)"
-							  " SELECT to_jsonb(j)::text,"
-							  "  pg_catalog.pg_notify('datasync_events', " JOB_EVENT_PAYLOAD("CASE WHEN j.status = 'succeeded'"
-							  "     THEN 'jobCompleted' ELSE 'jobFailed' END") ")"
-							  " FROM j",
-							  15, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not record the outcome of job " INT64_FORMAT, req->job_id);
+	ds_spi_execute("WITH j AS ("
+				   " INSERT INTO datasync.jobs AS j (id, pipeline_id, pipeline, kind, status,"
+				   "  requested_by, requested_at, started_at, finished_at, upto_lsn,"
+				   "  rows_inserted, rows_updated, rows_deleted, transactions, errors, error, conflicts)"
+				   " VALUES ($1, $2, $3, $4, CASE WHEN $14 IS NULL THEN 'succeeded' ELSE 'failed' END,"
+				   "  $5, $6, coalesce($7, pg_catalog.now()), pg_catalog.now(), $8, $9, $10, $11, $12, $13, $14, $15)"
+				   " ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
+				   "  finished_at = excluded.finished_at, rows_inserted = excluded.rows_inserted,"
+				   "  rows_updated = excluded.rows_updated, rows_deleted = excluded.rows_deleted,"
+				   "  transactions = excluded.transactions, errors = excluded.errors,"
+				   "  error = excluded.error, conflicts = excluded.conflicts"
+				   " WHERE j.status = 'running'"
+				   " RETURNING j.*)"
+				   " SELECT to_jsonb(j)::text,"
+				   "  pg_catalog.pg_notify('datasync_events', " JOB_EVENT_PAYLOAD("CASE WHEN j.status = 'succeeded'"
+				   "     THEN 'jobCompleted' ELSE 'jobFailed' END") ")"
+				   " FROM j",
+				   15, argtypes, args, nulls, false, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
 		char	   *j = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -320,7 +312,7 @@ job_finish(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 	{
 		/* finished before a restart: keep what it recorded */
 		char	   *status = NULL;
-		char	   *j = job_row_json(req->job_id, &status);
+		char	   *j = ds_jobs_row_json(req->job_id, &status);
 		MemoryContext spi = MemoryContextSwitchTo(caller);
 
 		json = j ? pstrdup(j) : NULL;
@@ -460,92 +452,9 @@ ds_jobs_fail_orphans(void)
 }
 
 /* ---------------------------------------------------------------------
- * Requester side: SQL functions
+ * Requester side: the queue operations of the SQL functions (jobs_api.c)
  * ---------------------------------------------------------------------
  */
-
-typedef struct JobPipeline
-{
-	int64		id;
-	int64		incarnation;
-	char	   *name;
-	char	   *slot_name;
-	char	   *mode;
-	bool		enabled;
-	char	   *error;
-	bool		changed_here;	/* written by the calling transaction */
-} JobPipeline;
-
-static bool
-lookup_pipeline(const char *name, int64 id, JobPipeline *p)
-{
-	Oid			argtypes[2] = {TEXTOID, INT8OID};
-	Datum		args[2];
-	char		nulls[2] = "  ";
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
-	MemoryContext caller = CurrentMemoryContext;
-	MemoryContext spi;
-
-	args[0] = name ? CStringGetTextDatum(name) : (Datum) 0;
-	nulls[0] = name ? ' ' : 'n';
-	args[1] = Int64GetDatum(id);
-	nulls[1] = name ? 'n' : ' ';
-	SPI_connect();
-	if (SPI_execute_with_args("SELECT id, name, slot_name, mode, enabled, error, xmin, incarnation"
-							  " FROM datasync._pipelines WHERE name = $1 OR id = $2",
-							  2, argtypes, args, nulls, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read datasync pipelines");
-	if (SPI_processed == 0)
-	{
-		SPI_finish();
-		return false;
-	}
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	spi = MemoryContextSwitchTo(caller);
-	p->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-	p->name = SPI_getvalue(tup, desc, 2);
-	p->slot_name = SPI_getvalue(tup, desc, 3);
-	p->mode = SPI_getvalue(tup, desc, 4);
-	p->enabled = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
-	p->error = SPI_getvalue(tup, desc, 6);
-	p->changed_here = TransactionIdIsCurrentTransactionId(DatumGetTransactionId(SPI_getbinval(tup, desc, 7, &isnull)));
-	p->incarnation = DatumGetInt64(SPI_getbinval(tup, desc, 8, &isnull));
-	MemoryContextSwitchTo(spi);
-	SPI_finish();
-	return true;
-}
-
-/* a pipeline a run can be asked of; errors explain why not */
-static JobPipeline
-runnable_pipeline(const char *name)
-{
-	JobPipeline p;
-
-	if (!lookup_pipeline(name, 0, &p))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("pipeline \"%s\" does not exist", name)));
-	if (p.changed_here)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("pipeline \"%s\" was created or changed in this transaction", name),
-				 errhint("Commit the transaction first: the worker only sees committed pipelines.")));
-	if (!p.enabled)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("pipeline \"%s\" is paused", name),
-				 errhint("Run SELECT datasync.resume('%s') first.", name)));
-	if (p.error)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("pipeline \"%s\" is stopped by an error", name),
-				 errdetail("%s", p.error),
-				 errhint("Fix the cause, then run SELECT datasync.resume('%s').", name)));
-	return p;
-}
 
 /*
  * A new job id.  Not from a sequence: nextval assigns the caller an xid,
@@ -574,14 +483,16 @@ next_job_id(void)
 }
 
 /*
- * Queue a run: marker first (its position bounds what the run applies),
- * then the request, then wake whoever must act on it.
+ * Queue a run of the pipeline key names (called pipeline in errors):
+ * marker first (its position bounds what the run applies), then the
+ * request, then wake whoever must act on it.  Returns the job id and the
+ * slot whose queue holds it.
  */
-static int64
-job_enqueue(JobPipeline *p, DsJobKind kind, Oid requested_by, DsPipelineSlot **slot_out)
+int64
+ds_jobs_enqueue(const DsPipelineKey *key, const char *pipeline, DsJobKind kind,
+				Oid requested_by, DsPipelineSlot **slot_out)
 {
 	DsPipelineSlot *slot;
-	DsPipelineKey key;
 	int64		job_id;
 	uint64		seq;
 	XLogRecPtr	lsn;
@@ -589,8 +500,7 @@ job_enqueue(JobPipeline *p, DsJobKind kind, Oid requested_by, DsPipelineSlot **s
 
 	job_id = next_job_id();
 
-	ds_pipeline_key(&key, p->id, p->incarnation);
-	slot = ds_slot_attach(&key);
+	slot = ds_slot_attach(key);
 
 	/* a marker that no run waits for (queue full) is passed over */
 	seq = pg_atomic_add_fetch_u64(&DsShmem->marker_seq, 1);
@@ -598,20 +508,20 @@ job_enqueue(JobPipeline *p, DsJobKind kind, Oid requested_by, DsPipelineSlot **s
 	XLogFlush(lsn);
 
 	SpinLockAcquire(&slot->mutex);
-	if (!ds_key_equal(&slot->key, &key))
+	if (!ds_key_equal(&slot->key, key))
 	{
-		/* dropped since we looked it up */
+		/* dropped since the caller looked it up */
 		SpinLockRelease(&slot->mutex);
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("pipeline \"%s\" does not exist", p->name)));
+				 errmsg("pipeline \"%s\" does not exist", pipeline)));
 	}
 	if (slot->njobs >= DS_MAX_JOBS)
 	{
 		SpinLockRelease(&slot->mutex);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("pipeline \"%s\" has %d runs queued already", p->name, DS_MAX_JOBS),
+				 errmsg("pipeline \"%s\" has %d runs queued already", pipeline, DS_MAX_JOBS),
 				 errhint("Wait for them to finish (see datasync.jobs and datasync.job_status()).")));
 	}
 	{
@@ -636,362 +546,71 @@ job_enqueue(JobPipeline *p, DsJobKind kind, Oid requested_by, DsPipelineSlot **s
 	return job_id;
 }
 
-/* a run still in a queue, as JSON, or NULL */
-static char *
-queued_json(int64 job_id, bool *started)
+/*
+ * A run still queued (or running) in a queue of this database's
+ * pipelines: copies its request to *req and returns its pipeline's id, or
+ * 0 when no queue holds it.
+ */
+int64
+ds_jobs_find_queued(int64 job_id, DsJobRequest *req)
 {
 	int			i;
 
 	for (i = 0; i < DsShmem->nslots; i++)
 	{
 		DsPipelineSlot *slot = &DsShmem->slots[i];
-		DsJobRequest req;
 		int64		pipeline_id = 0;
 		int			j;
 
-		memset(&req, 0, sizeof(req));
 		SpinLockAcquire(&slot->mutex);
 		/* only runs of this database's pipelines */
 		for (j = 0; slot->key.dboid == MyDatabaseId && j < slot->njobs; j++)
 		{
 			if (slot->jobs[j].job_id == job_id)
 			{
-				req = slot->jobs[j];
+				*req = slot->jobs[j];
 				pipeline_id = slot->key.id;
 				break;
 			}
 		}
 		SpinLockRelease(&slot->mutex);
-
 		if (pipeline_id != 0)
-		{
-			JobPipeline p;
-			char	   *who = GetUserNameFromId(req.requested_by, true);
-			StringInfoData buf;
-
-			*started = req.started;
-			if (!lookup_pipeline(NULL, pipeline_id, &p))
-				p.name = "";
-			initStringInfo(&buf);
-			appendStringInfo(&buf, "{\"id\": " INT64_FORMAT ", \"pipeline\": ", job_id);
-			escape_json(&buf, p.name);
-			appendStringInfo(&buf, ", \"pipeline_id\": " INT64_FORMAT ", \"kind\": \"%s\", \"status\": \"%s\", \"requested_by\": ",
-							 pipeline_id, kind_name(req.kind), req.started ? "running" : "queued");
-			if (who)
-				escape_json(&buf, who);
-			else
-				appendStringInfoString(&buf, "null");
-			appendStringInfo(&buf, ", \"requested_at\": \"%s\", \"upto_lsn\": \"%X/%X\"}",
-							 timestamptz_to_str(req.requested_at), LSN_FORMAT_ARGS(req.lsn));
-			return buf.data;
-		}
+			return pipeline_id;
 	}
-	return NULL;
+	return 0;
 }
 
 /*
- * A run's status as JSON text, or NULL when it is unknown; *status gets
- * "queued", "running", "succeeded" or "failed".
+ * Where run job_id of the pipeline key stands in slot.  DS_JOB_ENDED sets
+ * *failed and copies its outcome to json (DS_JOB_JSON_LEN bytes), which
+ * is "" when only datasync.jobs has it (it did not fit, or the ring has
+ * moved on).
  */
-static char *
-job_json(int64 job_id, char **status)
+DsJobState
+ds_jobs_peek(DsPipelineSlot *slot, const DsPipelineKey *key, int64 job_id,
+			 bool *failed, char *json)
 {
-	char	   *json;
-	char	   *st = NULL;
-	MemoryContext caller = CurrentMemoryContext;
+	DsJobState state = DS_JOB_ENDED;
+	int			i;
 
-	SPI_connect();
-	json = job_row_json(job_id, &st);
-	if (json)
+	json[0] = '\0';
+	SpinLockAcquire(&slot->mutex);
+	if (!ds_key_equal(&slot->key, key))
+		state = DS_JOB_DROPPED;
+	else
 	{
-		MemoryContext spi = MemoryContextSwitchTo(caller);
-
-		json = pstrdup(json);
-		st = pstrdup(st);
-		MemoryContextSwitchTo(spi);
-	}
-	SPI_finish();
-	if (json == NULL || strcmp(st, "running") == 0)
-	{
-		/* not started or running: the queue knows which */
-		bool		started;
-		char	   *q = queued_json(job_id, &started);
-
-		if (q)
+		for (i = 0; i < slot->njobs; i++)
+			if (slot->jobs[i].job_id == job_id)
+				state = DS_JOB_QUEUED;
+		for (i = 0; i < DS_JOB_RESULTS && state == DS_JOB_ENDED; i++)
 		{
-			json = q;
-			st = started ? "running" : "queued";
-		}
-	}
-	if (status)
-		*status = st;
-	return json;
-}
-
-/*
- * Wait for a run to end; its outcome as JSON text, or NULL when timeout_ms
- * (< 0: none) passed first.
- */
-static char *
-job_wait(DsPipelineSlot *slot, JobPipeline *p, int64 job_id, int64 timeout_ms,
-		 bool *failed)
-{
-	TimestampTz deadline = timeout_ms < 0 ? 0 :
-		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
-	char	   *result = NULL;
-	DsPipelineKey key;
-
-	ds_pipeline_key(&key, p->id, p->incarnation);
-	*failed = false;
-	ConditionVariablePrepareToSleep(&DsShmem->progress_cv);
-	for (;;)
-	{
-		bool		gone;
-		bool		pending = false;
-		bool		finished = false;
-		char		json[DS_JOB_JSON_LEN];
-		int			i;
-		long		wait_ms = 1000;
-
-		json[0] = '\0';
-		SpinLockAcquire(&slot->mutex);
-		gone = !ds_key_equal(&slot->key, &key);
-		if (!gone)
-		{
-			for (i = 0; i < slot->njobs; i++)
-				if (slot->jobs[i].job_id == job_id)
-					pending = true;
-			for (i = 0; i < DS_JOB_RESULTS && !pending; i++)
+			if (slot->results[i].job_id == job_id)
 			{
-				if (slot->results[i].job_id == job_id)
-				{
-					finished = true;
-					*failed = slot->results[i].failed;
-					strlcpy(json, slot->results[i].json, sizeof(json));
-				}
+				*failed = slot->results[i].failed;
+				strlcpy(json, slot->results[i].json, DS_JOB_JSON_LEN);
 			}
 		}
-		SpinLockRelease(&slot->mutex);
-
-		if (gone)
-		{
-			ConditionVariableCancelSleep();
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("pipeline \"%s\" was dropped before job " INT64_FORMAT " finished", p->name, job_id)));
-		}
-		if (finished && json[0] != '\0')
-		{
-			result = pstrdup(json);
-			break;
-		}
-		if (!pending)
-		{
-			/* finished, but its outcome is only in the table */
-			char	   *st = NULL;
-
-			result = job_json(job_id, &st);
-			if (result == NULL)
-			{
-				ConditionVariableCancelSleep();
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("job " INT64_FORMAT " of pipeline \"%s\" ended but its outcome cannot be read", job_id, p->name),
-						 errhint("Look it up in datasync.jobs.")));
-			}
-			*failed = strcmp(st, "failed") == 0;
-			break;
-		}
-		if (timeout_ms >= 0)
-		{
-			long		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-
-			if (remaining <= 0)
-				break;
-			wait_ms = Min(wait_ms, remaining);
-		}
-		(void) ConditionVariableTimedSleep(&DsShmem->progress_cv, wait_ms, PG_WAIT_EXTENSION);
 	}
-	ConditionVariableCancelSleep();
-	return result;
-}
-
-static Datum
-json_datum(const char *json)
-{
-	return DirectFunctionCall1(jsonb_in, CStringGetDatum(json));
-}
-
-/*
- * The first run creates the slot, which waits for every transaction that
- * has an xid: a caller that waits for the run must not hold one then.
- */
-static void
-check_first_run_wait(JobPipeline *p)
-{
-	bool		copying;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		args[1];
-
-	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()))
-		return;
-	args[0] = Int64GetDatum(p->id);
-	SPI_connect();
-	ds_spi_exec("SELECT 1 FROM datasync._pipeline_tables WHERE pipeline_id = $1 AND sync_state <> 'r'",
-				1, argtypes, args, SPI_OK_SELECT);
-	copying = SPI_processed > 0;
-	SPI_finish();
-
-	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
-	if (copying || SearchNamedReplicationSlot(p->slot_name, false) == NULL)
-	{
-		LWLockRelease(ReplicationSlotControlLock);
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("cannot wait for a run of pipeline \"%s\" that copies tables in a transaction that has written data", p->name),
-				 errdetail("A run that copies tables creates a replication slot, which waits for this transaction to end."),
-				 errhint("Call datasync.sync_now() in a transaction of its own, or use datasync.create_job().")));
-	}
-	LWLockRelease(ReplicationSlotControlLock);
-}
-
-/*
- * sync_now(name, timeout): run the pipeline now and wait for the outcome.
- * On a timeout the run goes on; the result then has its current status.
- */
-Datum
-datasync_sync_now(PG_FUNCTION_ARGS)
-{
-	DsApiCall	call;
-	Oid			caller = ds_api_enter(fcinfo, &call);
-	char	   *name = ds_arg_text(fcinfo, 0, "name");
-	int64		timeout_ms = -1;
-	JobPipeline p;
-	DsPipelineSlot *slot;
-	int64		job_id;
-	char	   *json;
-	bool		failed;
-
-	/* NULL, or a year or more: until the run is done */
-	if (!PG_ARGISNULL(1))
-	{
-		timeout_ms = ds_arg_timeout_ms(fcinfo, 1);
-		if (timeout_ms >= DS_TIMEOUT_MAX_MS)
-			timeout_ms = -1;
-	}
-	ds_require_preload();
-	ds_require_launcher_database();
-	p = runnable_pipeline(name);
-	check_first_run_wait(&p);
-
-	job_id = job_enqueue(&p, DS_JOB_MANUAL, caller, &slot);
-	json = job_wait(slot, &p, job_id, timeout_ms, &failed);
-	if (json == NULL)
-		json = job_json(job_id, NULL);
-	if (json == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("job " INT64_FORMAT " of pipeline \"%s\" vanished", job_id, name)));
-	json = ds_reveal_job_error(json, job_id, caller);
-	ds_api_leave(&call);
-	PG_RETURN_DATUM(json_datum(json));
-}
-
-/* create_job(name): queue a run and return its id at once */
-Datum
-datasync_create_job(PG_FUNCTION_ARGS)
-{
-	DsApiCall	call;
-	Oid			caller = ds_api_enter(fcinfo, &call);
-	char	   *name = ds_arg_text(fcinfo, 0, "name");
-	JobPipeline p;
-	DsPipelineSlot *slot;
-	int64		job_id;
-
-	ds_require_preload();
-	ds_require_launcher_database();
-	p = runnable_pipeline(name);
-	job_id = job_enqueue(&p, DS_JOB_API, caller, &slot);
-	ds_api_leave(&call);
-	PG_RETURN_INT64(job_id);
-}
-
-/* job_status(id): a run's row as JSON, or its place in a queue */
-Datum
-datasync_job_status(PG_FUNCTION_ARGS)
-{
-	DsApiCall	call;
-	Oid			caller;
-	int64		job_id;
-	char	   *json;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"id\" must not be null")));
-	job_id = PG_GETARG_INT64(0);
-	ds_require_preload();
-	caller = ds_api_enter(fcinfo, &call);
-	json = job_json(job_id, NULL);
-	if (json == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("job " INT64_FORMAT " does not exist", job_id),
-				 errhint("datasync.jobs lists the jobs.")));
-	json = ds_reveal_job_error(json, job_id, caller);
-	ds_api_leave(&call);
-	PG_RETURN_DATUM(json_datum(json));
-}
-
-/*
- * _scheduled_run(pipeline_id): what a scheduled pipeline's pg_cron job
- * runs.  It waits for the run, so pg_cron's own history (cron.job_run_details)
- * shows its duration and a failure as an error; pg_cron never starts a
- * job again while its previous run goes on.  A paused pipeline skips the
- * run (NULL).
- */
-Datum
-datasync_scheduled_run(PG_FUNCTION_ARGS)
-{
-	DsApiCall	call;
-	Oid			caller;
-	JobPipeline p;
-	DsPipelineSlot *slot;
-	int64		job_id;
-	char	   *json;
-	bool		failed;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"pipeline_id\" must not be null")));
-	ds_require_preload();
-	ds_require_launcher_database();
-	caller = ds_api_enter(fcinfo, &call);
-	if (!lookup_pipeline(NULL, PG_GETARG_INT64(0), &p))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("pipeline with id " INT64_FORMAT " does not exist", PG_GETARG_INT64(0)),
-				 errhint("Remove the pg_cron job that calls it.")));
-	if (!p.enabled)
-	{
-		ds_api_leave(&call);
-		PG_RETURN_NULL();
-	}
-	if (p.error)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("pipeline \"%s\" is stopped by an error", p.name),
-				 errdetail("%s", p.error),
-				 errhint("Fix the cause, then run SELECT datasync.resume('%s').", p.name)));
-
-	job_id = job_enqueue(&p, DS_JOB_SCHEDULED, caller, &slot);
-	json = job_wait(slot, &p, job_id, -1, &failed);
-	if (failed)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("scheduled run " INT64_FORMAT " of pipeline \"%s\" failed", job_id, p.name),
-				 errdetail("%s", json)));
-	ds_api_leave(&call);
-	PG_RETURN_DATUM(json_datum(json));
+	SpinLockRelease(&slot->mutex);
+	return state;
 }

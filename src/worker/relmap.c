@@ -216,14 +216,7 @@ set_strategy(DsRelation *rel)
 
 	if (s == NULL)
 		s = relmap_cfg->strategy;
-	if (strcmp(s, "target-wins") == 0)
-		rel->strategy = DS_TARGET_WINS;
-	else if (strcmp(s, "latest-timestamp") == 0)
-		rel->strategy = DS_LATEST_TIMESTAMP;
-	else if (strcmp(s, "manual") == 0)
-		rel->strategy = DS_MANUAL;
-	else
-		rel->strategy = DS_SOURCE_WINS;
+	rel->strategy = (DsStrategy) ds_strategy_value(s);
 	rel->detect = (rel->strategy != DS_SOURCE_WINS || o->log_conflicts) &&
 		rel->nkeys > 0 && !rel->full_identity;
 
