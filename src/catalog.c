@@ -40,7 +40,7 @@
 #include "access.h"
 #include "catalog.h"
 #include "sendlimit.h"
-#include "target/apply.h"
+#include "rowchange.h"
 
 /* options of the contract that later issues implement */
 static const char *const future_options[] = {
@@ -275,14 +275,27 @@ ds_strategy_parse(const char *word, const char *table)
 }
 
 /*
- * The DsStrategy (target/apply.h) a conflict strategy word spells; an
- * error when it spells none.
+ * The DsStrategy (rowchange.h) a conflict strategy word spells; an error
+ * when it spells none.
  */
-int
+DsStrategy
 ds_strategy_value(const char *word)
 {
 	(void) ds_strategy_parse(word, NULL);
-	return word_lookup(strategy_words, word)->value;
+	return (DsStrategy) word_lookup(strategy_words, word)->value;
+}
+
+/* The stored word of a DsStrategy. */
+const char *
+ds_strategy_word(DsStrategy s)
+{
+	int			i;
+
+	for (i = 0; strategy_words[i].name; i++)
+		if (strategy_words[i].value == (int) s)
+			return strategy_words[i].name;
+	elog(ERROR, "unknown conflict strategy %d", (int) s);
+	return NULL;				/* keep compiler quiet */
 }
 
 /*

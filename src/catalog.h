@@ -16,6 +16,8 @@
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
 
+#include "rowchange.h"
+
 /*
  * How a pipeline runs (datasync._pipelines.mode; catalog.c has the words):
  * streaming all the time, or only for runs (jobs) that pg_cron or a user
@@ -106,7 +108,8 @@ extern const char *ds_mode_parse(const char *word);
 extern bool ds_mode_is(const char *word, DsSyncMode mode);
 extern const char *ds_strategy_name(const char *word);
 extern const char *ds_strategy_parse(const char *word, const char *table);
-extern int	ds_strategy_value(const char *word);
+extern DsStrategy ds_strategy_value(const char *word);
+extern const char *ds_strategy_word(DsStrategy s);
 extern void ds_spi_execute(const char *sql, int nargs, Oid *argtypes, Datum *args,
 						   const char *nulls, bool read_only, int expected);
 extern void ds_spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *args,

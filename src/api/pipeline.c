@@ -66,6 +66,7 @@
 #include "api/cron.h"
 #include "isolation.h"
 #include "api/pipeline.h"
+#include "target/apply.h"
 #include "shmem.h"
 #include "worker/worker.h"
 
@@ -182,6 +183,33 @@ table_list(FunctionCallInfo fcinfo, int argno, Oid caller)
 }
 
 /*
+ * Can the target detect conflicts, as strategy needs?  A kind of target
+ * says so with its capabilities (target/apply.c).  Runs inside SPI.
+ */
+static void
+check_target_detects(int64 target_id, const char *strategy)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1];
+	char	   *name;
+	char	   *kind;
+
+	args[0] = Int64GetDatum(target_id);
+	ds_spi_read("SELECT name, kind FROM datasync._targets WHERE id = $1", 1, argtypes, args, NULL);
+	if (SPI_processed != 1)
+		return;
+	name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	if ((ds_apply_kind_caps(kind) & DS_TARGET_CAN_DETECT_CONFLICTS) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("conflict strategy \"%s\" needs a target that can detect conflicts", strategy),
+				 errdetail("Target \"%s\" is of kind \"%s\", which cannot compare its rows with the source's.",
+						   name, kind),
+				 errhint("Use \"source-wins\" without log_conflicts for this target.")));
+}
+
+/*
  * Conflict detection compares the target row with the source's old row,
  * which the stream carries only for REPLICA IDENTITY FULL.  Every table
  * whose strategy detects conflicts (all but source-wins, and source-wins
@@ -192,7 +220,7 @@ table_list(FunctionCallInfo fcinfo, int argno, Oid caller)
  */
 void
 check_conflict_tables(List *relids, const char *strategy, DsPipelineOptions *opts,
-					  Oid caller)
+					  Oid caller, int64 target_id)
 {
 	ListCell   *lc;
 
@@ -220,6 +248,7 @@ check_conflict_tables(List *relids, const char *strategy, DsPipelineOptions *opt
 					 errhint("Name a column of every latest-timestamp table, per table as {\"timestamp_column\": {\"schema.table\": \"column\"}}, or leave it out to compare commit timestamps.")));
 		if (strcmp(s, "source-wins") == 0 && !opts->log_conflicts)
 			continue;
+		check_target_detects(target_id, s);
 
 		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 		if (!HeapTupleIsValid(tup))
@@ -403,7 +432,7 @@ datasync_create_pipeline(PG_FUNCTION_ARGS)
 				 errhint("Drop a pipeline, or raise datasync.max_pipelines and restart the server.")));
 	ds_check_capacity(name, ds_mode_is(mode, DS_MODE_REALTIME));
 
-	check_conflict_tables(tables, strategy, &parsed, caller);
+	check_conflict_tables(tables, strategy, &parsed, caller, target_id);
 
 	/* the publication: an explicit table list, never FOR ALL TABLES */
 	initStringInfo(&sql);
@@ -556,7 +585,8 @@ datasync_alter_pipeline(PG_FUNCTION_ARGS)
 		List	   *relids = pipeline_tables(r.id);
 
 		ds_check_mapped_tables(relids, &parsed);
-		check_conflict_tables(relids, strategy ? strategy : r.strategy, &parsed, caller);
+		check_conflict_tables(relids, strategy ? strategy : r.strategy, &parsed, caller,
+							  r.target_id);
 	}
 
 	args[1] = JsonbPGetDatum(merged);

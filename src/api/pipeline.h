@@ -43,7 +43,8 @@ extern char *table_display(Oid relid);
 extern char *table_sql(Oid relid);
 extern char *publication_member(Oid relid);
 extern void check_conflict_tables(List *relids, const char *strategy,
-								  DsPipelineOptions *opts, Oid caller);
+								  DsPipelineOptions *opts, Oid caller,
+								  int64 target_id);
 extern void pipeline_audit(Oid caller, const char *action, const char *name,
 						   const char *details);
 

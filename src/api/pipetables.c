@@ -121,7 +121,8 @@ change_table(FunctionCallInfo fcinfo, TableOp op)
 
 		ds_options_parse(r.options, &parsed);
 		ds_check_mapped_tables(list_make1_oid(relid), &parsed);
-		check_conflict_tables(list_make1_oid(relid), r.strategy, &parsed, caller);
+		check_conflict_tables(list_make1_oid(relid), r.strategy, &parsed, caller,
+							  r.target_id);
 	}
 	if (op != TABLE_ADD && !member)
 		ereport(ERROR,

@@ -150,22 +150,6 @@ ds_conflict_kind_name(const char *kind)
 	return NULL;				/* keep compiler quiet */
 }
 
-static const char *
-strategy_name(DsStrategy s)
-{
-	switch (s)
-	{
-		case DS_TARGET_WINS:
-			return "target-wins";
-		case DS_LATEST_TIMESTAMP:
-			return "latest-timestamp";
-		case DS_MANUAL:
-			return "manual";
-		default:
-			return "source-wins";
-	}
-}
-
 /* the advisory lock resolve_conflict and a joining worker share */
 void
 ds_conflict_lock_tag(LOCKTAG *tag, int64 id)
@@ -768,7 +752,7 @@ write_hit(Conflict *c)
 	if (hit->target_row)
 		args[5] = CStringGetTextDatum(hit->target_row);
 	nulls[5] = hit->target_row ? ' ' : 'n';
-	args[6] = CStringGetTextDatum(strategy_name(rel->strategy));
+	args[6] = CStringGetTextDatum(ds_strategy_word(rel->strategy));
 	args[7] = CStringGetTextDatum(c->open ? "open" : "resolved");
 	args[8] = CStringGetTextDatum(hit->applied ? "source" : "target");
 	nulls[8] = c->open ? 'n' : ' ';

@@ -216,7 +216,7 @@ set_strategy(DsRelation *rel)
 
 	if (s == NULL)
 		s = relmap_cfg->strategy;
-	rel->strategy = (DsStrategy) ds_strategy_value(s);
+	rel->strategy = ds_strategy_value(s);
 	rel->detect = (rel->strategy != DS_SOURCE_WINS || o->log_conflicts) &&
 		rel->nkeys > 0 && !rel->full_identity;
 

@@ -554,7 +554,7 @@ run_session(MemoryContext sesscxt)
 	}
 	if (!cfg->enabled || cfg->error != NULL)
 		return SESSION_STOP;
-	job_mode = strcmp(cfg->mode, "realtime") != 0;
+	job_mode = !ds_mode_is(cfg->mode, DS_MODE_REALTIME);
 	if (job_mode && !ds_jobs_pending(MySlot))
 		return SESSION_IDLE;
 	{
