@@ -41,6 +41,19 @@
  *		LSN of a table's copy.  Rows of other sources and of an older
  *		pipeline of the same name are not ours (progress.c).
  *
+ *		How a change is applied depends on its table's conflict strategy
+ *		(relmap.c).  Tables on source-wins without log_conflicts, and every
+ *		table without a key whatever its strategy, take the plain path
+ *		(apply_pg_stmt.c): the source's version is written (an INSERT or
+ *		full UPDATE is an upsert on the key, a DELETE of a missing row
+ *		deletes nothing) and conflicts are only counted
+ *		(counted_conflicts).  Tables on
+ *		target-wins, latest-timestamp or manual, and on source-wins with
+ *		log_conflicts, take the conflict-checking path (apply_pg_check.c):
+ *		one statement a change finds the target row, decides by the
+ *		strategy and writes or not, and each conflict found goes to the
+ *		decider (on_conflict, conflict.c).
+ *
  *		The session runs with session_replication_role = replica when the
  *		target role may set it, so ordinary triggers and foreign keys do
  *		not fire (as with native logical replication) and ENABLE ALWAYS

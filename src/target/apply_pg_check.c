@@ -28,8 +28,8 @@
  *		Whatever comes first in the text gives the parameters the target
  *		columns' types.  Inserts go out in runs (prepare_check_run), which
  *		apply_pg_stmt.c buffers with a conflict record a row
- *		(ds_pg_make_hit); the rest of the changes come here one by one
- *		(ds_pg_apply_checked).
+ *		(ds_pg_make_hit), but for latest-timestamp on commit times; those
+ *		and the other changes come here one by one (ds_pg_apply_checked).
  *
  *-------------------------------------------------------------------------
  */

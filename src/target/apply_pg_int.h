@@ -114,10 +114,11 @@ typedef struct PgTarget
 	char	   *source;			/* this source database (progress.c) */
 
 	/*
-	 * Consecutive changes of one kind to one table, sent as one statement:
-	 * inserts and whole-row updates as a multi-row upsert ('u': run_n rows
-	 * of natts values), deletes by key as one DELETE ('d': run_n rows of
-	 * nkeys values).
+	 * Consecutive changes of one kind to one table, sent as one statement
+	 * (apply_pg_stmt.c): inserts ('i') and whole-row updates ('u') as a
+	 * multi-row upsert, inserts of the checking path ('c') as its run
+	 * statement (run_n rows of natts values), deletes by key as one DELETE
+	 * ('d': run_n rows of nkeys values).
 	 */
 	DsRelation *run_rel;
 	char		run_kind;

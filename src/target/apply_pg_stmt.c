@@ -19,8 +19,23 @@
  *		apply_pg_check.c, except inserts that go in runs: they join one
  *		here, with a conflict record each (ds_pg_make_hit).
  *
- *		Changes are applied as "source wins": an INSERT or full UPDATE is
- *		an upsert on the key, a DELETE of a missing row deletes nothing.
+ *		The plain path (tables on source-wins without log_conflicts, and
+ *		tables without a key) writes the source's version and only counts
+ *		conflicts, from what each statement returns or how many rows it
+ *		touched (counted_conflicts, read in apply_pg_pipe.c):
+ *
+ *		- an INSERT, and an UPDATE that sends the whole new row under the
+ *		  same key, is an upsert on the key; an existing row that differs
+ *		  is overwritten (insert_exists), a missing one is inserted
+ *		  (update_missing);
+ *		- an UPDATE that moves the key deletes the old key (a missing row:
+ *		  update_missing) and upserts the new row;
+ *		- an UPDATE with columns not sent (unchanged TOAST values) sets the
+ *		  columns sent; a missing row stays missing (update_missing);
+ *		- a DELETE of a missing row deletes nothing (delete_missing).
+ *
+ *		A table without a key gets plain INSERTs, and its UPDATEs and
+ *		DELETEs match the first row equal to the whole old row.
  *
  *		Statements are prepared once per relation version and connection
  *		(PgRel), under names that hold the relation's version, so the
@@ -519,7 +534,8 @@ copy_add(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup)
 
 /*
  * Buffer a change of a run: inserts ('i') or whole-row updates ('u': their
- * new rows) or deletes by key ('d': their keys); a full run goes out at once.  One
+ * new rows) or deletes by key ('d': their keys), or inserts of the checking
+ * path ('c', hit their conflict record); a full run goes out at once.  One
  * upsert statement may not touch a row twice, so a second change of a key
  * starts a new run.  A run is full at ds_pg_run_rows rows or ds_run_limit()
  * bytes: a row that would take it over starts the next, and a row over it
