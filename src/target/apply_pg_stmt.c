@@ -764,21 +764,14 @@ apply_change(PgTarget *pt, DsChange *ch)
 				ds_pg_add_to_run(pt, rel, ch->oldtup, 'd', NULL);
 				break;
 			}
+			/* no key: the first row equal to the whole old row */
 			ds_pg_flush_run(pt);
 			if (!pr->have_delete)
 				prepare_delete(pt, rel, pr);
-			if (rel->nkeys > 0)
-			{
-				ds_pg_key_values(rel, ch->oldtup, vals);
-				ds_pg_send_exec(pt, rel, pr->delete_name, rel->nkeys, vals, pr->what);
-			}
-			else
-			{
-				for (i = 0; i < rel->natts; i++)
-					vals[i] = ds_pg_colval(ch->oldtup, i);
-				ds_pg_send_exec_use(pt, rel, pr->delete_name, rel->natts, vals, pr->what,
-									USE_MISSED, 1, NULL);
-			}
+			for (i = 0; i < rel->natts; i++)
+				vals[i] = ds_pg_colval(ch->oldtup, i);
+			ds_pg_send_exec_use(pt, rel, pr->delete_name, rel->natts, vals, pr->what,
+								USE_MISSED, 1, NULL);
 			break;
 	}
 	pfree(vals);
