@@ -401,6 +401,7 @@ pg_close(DsApplyTarget *t)
 	pt->run_full = false;
 	pt->run_rel = NULL;
 	pt->cur_change = NULL;
+	pt->sending = NULL;
 	pt->unflushed = 0;
 	pt->unflushed_bytes = 0;
 	MemoryContextReset(pt->runcxt);

@@ -47,10 +47,24 @@ typedef enum PgResultUse
 	USE_RELKIND					/* the target table's relkind (PgRel.relkind) */
 } PgResultUse;
 
+/*
+ * The source changes a command carries, named by their commit LSN and
+ * place in the transaction as datasync.conflicts names them: for the
+ * CONTEXT line of an error (see ds_pg_drain).  first_lsn invalid: none.
+ */
+typedef struct PgIdent
+{
+	XLogRecPtr	first_lsn;
+	int			first_seq;
+	XLogRecPtr	last_lsn;
+	int			last_seq;
+} PgIdent;
+
 /* a command sent whose result has not been read (apply_pg_pipe.c) */
 typedef struct PgPending
 {
 	const char *what;
+	PgIdent		ident;			/* the changes it carries */
 	PgResultUse use;
 	int			expected;		/* USE_MISSED */
 	DsConflictHit *hit;			/* USE_CHECK */
@@ -105,6 +119,7 @@ typedef struct PgTarget
 	int			unflushed;		/* commands queued since the last flush */
 	Size		unflushed_bytes;	/* and their bytes */
 	DsChange   *cur_change;		/* the change being applied, for errors */
+	PgIdent    *sending;		/* the changes of the commands being sent */
 	/* each pending command, oldest first: what for errors, how to read it */
 	PgPending  *what;
 	int			what_cap;
@@ -129,6 +144,7 @@ typedef struct PgTarget
 	int			run_cap;
 	char	  **run_vals;		/* in runcxt */
 	DsConflictHit **run_hits;	/* check runs ('c'): a record per row */
+	PgIdent		run_ident;		/* the changes of the run */
 	MemoryContext runcxt;
 
 	/*

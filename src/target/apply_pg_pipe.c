@@ -55,7 +55,7 @@
 static PgPending *
 pop_pending(PgTarget *pt)
 {
-	static PgPending none = {"a command", USE_NONE, 0, NULL};
+	static PgPending none = {"a command", {InvalidXLogRecPtr, 0, InvalidXLogRecPtr, 0}, USE_NONE};
 	PgPending  *p;
 
 	if (pt->pending <= 0)
@@ -87,6 +87,10 @@ push_pending(PgTarget *pt, const char *what, PgResultUse use, int expected,
 	}
 	p = &pt->what[(pt->what_head + pt->pending - 1) % pt->what_cap];
 	p->what = what;
+	if (pt->sending)
+		p->ident = *pt->sending;
+	else
+		p->ident.first_lsn = InvalidXLogRecPtr;
 	p->use = use;
 	p->expected = expected;
 	p->hit = hit;
@@ -282,6 +286,33 @@ ds_pg_fly_push(PgTarget *pt, XLogRecPtr lsn)
 	pt->fly_count++;
 }
 
+/* for the CONTEXT line of a failed command: the changes it carried */
+typedef struct IdentContext
+{
+	PgIdent		ident;
+	const char *pipeline;
+} IdentContext;
+
+static void
+ident_error_context(void *arg)
+{
+	IdentContext *ic = arg;
+	PgIdent    *id = &ic->ident;
+
+	if (XLogRecPtrIsInvalid(id->first_lsn))
+		errcontext("pipeline \"%s\"", ic->pipeline);
+	else if (id->first_lsn == id->last_lsn && id->first_seq == id->last_seq)
+		errcontext("change %d of the source transaction committed at %X/%X, pipeline \"%s\"",
+				   id->first_seq, LSN_FORMAT_ARGS(id->first_lsn), ic->pipeline);
+	else if (id->first_lsn == id->last_lsn)
+		errcontext("changes %d to %d of the source transaction committed at %X/%X, pipeline \"%s\"",
+				   id->first_seq, id->last_seq, LSN_FORMAT_ARGS(id->first_lsn), ic->pipeline);
+	else
+		errcontext("changes from change %d of the source transaction committed at %X/%X to change %d of the one committed at %X/%X, pipeline \"%s\"",
+				   id->first_seq, LSN_FORMAT_ARGS(id->first_lsn),
+				   id->last_seq, LSN_FORMAT_ARGS(id->last_lsn), ic->pipeline);
+}
+
 /*
  * Read every result that has arrived, without waiting.  An error result
  * raises an ERROR naming what the command was about.
@@ -329,11 +360,21 @@ ds_pg_drain(PgTarget *pt)
 				}
 			default:
 				{
+					PgPending  *p = pop_pending(pt);
 					char		what[NAMEDATALEN * 3];
+					IdentContext ic;
+					ErrorContextCallback errcallback;
 
-					strlcpy(what, pop_pending(pt)->what, sizeof(what));
+					strlcpy(what, p->what, sizeof(what));
+					ic.ident = p->ident;
+					ic.pipeline = pt->base.cfg->name;
+					errcallback.callback = ident_error_context;
+					errcallback.arg = &ic;
+					errcallback.previous = error_context_stack;
+					error_context_stack = &errcallback;
 					pt->pending--;
 					ds_pq_report(pt->conn, res, DS_CONN_TARGET, what);
+					error_context_stack = errcallback.previous;
 				}
 		}
 	}

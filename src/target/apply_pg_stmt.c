@@ -396,6 +396,7 @@ ds_pg_flush_run(PgTarget *pt)
 	DsRelation *rel;
 	PgRel	   *pr;
 	int			r;
+	PgIdent    *was_sending = pt->sending;
 
 	/* an open COPY ends here; a chunk it gave back may leave a run */
 	if (pt->copy_rel != NULL)
@@ -409,6 +410,7 @@ ds_pg_flush_run(PgTarget *pt)
 	if (rel->version != pt->run_version)
 		elog(ERROR, "relation %u changed while a run of changes was buffered", rel->remoteid);
 	pr = ds_pg_rel(pt, rel);
+	pt->sending = &pt->run_ident;
 
 	/* a run of inserts that goes on and on continues as COPY */
 	if (pt->run_kind == 'i' && (pt->run_n == ds_pg_run_rows(rel, 'i') || pt->run_full))
@@ -461,6 +463,7 @@ ds_pg_flush_run(PgTarget *pt)
 								(const char *const *) pt->run_vals + r * rel->natts, pr->what,
 								upsert_use(rel, pt->run_kind), 0, NULL);
 	}
+	pt->sending = was_sending;
 	pt->run_n = 0;
 	pt->run_bytes = 0;
 	pt->run_full = false;
@@ -590,6 +593,18 @@ ds_pg_add_to_run(PgTarget *pt, DsRelation *rel, LogicalRepTupleData *tup,
 		}
 	}
 	pt->run_hits[pt->run_n] = hit;
+	if (pt->cur_change == NULL)
+		pt->run_ident.first_lsn = InvalidXLogRecPtr;	/* rows of a refused COPY chunk */
+	else if (pt->run_n == 0 || !XLogRecPtrIsInvalid(pt->run_ident.first_lsn))
+	{
+		if (pt->run_n == 0)
+		{
+			pt->run_ident.first_lsn = pt->cur_change->change_lsn;
+			pt->run_ident.first_seq = pt->cur_change->change_seq;
+		}
+		pt->run_ident.last_lsn = pt->cur_change->change_lsn;
+		pt->run_ident.last_seq = pt->cur_change->change_seq;
+	}
 	for (i = 0; i < width; i++)
 	{
 		const char *v = ds_pg_colval(tup, kind == 'd' ? rel->keyatts[i] : i);
@@ -782,9 +797,16 @@ ds_pg_apply(DsApplyTarget *t, DsChange *ch)
 {
 	PgTarget   *pt = (PgTarget *) t;
 
+	PgIdent		ident;
+
 	/* names the change if a statement of its own cannot be sent */
 	pt->cur_change = ch;
+	/* and in the CONTEXT of an error of a statement of its own */
+	ident.first_lsn = ident.last_lsn = ch->change_lsn;
+	ident.first_seq = ident.last_seq = ch->change_seq;
+	pt->sending = &ident;
 	apply_change(pt, ch);
+	pt->sending = NULL;
 	pt->cur_change = NULL;
 }
 

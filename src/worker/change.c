@@ -34,7 +34,9 @@
  *		An error raised while a change passes the stages carries a CONTEXT
  *		line naming the pipeline, the table, the change's place in its
  *		source transaction and that transaction's commit LSN, the identity
- *		datasync.conflicts uses.
+ *		datasync.conflicts uses.  A target's errors come with the results
+ *		of its statements, often of earlier changes: the target names the
+ *		changes a failed statement carried itself (apply_pg_pipe.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -64,17 +66,23 @@ static DsStageResult stage_complete(DsDecoder *d, DsChange *ch);
 static DsStageResult stage_route(DsDecoder *d, DsChange *ch);
 static DsStageResult stage_apply(DsDecoder *d, DsChange *ch);
 
-/* the stages of a row change, in order (see NOTES) */
+/*
+ * The stages of a row change, in order (see NOTES).  target: the stage
+ * hands changes to the target, which may report the results of earlier
+ * changes there; the target's errors name the changes they are about
+ * themselves, so this change is not named for them.
+ */
 static const struct
 {
 	const char *name;
 	DsStageFn	fn;
+	bool		target;
 }			stages[] =
 {
-	{"skip", stage_skip},
-	{"complete", stage_complete},
-	{"route", stage_route},
-	{"apply", stage_apply},
+	{"skip", stage_skip, false},
+	{"complete", stage_complete, false},
+	{"route", stage_route, true},
+	{"apply", stage_apply, true},
 };
 
 /* for the CONTEXT line of an error */
@@ -83,6 +91,7 @@ typedef struct ChangeContext
 	DsDecoder  *d;
 	DsChange   *ch;
 	const char *stage;
+	bool		target;			/* in a stage whose errors the target names */
 } ChangeContext;
 
 static const char *
@@ -106,6 +115,8 @@ change_error_context(void *arg)
 	ChangeContext *cc = arg;
 	DsChange   *ch = cc->ch;
 
+	if (cc->target)
+		return;
 	errcontext("%s of table \"%s.%s\" (change %d of the source transaction committed at %X/%X), %s stage of pipeline \"%s\"",
 			   kind_name(ch->kind), ch->rel->nspname, ch->rel->relname,
 			   ch->change_seq, LSN_FORMAT_ARGS(ch->change_lsn),
@@ -123,6 +134,7 @@ ds_change_process(DsDecoder *d, DsChange *ch)
 	cc.d = d;
 	cc.ch = ch;
 	cc.stage = stages[0].name;
+	cc.target = false;
 	errcallback.callback = change_error_context;
 	errcallback.arg = &cc;
 	errcallback.previous = error_context_stack;
@@ -131,6 +143,7 @@ ds_change_process(DsDecoder *d, DsChange *ch)
 	for (i = 0; i < lengthof(stages); i++)
 	{
 		cc.stage = stages[i].name;
+		cc.target = stages[i].target;
 		if (stages[i].fn(d, ch) == DS_STAGE_DONE)
 			break;
 	}
