@@ -52,15 +52,21 @@ struct DsApplyTarget
 	void		(*truncate) (DsApplyTarget *t, List *rels, bool cascade,
 							 bool restart_seqs);
 	/*
-	 * Commit the batch together with its progress.  With wait, return once
-	 * the target confirmed it.  Without, return once it is sent: batches
-	 * are confirmed in order, each by a call of on_committed (from any
-	 * later call that reads results), and a batch that failed raises its
-	 * ERROR there; the target makes sure that no batch after a failed one
-	 * commits.  Only a batch with an end_lsn may go without waiting, and
-	 * commit() returns with at most DS_MAX_INFLIGHT of them unconfirmed.
+	 * Commit the batch together with its progress (end_lsn, when valid).
+	 * batch_no is the caller's number of the batch (worker/batch.c numbers
+	 * them, 1, 2, ...; 0 for a commit that is no batch, as a copy's).  With
+	 * wait, return once the target confirmed it.  Without, return once it
+	 * is sent: numbered batches are confirmed in order, each by a call of
+	 * on_committed (from any later call that reads results), and a batch
+	 * that failed raises its ERROR there; the target makes sure that no
+	 * batch after a failed one commits.  Only a numbered batch with an
+	 * end_lsn may go without waiting.  The caller keeps at most
+	 * DS_MAX_INFLIGHT of them unconfirmed (wait_confirmed).
 	 */
-	void		(*commit) (DsApplyTarget *t, XLogRecPtr end_lsn, bool wait);
+	void		(*commit) (DsApplyTarget *t, uint64 batch_no, XLogRecPtr end_lsn,
+						   bool wait);
+	/* wait until the oldest batch committed without waiting is confirmed */
+	void		(*wait_confirmed) (DsApplyTarget *t);
 	/* initial copy of a table: replace its rows with the COPY data */
 	void		(*copy_begin) (DsApplyTarget *t, const char *target_qname,
 							   List *colnames);
@@ -97,12 +103,12 @@ struct DsApplyTarget
 	/* conflicts counted on the fast path (source-wins) */
 	uint64		counted_conflicts;
 
-	/* set by the decoder: called as each batch's commit is confirmed */
-	void		(*on_committed) (void *arg, XLogRecPtr end_lsn);
+	/* set by worker/batch.c: called as each numbered batch is confirmed */
+	void		(*on_committed) (void *arg, uint64 batch_no);
 	void	   *on_committed_arg;
 };
 
-/* batches a target may have unconfirmed when commit() returns */
+/* numbered batches the caller keeps unconfirmed at most (see commit) */
 #define DS_MAX_INFLIGHT 8
 
 /* what a kind of target can do (DsApplyTarget.caps) */

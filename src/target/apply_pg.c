@@ -275,7 +275,7 @@ pg_begin(DsApplyTarget *t)
  * sent, with at most DS_MAX_INFLIGHT batches unconfirmed.
  */
 static void
-pg_commit(DsApplyTarget *t, XLogRecPtr end_lsn, bool wait)
+pg_commit(DsApplyTarget *t, uint64 batch_no, XLogRecPtr end_lsn, bool wait)
 {
 	PgTarget   *pt = (PgTarget *) t;
 
@@ -292,7 +292,7 @@ pg_commit(DsApplyTarget *t, XLogRecPtr end_lsn, bool wait)
 	if (pt->async_commit && !pt->sync_this_xact && !XLogRecPtrIsInvalid(end_lsn))
 		ds_pg_wait_push(pt, end_lsn);
 	/* confirmed by the last Sync sent */
-	ds_pg_fly_push(pt, end_lsn);
+	ds_pg_fly_push(pt, batch_no, end_lsn);
 	if (!XLogRecPtrIsInvalid(end_lsn))
 		pt->last_lsn = end_lsn;
 	pt->in_xact = false;
@@ -306,15 +306,25 @@ pg_commit(DsApplyTarget *t, XLogRecPtr end_lsn, bool wait)
 			pt->durable_src = Max(pt->durable_src, end_lsn);
 	}
 	else
-	{
 		ds_pg_flush_and_drain(pt);
-		while (pt->fly_count > DS_MAX_INFLIGHT)
-		{
-			ds_pq_wait(pt->conn, WL_SOCKET_READABLE, -1);
-			ds_pg_drain(pt);
-		}
-	}
 	pt->sync_this_xact = false;
+}
+
+/* Wait until the oldest commit in flight is confirmed. */
+static void
+pg_wait_confirmed(DsApplyTarget *t)
+{
+	PgTarget   *pt = (PgTarget *) t;
+	int			count = pt->fly_count;
+
+	if (count == 0)
+		return;
+	ds_pg_flush_and_drain(pt);
+	while (pt->fly_count >= count)
+	{
+		ds_pq_wait(pt->conn, WL_SOCKET_READABLE, -1);
+		ds_pg_drain(pt);
+	}
 }
 
 /*
@@ -430,6 +440,7 @@ ds_apply_pg_create(DsPipelineConfig *cfg)
 	pt->base.apply = ds_pg_apply;
 	pt->base.truncate = ds_pg_truncate;
 	pt->base.commit = pg_commit;
+	pt->base.wait_confirmed = pg_wait_confirmed;
 	pt->base.copy_begin = ds_pg_table_copy_begin;
 	pt->base.copy_data = ds_pg_table_copy_data;
 	pt->base.copy_end = ds_pg_table_copy_end;

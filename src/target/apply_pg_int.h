@@ -184,19 +184,23 @@ typedef struct PgTarget
 	XLogRecPtr	durable_src;	/* highest source end LSN durable on target */
 
 	/*
-	 * Batches committed without waiting (pg_commit, apply_pg.c), oldest first: the
-	 * number of the Sync that ends each and its source end LSN.  Syncs are
-	 * numbered as they are sent (syncs_sent) and as their results are read
-	 * (syncs_read).  last_lsn is the end LSN of the newest batch sent: the
-	 * next batch checks that it committed.
+	 * Commits whose Sync has not come back (pg_commit, apply_pg.c), oldest
+	 * first: the number of the Sync that ends each, the caller's number of
+	 * the batch (worker/batch.c; 0: no batch) and its source end LSN.  The
+	 * caller keeps at most DS_MAX_INFLIGHT batches unconfirmed, and returns
+	 * to that limit only after sending one more; a copy's commit waits.
+	 * Syncs are numbered as they are sent (syncs_sent) and as their results
+	 * are read (syncs_read).  last_lsn is the end LSN of the newest batch
+	 * sent: the next batch checks that it committed.
 	 */
 	uint64		syncs_sent;
 	uint64		syncs_read;
 	struct
 	{
 		uint64		sync;
+		uint64		batch_no;
 		XLogRecPtr	lsn;
-	}			fly[DS_MAX_INFLIGHT + 1];
+	}			fly[DS_MAX_INFLIGHT + 2];
 	int			fly_head;
 	int			fly_count;
 	XLogRecPtr	last_lsn;
@@ -267,7 +271,7 @@ extern void ds_pg_drain(PgTarget *pt);
 extern void ds_pg_flush_and_drain(PgTarget *pt);
 extern void ds_pg_wait_all(PgTarget *pt);
 extern void ds_pg_wait_push(PgTarget *pt, XLogRecPtr src);
-extern void ds_pg_fly_push(PgTarget *pt, XLogRecPtr lsn);
+extern void ds_pg_fly_push(PgTarget *pt, uint64 batch_no, XLogRecPtr lsn);
 extern bool ds_pg_target_returns_xmax(PgTarget *pt, DsRelation *rel,
 									  PgRel *pr);
 

@@ -260,28 +260,30 @@ confirm_batches(PgTarget *pt)
 	while (pt->fly_count > 0 && pt->fly[pt->fly_head].sync <= pt->syncs_read)
 	{
 		XLogRecPtr	lsn = pt->fly[pt->fly_head].lsn;
+		uint64		batch_no = pt->fly[pt->fly_head].batch_no;
 
 		pt->fly_head = (pt->fly_head + 1) % lengthof(pt->fly);
 		pt->fly_count--;
 		if (!pt->async_commit)
 			pt->durable_src = Max(pt->durable_src, lsn);
-		if (pt->base.on_committed)
-			pt->base.on_committed(pt->base.on_committed_arg, lsn);
+		if (batch_no > 0 && pt->base.on_committed)
+			pt->base.on_committed(pt->base.on_committed_arg, batch_no);
 	}
 }
 
 /*
- * A batch sent: it is committed once the Sync just sent comes back.  There
- * is room: commit() leaves at most DS_MAX_INFLIGHT, then pushes one.
+ * A commit sent: it is confirmed once the Sync just sent comes back.  The
+ * caller keeps the batches in flight within DS_MAX_INFLIGHT (see PgTarget).
  */
 void
-ds_pg_fly_push(PgTarget *pt, XLogRecPtr lsn)
+ds_pg_fly_push(PgTarget *pt, uint64 batch_no, XLogRecPtr lsn)
 {
 	int			i = (pt->fly_head + pt->fly_count) % lengthof(pt->fly);
 
 	if (pt->fly_count == lengthof(pt->fly))
-		elog(ERROR, "too many batches in flight");
+		elog(ERROR, "more than %d batches in flight", DS_MAX_INFLIGHT);
 	pt->fly[i].sync = pt->syncs_sent;
+	pt->fly[i].batch_no = batch_no;
 	pt->fly[i].lsn = lsn;
 	pt->fly_count++;
 }

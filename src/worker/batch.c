@@ -25,8 +25,9 @@
  *		checked conflicts): its progress (counters, applied LSN, markers,
  *		done_lsn) is published when the target confirms it
  *		(batch_committed), in order, while the worker reads on.  This file
- *		is the one place that numbers batches and keeps the ring of those
- *		in flight.
+ *		is the one place that numbers batches, keeps the ring of those in
+ *		flight and holds them to DS_MAX_INFLIGHT; a target only says which
+ *		numbered batch its results confirmed (on_committed).
  *
  *		Recorders: what datasync keeps on the source about a batch (today
  *		its conflicts) is written in a local transaction before the target
@@ -177,7 +178,7 @@ ds_batch_full(DsDecoder *d)
  * inside the target's result reading: touches no target.
  */
 static void
-batch_committed(void *arg, XLogRecPtr end_lsn)
+batch_committed(void *arg, uint64 batch_no)
 {
 	DsDecoder  *d = arg;
 	DsBatches  *b = &d->b;
@@ -185,12 +186,12 @@ batch_committed(void *arg, XLogRecPtr end_lsn)
 	DsBatchSent *s;
 	uint64		counted;
 
-	if (b->inflight == 0 || XLogRecPtrIsInvalid(end_lsn))
-		return;					/* a copy's commit: not a batch of ours */
+	if (b->inflight == 0)
+		elog(ERROR, "target confirmed batch " UINT64_FORMAT ", but none is in flight", batch_no);
 	s = &b->fly[b->fly_head];
-	if (s->end_lsn != end_lsn)
-		elog(ERROR, "target confirmed batch %X/%X, expected %X/%X",
-			 LSN_FORMAT_ARGS(end_lsn), LSN_FORMAT_ARGS(s->end_lsn));
+	if (s->no != batch_no)
+		elog(ERROR, "target confirmed batch " UINT64_FORMAT ", expected " UINT64_FORMAT,
+			 batch_no, s->no);
 	b->fly_head = (b->fly_head + 1) % lengthof(b->fly);
 	b->inflight--;
 
@@ -276,9 +277,8 @@ ds_batch_close(DsDecoder *d)
 	for (i = 0; i < lengthof(recorders); i++)
 		recorders[i].before_commit(d);
 
-	/* commit() left at most DS_MAX_INFLIGHT unconfirmed: there is room */
-	if (b->inflight == lengthof(b->fly))
-		elog(ERROR, "too many batches in flight");
+	/* at most DS_MAX_INFLIGHT are unconfirmed (below): there is room */
+	Assert(b->inflight < lengthof(b->fly));
 	s = &b->fly[(b->fly_head + b->inflight) % lengthof(b->fly)];
 	s->no = ++b->next_no;
 	s->end_lsn = b->end_lsn;
@@ -293,7 +293,15 @@ ds_batch_close(DsDecoder *d)
 	b->marker_lsn = InvalidXLogRecPtr;
 	b->open = false;
 
-	d->target->commit(d->target, b->end_lsn, wait);
+	d->target->commit(d->target, s->no, b->end_lsn, wait);
+
+	/*
+	 * The one limit of batches in flight: with this one sent, wait for the
+	 * oldest while more than DS_MAX_INFLIGHT are unconfirmed (the target
+	 * works on the newest meanwhile).
+	 */
+	while (b->inflight > DS_MAX_INFLIGHT)
+		d->target->wait_confirmed(d->target);
 	for (i = 0; i < lengthof(recorders); i++)
 		recorders[i].after_commit(d);
 	b->checked = false;

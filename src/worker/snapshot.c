@@ -185,7 +185,7 @@ ds_snapshot_initial(DsStream *s, DsApplyTarget *t, DsPipelineConfig *cfg,
 	lsn = ds_stream_create_slot(s, cfg->slot_name, false);
 	foreach(lc, plans)
 		copy_one(s, t, lfirst(lc), lsn);
-	t->commit(t, lsn, true);
+	t->commit(t, 0, lsn, true);
 	ds_pq_exec_ok(s->conn, "COMMIT", DS_CONN_SOURCE);
 	return lsn;
 }
@@ -225,7 +225,7 @@ ds_snapshot_tables(DsApplyTarget *t, DsPipelineConfig *cfg, List *relids)
 		lsn = ds_stream_create_slot(s, slot, true);
 		foreach(lc, plans)
 			copy_one(s, t, lfirst(lc), lsn);
-		t->commit(t, InvalidXLogRecPtr, true);
+		t->commit(t, 0, InvalidXLogRecPtr, true);
 		ds_pq_exec_ok(s->conn, "COMMIT", DS_CONN_SOURCE);
 	}
 	PG_FINALLY();
