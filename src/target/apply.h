@@ -34,6 +34,7 @@
 #include "nodes/pg_list.h"
 #include "datatype/timestamp.h"
 #include "replication/logicalproto.h"
+#include "storage/latch.h"
 
 #include "catalog.h"
 #include "rowchange.h"
@@ -90,8 +91,17 @@ struct DsApplyTarget
 	 * the confirmation of every batch committed without waiting.
 	 */
 	void		(*settle) (DsApplyTarget *t);
-	/* the connection's socket, to wait on while batches are in flight */
-	pgsocket	(*socket) (DsApplyTarget *t);
+	/*
+	 * The target's part of the worker's wait set (made once a streaming
+	 * pass, with room for nwait_events of the target's): add_wait_events
+	 * adds them, each with user_data t, so a wake-up by one of them is the
+	 * target's; want_results switches them between waking for results
+	 * (while batches are in flight and something waits for them) and only
+	 * for the connection closing.
+	 */
+	int			nwait_events;
+	void		(*add_wait_events) (DsApplyTarget *t, WaitEventSet *set);
+	void		(*want_results) (DsApplyTarget *t, WaitEventSet *set, bool want);
 	void		(*close) (DsApplyTarget *t);
 
 	DsPipelineConfig *cfg;

@@ -351,14 +351,27 @@ pg_settle(DsApplyTarget *t)
 	}
 }
 
-static pgsocket
-pg_socket(DsApplyTarget *t)
+/* the target connection's socket: its closing, or its results */
+static void
+pg_add_wait_events(DsApplyTarget *t, WaitEventSet *set)
 {
 	PgTarget   *pt = (PgTarget *) t;
 
-	if (pt->conn == NULL)
-		return PGINVALID_SOCKET;
-	return PQsocket(pt->conn);
+	pt->wait_pos = -1;
+	if (pt->conn != NULL && PQsocket(pt->conn) != PGINVALID_SOCKET)
+		pt->wait_pos = AddWaitEventToSet(set, WL_SOCKET_CLOSED, PQsocket(pt->conn),
+										 NULL, pt);
+}
+
+static void
+pg_want_results(DsApplyTarget *t, WaitEventSet *set, bool want)
+{
+	PgTarget   *pt = (PgTarget *) t;
+
+	/* no system call when it stays the same (ModifyWaitEvent) */
+	if (pt->wait_pos >= 0)
+		ModifyWaitEvent(set, pt->wait_pos,
+						want ? WL_SOCKET_READABLE : WL_SOCKET_CLOSED, NULL);
 }
 
 /* see PgTarget.async_commit */
@@ -448,9 +461,12 @@ ds_apply_pg_create(DsPipelineConfig *cfg)
 	pt->base.durable = pg_durable;
 	pt->base.close = pg_close;
 	pt->base.settle = pg_settle;
-	pt->base.socket = pg_socket;
+	pt->base.nwait_events = 1;
+	pt->base.add_wait_events = pg_add_wait_events;
+	pt->base.want_results = pg_want_results;
 	pt->base.cfg = cfg;
 	pt->cxt = CurrentMemoryContext;
+	pt->wait_pos = -1;
 	pt->what_cap = 1024;
 	pt->what = palloc(sizeof(PgPending) * pt->what_cap);
 	pt->hitcxt = AllocSetContextCreate(CurrentMemoryContext, "datasync conflict checks",

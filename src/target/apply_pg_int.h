@@ -114,6 +114,7 @@ typedef struct PgTarget
 	bool		explicit_xact;	/* BEGIN was sent (copies); else implicit */
 	bool		in_copy;
 	bool		have_progress_stmt;
+	int			wait_pos;		/* in the worker's wait set; -1: none */
 	int			pending;		/* commands whose result has not come */
 	int			syncs;			/* Syncs whose result has not come */
 	int			unflushed;		/* commands queued since the last flush */

@@ -286,12 +286,12 @@ pipeline_gone_now(void)
 
 /*
  * What the stream loop waits on: our latch, the stream, and the target's
- * socket, for results while batches are in flight (else only for its
- * connection closing).  Made once a streaming pass: a WaitEventSet a
- * wait would cost an epoll instance and its system calls every time.
+ * wait events (add_wait_events: a PostgreSQL target's socket), for results
+ * while batches are in flight (else only for its connection closing).
+ * Made once a streaming pass: a WaitEventSet a wait would cost an epoll
+ * instance and its system calls every time.
  */
 static WaitEventSet *LoopWaitSet = NULL;
-static int	LoopTargetPos = -1;
 
 /* results of batches in flight are late: wake when they come (wait_for_input) */
 static bool ConfirmOverdue = false;
@@ -302,21 +302,17 @@ loop_wait_set_free(void)
 	if (LoopWaitSet)
 		FreeWaitEventSet(LoopWaitSet);
 	LoopWaitSet = NULL;
-	LoopTargetPos = -1;
 }
 
 static void
 loop_wait_set_make(DsDecoder *d, DsStream *s)
 {
-	pgsocket	tsock = d->target->socket(d->target);
-
 	loop_wait_set_free();
-	LoopWaitSet = CreateWaitEventSet(TopMemoryContext, 4);
+	LoopWaitSet = CreateWaitEventSet(TopMemoryContext, 3 + d->target->nwait_events);
 	AddWaitEventToSet(LoopWaitSet, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(LoopWaitSet, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	AddWaitEventToSet(LoopWaitSet, WL_SOCKET_READABLE, PQsocket(s->conn), NULL, NULL);
-	if (tsock != PGINVALID_SOCKET)
-		LoopTargetPos = AddWaitEventToSet(LoopWaitSet, WL_SOCKET_CLOSED, tsock, NULL, NULL);
+	d->target->add_wait_events(d->target, LoopWaitSet);
 }
 
 /*
@@ -341,7 +337,7 @@ loop_wait_set_make(DsDecoder *d, DsStream *s)
 static int
 wait_for_input(DsDecoder *d, bool *target)
 {
-	WaitEvent	events[4];
+	WaitEvent	events[8];
 	int			n;
 	int			i;
 	int			rc = 0;
@@ -353,9 +349,7 @@ wait_for_input(DsDecoder *d, bool *target)
 	wake_on_result = ConfirmOverdue || ds_batch_awaits_confirmation(d);
 	read_later = d->b.inflight > 0 && !wake_on_result;
 	*target = false;
-	if (LoopTargetPos >= 0)
-		ModifyWaitEvent(LoopWaitSet, LoopTargetPos,
-						wake_on_result ? WL_SOCKET_READABLE : WL_SOCKET_CLOSED, NULL);
+	d->target->want_results(d->target, LoopWaitSet, wake_on_result);
 	n = WaitEventSetWait(LoopWaitSet, read_later ? DS_CONFIRM_READ_DELAY_MS : 1000,
 						 events, lengthof(events), PG_WAIT_EXTENSION);
 	if (n == 0 && read_later)
@@ -368,7 +362,7 @@ wait_for_input(DsDecoder *d, bool *target)
 		return WL_TIMEOUT;
 	for (i = 0; i < n; i++)
 	{
-		if (events[i].pos == LoopTargetPos)
+		if (events[i].user_data == d->target)
 			*target = true;
 		else
 			rc |= events[i].events & (WL_LATCH_SET | WL_SOCKET_READABLE);
