@@ -10,9 +10,10 @@
  *
  * NOTES
  *		'source' writes the conflict's latest source version (source_row)
- *		to the target over a connection of its own, in one target
- *		transaction: the row's old key is deleted when the latest version
- *		moved it or deleted the row, then the version is upserted.
+ *		to the target with the target's put_row (target/apply_pg_row.c),
+ *		in one target transaction: the row's old key is deleted when the
+ *		latest version moved it or deleted the row, then the version is
+ *		upserted.
  *		'target' keeps the target row.  Either way the conflict is marked
  *		resolved (who: the calling role, see ds_api_enter; when) and an
  *		entry goes to datasync.audit_log.
@@ -41,7 +42,7 @@
 #include "api/apiutil.h"
 #include "catalog.h"
 #include "worker/conflict.h"
-#include "pgconn.h"
+#include "target/apply.h"
 #include "api/valueacl.h"
 
 PG_FUNCTION_INFO_V1(datasync_resolve_conflict);
@@ -61,97 +62,29 @@ quoted_names(Datum arr)
 	return result;
 }
 
-static void
-exec_target(PGconn *conn, const char *sql, const char *param)
-{
-	PGresult   *res = ds_pq_exec_params(conn, sql, param ? 1 : 0, param ? &param : NULL,
-										DS_CONN_TARGET);
-
-	PQclear(res);
-}
-
-/* write the latest source version of a conflict to the target */
+/*
+ * Write the latest source version of a conflict to the target (put_row):
+ * the row of its old key goes first when the version moved or deleted it.
+ */
 static void
 apply_source(DsPipelineConfig *cfg, const char *target_table, const char *key,
 			 List *keycols, const char *source_row, List *cols, bool key_moved)
 {
-	PGconn	   *volatile conn = NULL;
-	char	   *password = cfg->password_env ? getenv(cfg->password_env) : NULL;
+	DsApplyTarget *t = ds_apply_create(cfg);
 
-	if (cfg->password_env && password == NULL)
+	if ((t->caps & DS_TARGET_CAN_PUT_ROW) == 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PASSWORD),
-				 errmsg("environment variable \"%s\" named by target \"%s\" is not set in the server's environment",
-						cfg->password_env, cfg->target_name)));
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("target \"%s\" of kind \"%s\" cannot take a single row", cfg->target_name, cfg->target_kind),
+				 errhint("Resolve the conflict with 'target' and write the row to the target yourself.")));
 	PG_TRY();
 	{
-		StringInfoData sql;
-		ListCell   *lc;
-		PGresult   *res;
-		PGconn	   *c;
-
-		c = ds_pq_connect(cfg->dsn, password, false, "datasync resolve_conflict", DS_CONN_TARGET);
-		ds_pq_check_password_used(c, cfg->target_owner, cfg->target_name, cfg->dsn);
-		conn = c;
-
-		/* as the worker: no ordinary triggers, when the role may */
-		res = PQexec(conn, "SET session_replication_role = replica");
-		PQclear(res);
-		exec_target(conn, "BEGIN", NULL);
-		initStringInfo(&sql);
-		if (source_row == NULL || key_moved)
-		{
-			appendStringInfo(&sql, "DELETE FROM %s t USING pg_catalog.jsonb_populate_record(NULL::%s, $1::pg_catalog.jsonb) k WHERE ",
-							 target_table, target_table);
-			foreach(lc, keycols)
-				appendStringInfo(&sql, "%st.%s = k.%s", foreach_current_index(lc) > 0 ? " AND " : "",
-								 (char *) lfirst(lc), (char *) lfirst(lc));
-			exec_target(conn, sql.data, key);
-		}
-		if (source_row != NULL)
-		{
-			bool		any = false;
-
-			resetStringInfo(&sql);
-			appendStringInfo(&sql, "INSERT INTO %s (", target_table);
-			foreach(lc, cols)
-				appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "", (char *) lfirst(lc));
-			appendStringInfoString(&sql, ") SELECT ");
-			foreach(lc, cols)
-				appendStringInfo(&sql, "%sr.%s", foreach_current_index(lc) > 0 ? ", " : "", (char *) lfirst(lc));
-			appendStringInfo(&sql, " FROM pg_catalog.jsonb_populate_record(NULL::%s, $1::pg_catalog.jsonb) r ON CONFLICT (",
-							 target_table);
-			foreach(lc, keycols)
-				appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "", (char *) lfirst(lc));
-			appendStringInfoString(&sql, ") DO UPDATE SET ");
-			foreach(lc, cols)
-			{
-				char	   *col = lfirst(lc);
-				ListCell   *kc;
-				bool		iskey = false;
-
-				foreach(kc, keycols)
-					if (strcmp(lfirst(kc), col) == 0)
-						iskey = true;
-				if (iskey)
-					continue;
-				appendStringInfo(&sql, "%s%s = EXCLUDED.%s", any ? ", " : "", col, col);
-				any = true;
-			}
-			if (!any)
-			{
-				sql.len -= strlen(" DO UPDATE SET ");
-				sql.data[sql.len] = '\0';
-				appendStringInfoString(&sql, " DO NOTHING");
-			}
-			exec_target(conn, sql.data, source_row);
-		}
-		exec_target(conn, "COMMIT", NULL);
+		t->put_row(t, target_table, keycols, cols,
+				   (source_row == NULL || key_moved) ? key : NULL, source_row);
 	}
 	PG_FINALLY();
 	{
-		if (conn)
-			ds_pq_finish(conn);
+		t->close(t);
 	}
 	PG_END_TRY();
 }
@@ -249,10 +182,6 @@ datasync_resolve_conflict(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("the pipeline of conflict " INT64_FORMAT " no longer exists", id),
 					 errhint("Resolve it with 'target', which leaves the target as it is.")));
-		if (strcmp(cfg->target_kind, "postgresql") != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("resolving conflicts with 'source' needs a PostgreSQL target")));
 		apply_source(cfg, target_table, key, keycols, source_row, cols,
 					 !same_key_null && !same_key);
 	}

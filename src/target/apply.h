@@ -104,6 +104,17 @@ struct DsApplyTarget
 	void		(*want_results) (DsApplyTarget *t, WaitEventSet *set, bool want);
 	void		(*close) (DsApplyTarget *t);
 
+	/*
+	 * Outside the stream (resolve_conflict; DS_TARGET_CAN_PUT_ROW): in a
+	 * target transaction of its own, delete the row of old_key (a JSON
+	 * object of the key columns; NULL: none), then write row (a JSON object
+	 * of the table's columns; NULL: none) over the row of its key.  keycols
+	 * and cols are quoted column names; connects on first use.
+	 */
+	void		(*put_row) (DsApplyTarget *t, const char *target_qname,
+							List *keycols, List *cols, const char *old_key,
+							const char *row);
+
 	DsPipelineConfig *cfg;
 	uint32		caps;			/* DS_TARGET_CAN_*, set by ds_apply_create */
 

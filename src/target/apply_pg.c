@@ -78,13 +78,16 @@
  * Connection and progress
  * ---------------------------------------------------------------------
  */
-static void
-pg_connect(DsApplyTarget *t)
+/*
+ * Open the target session (named appname): the DSN's password from the
+ * environment, the check that a non-superuser's DSN used it, no ordinary
+ * triggers, the pipeline's synchronous_commit.
+ */
+void
+ds_pg_open_session(PgTarget *pt, const char *appname)
 {
-	PgTarget   *pt = (PgTarget *) t;
-	DsPipelineConfig *cfg = t->cfg;
+	DsPipelineConfig *cfg = pt->base.cfg;
 	char	   *password = NULL;
-	char		appname[NAMEDATALEN];
 	PGresult   *res;
 
 	if (cfg->password_env)
@@ -96,7 +99,6 @@ pg_connect(DsApplyTarget *t)
 					 errmsg("environment variable \"%s\" named by target \"%s\" is not set in the server's environment",
 							cfg->password_env, cfg->target_name)));
 	}
-	snprintf(appname, sizeof(appname), "datasync %s", cfg->name);
 	pt->conn = ds_pq_connect(cfg->dsn, password, false, appname, DS_CONN_TARGET);
 	{
 		bool		started = ds_xact_start();	/* superuser_arg reads pg_authid */
@@ -138,6 +140,17 @@ pg_connect(DsApplyTarget *t)
 	}
 	pt->wait_head = pt->wait_count = 0;
 	pt->wait_pushed = pt->wait_popped = 0;
+}
+
+static void
+pg_connect(DsApplyTarget *t)
+{
+	PgTarget   *pt = (PgTarget *) t;
+	DsPipelineConfig *cfg = t->cfg;
+	char		appname[NAMEDATALEN];
+
+	snprintf(appname, sizeof(appname), "datasync %s", cfg->name);
+	ds_pg_open_session(pt, appname);
 
 	/* the progress table, and the rows 0.1 wrote for us */
 	ds_progress_prepare(pt->conn, cfg->name, pt->incarnation, pt->source);
@@ -453,6 +466,7 @@ ds_apply_pg_create(DsPipelineConfig *cfg)
 	pt->base.apply = ds_pg_apply;
 	pt->base.truncate = ds_pg_truncate;
 	pt->base.commit = pg_commit;
+	pt->base.put_row = ds_pg_put_row;
 	pt->base.wait_confirmed = pg_wait_confirmed;
 	pt->base.copy_begin = ds_pg_table_copy_begin;
 	pt->base.copy_data = ds_pg_table_copy_data;

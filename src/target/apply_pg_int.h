@@ -276,6 +276,14 @@ extern void ds_pg_fly_push(PgTarget *pt, uint64 batch_no, XLogRecPtr lsn);
 extern bool ds_pg_target_returns_xmax(PgTarget *pt, DsRelation *rel,
 									  PgRel *pr);
 
+/* apply_pg.c: the session */
+extern void ds_pg_open_session(PgTarget *pt, const char *appname);
+
+/* apply_pg_row.c: one row outside the stream */
+extern void ds_pg_put_row(DsApplyTarget *t, const char *target_qname,
+						  List *keycols, List *cols, const char *old_key,
+						  const char *row);
+
 /* apply_pg_stmt.c: changes, the plain path's statements, runs */
 extern void ds_pg_apply(DsApplyTarget *t, DsChange *ch);
 extern void ds_pg_truncate(DsApplyTarget *t, List *rels, bool cascade,
