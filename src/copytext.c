@@ -10,7 +10,7 @@
  *
  * NOTES
  *		Long runs of inserts go to the target as COPY ... FROM STDIN
- *		(apply_pg.c).  The values arrive from pgoutput as text, in the
+ *		(target/apply_pg_copy.c).  The values arrive from pgoutput as text, in the
  *		form each type's output function gave; COPY's text format takes
  *		the same form, column after column, separated by a tab, a row
  *		ending with a newline, NULL written \N.  Only four bytes need an

@@ -82,7 +82,7 @@ typedef struct DsChange
 } DsChange;
 
 /*
- * A conflict the target met on the checking path (see apply_pg.c), as
+ * A conflict the target met on the checking path (see target/apply_pg_check.c), as
  * handed to the decider (conflict.c).  One palloc'd chunk: strings point
  * into it.
  */

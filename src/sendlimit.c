@@ -15,7 +15,7 @@
  *		message length") makes it close the connection, which to the worker
  *		looks like a transient failure.  Sending the same statement again
  *		fails the same way, so nothing the worker sends may reach that
- *		size (apply_pg.c):
+ *		size (target/apply_pg_stmt.c, apply_pg_pipe.c):
  *
  *		- a multi-row statement (a run of up to 64 rows) carries at most
  *		  DS_RUN_MAX_BYTES of values; a row that does not fit ends the run
@@ -32,7 +32,7 @@
  *		  "error" instead of retrying for ever.
  *
  *		A batch (one target transaction) is capped by the pipeline option
- *		batch_max_bytes as well as batch_size (decode.c): it closes at the
+ *		batch_max_bytes as well as batch_size (worker/batch.c): it closes at the
  *		next source commit once its changes carry that many bytes.
  *
  *		The developer option datasync.statement_max_bytes lowers the limit

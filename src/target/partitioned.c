@@ -12,7 +12,7 @@
  * NOTES
  *		The upserts of the plain path count conflicts with RETURNING t.xmax:
  *		0 for a row the statement inserted, set for one it updated
- *		(apply_pg.c, prepare_insert).  A partitioned table routes the row to
+ *		(apply_pg_stmt.c, prepare_insert).  A partitioned table routes the row to
  *		its partition and returns it through a slot that has no system
  *		columns: "cannot retrieve a system column in this context", on the
  *		first change.  So does a foreign table.

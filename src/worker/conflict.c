@@ -11,7 +11,7 @@
  *		src/worker/conflict.c
  *
  * NOTES
- *		The target decides each change in one statement (apply_pg.c) and
+ *		The target decides each change in one statement (target/apply_pg_check.c) and
  *		reports the conflicts among the results (on_conflict).  Before the
  *		target commits a batch, its conflicts are written to
  *		datasync.conflicts in a local transaction, keyed by the change

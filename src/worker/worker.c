@@ -41,7 +41,7 @@
  *		pipeline last made progress, and sets the backoff.  Until progress
  *		is made the state stays "retrying" with last_error, through the
  *		next attempt too.  Progress is: a batch committed on the target
- *		(decode.c), a table copy committed, the stream caught up with the
+ *		(worker/batch.c), a table copy committed, the stream caught up with the
  *		source's WAL as it was when the session started (all of it applied
  *		or of no concern), or a session that ended by itself.  Connecting
  *		and starting the stream is not: a session that fails on the same
@@ -380,7 +380,7 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation,
 {
 	/*
 	 * Connected and started is no progress: after a failure the pipeline
-	 * stays "retrying" until a batch commits (decode.c) or the stream has
+	 * stays "retrying" until a batch commits (batch.c) or the stream has
 	 * caught up with the WAL written before this point.
 	 */
 	bool		recovering = retry_pending();
@@ -694,7 +694,7 @@ DatasyncWorkerMain(Datum main_arg)
 	ds_pipeline_key(&MyKey, MyPipelineId, incarnation);
 
 	/*
-	 * Values this session reads from the source itself (decode.c completes
+	 * Values this session reads from the source itself (change.c completes
 	 * updates that left TOASTed values out) must read back on the target
 	 * the way the stream's do: the settings the replication connection pins.
 	 */
