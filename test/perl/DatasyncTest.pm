@@ -48,7 +48,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(source_node target_node target_dsn wait_for_sync
-  compare_tables table_hash compare_hash change_logs poll_until);
+  compare_tables table_hash compare_hash change_logs poll_until
+  control_pipeline control_marker);
 
 # Database that the helpers use on every node.
 our $DBNAME = 'postgres';
@@ -356,6 +357,65 @@ sub poll_until
 	diag "poll_until timed out on: $shown\nexpected: $expected\n"
 	  . "last output: $stdout\nstderr: $stderr";
 	return 0;
+}
+
+=pod
+
+=item control_pipeline($src, $tgt, $target, $name)
+
+A control pipeline for negative assertions ("nothing happened"): creates
+table C<$name (n bigserial PRIMARY KEY, note text)> on both nodes and a
+real-time pipeline C<$name> of it to the target C<$target> (as created with
+C<create_target>), and waits until it streams (C<wait_for_sync>, which dies
+on a timeout).  Then C<control_marker> sends markers through it.
+
+=cut
+
+sub control_pipeline
+{
+	my ($src, $tgt, $target, $name) = @_;
+	my $table = "CREATE TABLE $name (n bigserial PRIMARY KEY, note text)";
+
+	$src->safe_psql($DBNAME, $table);
+	$tgt->safe_psql($DBNAME, $table);
+	$src->safe_psql($DBNAME,
+		sprintf("SELECT datasync.create_pipeline(%s, %s, ARRAY[%s]::regclass[])",
+			_sql_literal($name), _sql_literal($target), _sql_literal($name)));
+	wait_for_sync($src, $name);
+	return;
+}
+
+=pod
+
+=item control_marker($src, $tgt, $name [, $note])
+
+Commits a marker row (with C<$note>) into the table of the control pipeline
+C<$name> in a source transaction of its own -- so after everything the
+caller committed before -- and waits until it is on the target.  Dies when
+it does not arrive.  Returns the marker's C<n>.
+
+Once it returns, the control pipeline's real-time worker has decoded the
+source's WAL past every earlier commit and applied a later one on the same
+target: time enough for a real-time pipeline to have applied those earlier
+commits, measured by the system itself (it grows with the machine's load,
+which a fixed sleep does not).  What else proves the negative at hand (no
+worker, a slot that did not move, the same pipeline's order) is the
+caller's to say.
+
+=cut
+
+sub control_marker
+{
+	my ($src, $tgt, $name, $note) = @_;
+	$note //= 'marker';
+
+	my $n = $src->safe_psql($DBNAME,
+		"INSERT INTO $name (note) VALUES (" . _sql_literal($note) . ") RETURNING n");
+	wait_for_sync($src, $name);
+	my $there = $tgt->safe_psql($DBNAME, "SELECT count(*) FROM $name WHERE n = $n");
+	die "control marker $n ($note) of pipeline '$name' is not on the target after wait_for_sync\n"
+	  unless $there eq '1';
+	return $n;
 }
 
 =back
