@@ -46,7 +46,14 @@ sub tgt_q { return $tgt->safe_psql('postgres', $_[0]); }
 # manual: nothing until sync_now; sync_now applies what was committed
 # ---------------------------------------------------------------------
 src_q("SELECT datasync.create_pipeline('man', 'tgt', ARRAY['man']::regclass[], mode => 'manual')");
-sleep 3;
+# The control pipeline ctl (real-time) is created after man committed.  The
+# launcher reads all pipelines in one round, in id order, and starts a
+# worker for a new real-time one at once: the round that started ctl's
+# worker (control_pipeline waits until ctl is copied and streams) listed
+# man, before ctl.  Had that round started a worker for man, it would have
+# had all of ctl's start, slot creation and copy to create man's slot and
+# copy man: no slot and nothing on the target now mean no worker of man did.
+control_pipeline($src, $tgt, 'tgt', 'ctl');
 is(tgt_q('SELECT count(*) FROM man'), '0', 'manual: nothing applied before the first sync_now');
 is(src_q("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'datasync_man'"), '0',
 	'manual: no slot before the first run');
@@ -62,7 +69,13 @@ INSERT INTO man SELECT g, 'new' || g FROM generate_series(11, 15) g;
 UPDATE man SET v = 'upd' WHERE id IN (1, 2);
 DELETE FROM man WHERE id = 3;
 });
-sleep 2;
+# A marker committed after these changes reached the target through ctl: a
+# real-time worker on this source and target decoded past them and applied
+# a later commit.  A worker of man that streamed (one left from the run, or
+# started without a run) had as long as that to apply them, however loaded
+# the machine.  (That the run below counts all 8 changes shows, in man's own
+# order, that none was applied before it.)
+control_marker($src, $tgt, 'ctl', 'after the held changes of man');
 is(tgt_q('SELECT count(*) FROM man'), '10', 'manual: changes held until sync_now');
 $out = src_q("SELECT datasync.sync_now('man')");
 like($out, qr/"rows_inserted": 5\b/, 'outcome counts 5 inserts');
@@ -91,25 +104,24 @@ ok(poll_until($src, "SELECT pg_wal_lsn_diff((SELECT upto_lsn FROM datasync.jobs 
 # create_job, job_status, datasync.jobs, NOTIFY datasync_events
 # ---------------------------------------------------------------------
 src_q("INSERT INTO man VALUES (100, 'job')");
-my ($stdout, $stderr) = ('', '');
-$src->psql('postgres', q{
-LISTEN datasync_events;
-SELECT datasync.create_job('man') AS j \gset
-SELECT set_config('test.j', :'j', false);
-DO $$
-BEGIN
-  FOR i IN 1 .. 300 LOOP
-    EXIT WHEN EXISTS (SELECT FROM datasync.jobs
-                       WHERE id = current_setting('test.j')::bigint AND status = 'succeeded');
-    PERFORM pg_sleep(0.1);
-  END LOOP;
-END $$;
-SELECT pg_sleep(0.2);
-SELECT 'job', :j;
-}, stdout => \$stdout, stderr => \$stderr);
-my ($jid) = $stdout =~ /job\|(\d+)/;
+# A listening session asks for the run, then waits for the notification
+# itself: the worker sends it in the statement that records the run's end.
+# psql prints a notification after the next statement it runs, so each
+# round trip shows what has arrived.
+my $listener = $src->background_psql('postgres');
+$listener->query_safe('LISTEN datasync_events');
+my $events = $listener->query_safe("SELECT datasync.create_job('man')");
+my ($jid) = $events =~ /^(\d+)$/m;
 ok($jid, "create_job returned an id ($jid)");
-like($stdout, qr/Asynchronous notification "datasync_events" with payload "\{(?=[^\n]*"event": "jobCompleted")(?=[^\n]*"id": $jid\b)/,
+my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+until ($events =~ /payload "\{(?=[^\n]*"event": "job(?:Completed|Failed)")(?=[^\n]*"id": $jid\b)/
+	  || time > $deadline)
+{
+	select(undef, undef, undef, 0.1);
+	$events .= $listener->query_safe('SELECT 1');
+}
+$listener->quit;
+like($events, qr/Asynchronous notification "datasync_events" with payload "\{(?=[^\n]*"event": "jobCompleted")(?=[^\n]*"id": $jid\b)/,
 	'NOTIFY datasync_events jobCompleted with the job id');
 like(src_q("SELECT datasync.job_status($jid)"), qr/"status": "succeeded"/, 'job_status: succeeded');
 is(tgt_q('SELECT v FROM man WHERE id = 100'), 'job', 'the job applied the row');
@@ -248,25 +260,42 @@ my $workload = IPC::Run::start(
 		"while [ ! -e '$stopfile' ]; do psql -X -q -d \"\$1\" -f '$wl_sql' >/dev/null 2>&1; sleep 0.05; done",
 		'workload', $connstr ]);
 
-sleep 2;
+# Each mode gets a share of the workload: a count of changes it commits, not
+# a time, which a loaded machine may fill with next to none.  In real-time
+# phases also until the target applied some: the session streams when the
+# mode switches under it.
+sub workload_moves
+{
+	my ($n, $streams) = @_;
+	my $c0 = src_q('SELECT count(*) FROM change_log');
+	my $a0 = tgt_q('SELECT count(*) FROM applied_log');
+	$src->poll_query_until('postgres', "SELECT count(*) >= $c0 + $n FROM change_log")
+	  or die "the workload does not make changes";
+	!$streams
+	  or $tgt->poll_query_until('postgres', "SELECT count(*) > $a0 FROM applied_log")
+	  or die "the real-time pipeline does not apply the workload";
+	return;
+}
+
+workload_moves(100, 1);
 src_q(q{SELECT datasync.alter_pipeline('sw', '{"mode": "manual"}')});
 ok($src->poll_query_until('postgres', "SELECT worker_pid IS NULL FROM datasync.status WHERE name = 'sw'"),
 	'realtime -> manual: the worker stops');
-sleep 2;
+workload_moves(100);
 like(src_q("SELECT datasync.sync_now('sw')"), qr/"status": "succeeded"/, 'manual run during the workload');
-sleep 1;
+workload_moves(50);
 src_q(q{SELECT datasync.alter_pipeline('sw', '{"mode": "scheduled", "schedule": "* * * * *"}')});
 is(src_q("SELECT count(*) FROM cron.job WHERE jobname = 'datasync_sw'"), '1', 'manual -> scheduled: cron job created');
 like(src_q("SELECT datasync.sync_now('sw')"), qr/"status": "succeeded"/, 'extra run of a scheduled pipeline');
-sleep 1;
+workload_moves(50);
 src_q(q{SELECT datasync.alter_pipeline('sw', '{"mode": "realtime"}')});
 is(src_q("SELECT count(*) FROM cron.job WHERE jobname = 'datasync_sw'"), '0', 'scheduled -> realtime: cron job removed');
 is(src_q("SELECT schedule IS NULL FROM datasync.pipelines WHERE name = 'sw'"), 't', 'and the schedule cleared');
-sleep 2;
+workload_moves(100, 1);
 src_q(q{SELECT datasync.alter_pipeline('sw', '{"mode": "manual"}')});
-sleep 1;
+workload_moves(50);
 src_q(q{SELECT datasync.alter_pipeline('sw', '{"mode": "real-time"}')});
-sleep 2;
+workload_moves(100, 1);
 
 open($fh, '>', $stopfile) or die $!;
 close($fh);

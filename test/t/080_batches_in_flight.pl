@@ -97,14 +97,28 @@ is(status('transactions') - $tx0, 301, 'every transaction counted once');
 is($tgt->safe_psql('postgres', 'SELECT count(*), count(DISTINCT (id, v)) FROM applied'),
 	'310|310', 'each change applied once');
 
-# 2. a failing batch, and one sent behind it
+# 2. a failing batch, and one sent behind it.  The second row is committed
+# only once the first batch is on the target, in its trigger's pg_sleep: it
+# is in flight, and stays so for the four seconds in which the second batch
+# is sent behind it.
 $src->safe_psql('postgres', 'INSERT INTO g VALUES (1001, -1)');
-$src->safe_psql('postgres', 'SELECT pg_sleep(0.3)');
+$tgt->poll_query_until('postgres',
+	"SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name = 'datasync fly' AND wait_event = 'PgSleep'")
+  or die 'the failing batch does not reach the target';
 $src->safe_psql('postgres', 'INSERT INTO g VALUES (1002, 2)');
 ok($src->poll_query_until('postgres',
 		"SELECT state = 'error' FROM datasync.status WHERE name = 'fly'"),
 	'the pipeline stopped on the error');
 like(status('last_error'), qr/v = -1 is refused here/, 'with the failing batch\'s error');
+# The worker closed its target session before it set the state, but the
+# target's backend still runs, in order, what it had received before the
+# connection's end (the second batch among it), or dies of the lost
+# connection on the way.  Once that backend is gone, the second batch has
+# committed or failed for good, and nothing writes for this pipeline until
+# resume: only then does "did not commit" hold for more than a moment.
+$tgt->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'datasync fly'")
+  or die 'the target session of the failed batch does not end';
 is($tgt->safe_psql('postgres', 'SELECT count(*) FROM g WHERE id >= 1001'), '0',
 	'the batch behind the failed one did not commit');
 is($tgt->safe_psql('postgres', 'SELECT count(*) FROM applied WHERE id >= 1001'), '0',
