@@ -6,7 +6,9 @@
 MODULE_big = datasync
 EXTENSION = datasync
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c src/api/*.c src/worker/*.c src/target/*.c))
-DATA = $(wildcard sql/datasync--*.sql)
+# The install script is built from its parts, in the order of their names
+DATA_built = sql/datasync--0.1.sql
+DATA = $(filter-out $(DATA_built),$(wildcard sql/datasync--*.sql))
 PGFILEDESC = "datasync - keep a target in sync with tables of this database"
 
 PG_CPPFLAGS = -I$(libpq_srcdir) -Isrc
@@ -23,6 +25,9 @@ EXTRA_CLEAN = tmp_check tmp_regress results regression.diffs regression.out log
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+$(DATA_built): $(sort $(wildcard sql/parts/*.sql))
+	cat $^ > $@
 
 # PGXS resets PROVE_FLAGS: set it after the include
 PROVE_FLAGS = -I ./test/perl

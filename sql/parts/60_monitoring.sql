@@ -1,0 +1,44 @@
+/* ---------------------------------------------------------------------
+ * Monitoring
+ * ---------------------------------------------------------------------
+ */
+CREATE FUNCTION datasync._worker_stats(
+    OUT pipeline_id bigint, OUT pid integer, OUT state text,
+    OUT applied_lsn pg_lsn, OUT last_sync_at timestamptz,
+    OUT rows_inserted bigint, OUT rows_updated bigint, OUT rows_deleted bigint,
+    OUT transactions bigint, OUT errors bigint, OUT retry_attempt integer,
+    OUT next_attempt_at timestamptz, OUT last_error text, OUT conflicts bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'datasync_worker_stats'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE VIEW datasync.status AS
+    SELECT p.name,
+           p.mode,
+           CASE WHEN NOT p.enabled THEN 'paused'
+                WHEN p.error IS NOT NULL THEN 'error'
+                ELSE coalesce(w.state, 'idle') END AS state,
+           t.name AS target,
+           CASE WHEN s.confirmed_flush_lsn IS NOT NULL
+                THEN pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint END AS lag_bytes,
+           w.applied_lsn AS last_applied_lsn,
+           w.last_sync_at,
+           coalesce(w.rows_inserted + w.rows_updated + w.rows_deleted, 0) AS rows_applied,
+           coalesce(w.rows_inserted, 0) AS rows_inserted,
+           coalesce(w.rows_updated, 0) AS rows_updated,
+           coalesce(w.rows_deleted, 0) AS rows_deleted,
+           coalesce(w.transactions, 0) AS transactions,
+           coalesce(w.errors, 0) AS errors,
+           coalesce(w.conflicts, 0) AS conflicts,
+           (SELECT pg_catalog.count(*) FROM datasync.conflicts c
+             WHERE c.pipeline_id = p.id AND c.status = 'open') AS open_conflicts,
+           w.retry_attempt,
+           w.next_attempt_at,
+           coalesce(p.error, w.last_error) AS last_error,
+           w.pid AS worker_pid
+      FROM datasync._pipelines p
+      JOIN datasync._targets t ON t.id = p.target_id
+      LEFT JOIN datasync._worker_stats() w ON w.pipeline_id = p.id
+      LEFT JOIN pg_catalog.pg_replication_slots s ON s.slot_name = p.slot_name;
+COMMENT ON VIEW datasync.status IS 'one row a pipeline: state, lag, progress, counters, last error';
+
