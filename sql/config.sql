@@ -318,7 +318,7 @@ SELECT cfg_snapshot() = :'snap' AS catalog_unchanged;
 SELECT p.oid::regprocedure AS function, p.prosecdef AS security_definer, p.proconfig
   FROM pg_proc p
  WHERE p.pronamespace = 'datasync'::regnamespace AND p.proname IN ('apply_config', 'export_config', '_config_target_dsn_is')
- ORDER BY 1::text COLLATE "C";
+ ORDER BY p.oid::regprocedure::text COLLATE "C";
 
 --
 -- An empty document does nothing

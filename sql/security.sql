@@ -63,13 +63,13 @@ SELECT p.oid::regprocedure AS executable_by_public
    AND (has_function_privilege('ds_nobody', p.oid, 'EXECUTE')
         OR p.proacl IS NULL
         OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'))
- ORDER BY 1::text COLLATE "C";
+ ORDER BY p.oid::regprocedure::text COLLATE "C";
 -- nor is any table or view readable by PUBLIC
 SELECT c.oid::regclass AS readable_by_public
   FROM pg_class c
  WHERE c.relnamespace = 'datasync'::regnamespace AND c.relkind IN ('r', 'v', 'm', 'p', 'f')
    AND has_table_privilege('ds_nobody', c.oid, 'SELECT')
- ORDER BY 1::text COLLATE "C";
+ ORDER BY c.oid::regclass::text COLLATE "C";
 
 -- the SQL API, role by role
 SELECT f AS function,
@@ -115,7 +115,7 @@ SELECT p.oid::regprocedure AS secdef_without_search_path
   FROM pg_proc p
  WHERE p.pronamespace = 'datasync'::regnamespace AND p.prosecdef
    AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')
- ORDER BY 1::text COLLATE "C";
+ ORDER BY p.oid::regprocedure::text COLLATE "C";
 SELECT DISTINCT c AS secdef_setting
   FROM pg_proc p, unnest(p.proconfig) c
  WHERE p.pronamespace = 'datasync'::regnamespace AND p.prosecdef

@@ -47,7 +47,7 @@ GRANT SELECT ON api_a, api_b, api_c TO ds_mallory, ds_alice, ds_bypass;
 SELECT p.oid::regprocedure AS secdef
   FROM pg_proc p
  WHERE p.pronamespace = 'datasync'::regnamespace AND p.prosecdef
- ORDER BY 1::text COLLATE "C";
+ ORDER BY p.oid::regprocedure::text COLLATE "C";
 SELECT count(*) AS c_functions_without_search_path
   FROM pg_proc p
  WHERE p.pronamespace = 'datasync'::regnamespace AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
