@@ -6,8 +6,11 @@
 MODULE_big = datasync
 EXTENSION = datasync
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c src/api/*.c src/worker/*.c src/target/*.c))
-# The install script is built from its parts, in the order of their names
-DATA_built = sql/datasync--0.1.sql
+# The install script of the current version (default_version of the control
+# file) is built from sql/parts/*.sql, in the order of their names; the
+# scripts of released versions and the upgrade scripts are files of sql/.
+EXTVERSION = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" datasync.control)
+DATA_built = sql/datasync--$(EXTVERSION).sql
 DATA = $(filter-out $(DATA_built),$(wildcard sql/datasync--*.sql))
 PGFILEDESC = "datasync - keep a target in sync with tables of this database"
 
@@ -26,8 +29,8 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(DATA_built): $(sort $(wildcard sql/parts/*.sql))
-	cat $^ > $@
+$(DATA_built): $(sort $(wildcard sql/parts/*.sql)) datasync.control
+	cat $(filter sql/parts/%,$^) > $@
 
 # PGXS resets PROVE_FLAGS: set it after the include
 PROVE_FLAGS = -I ./test/perl

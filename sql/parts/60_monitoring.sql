@@ -12,6 +12,13 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'datasync_worker_stats'
 LANGUAGE C STRICT VOLATILE;
 
+/*
+ * One row a pipeline.  _worker_stats() shows only workers of this
+ * database's pipelines (same id and incarnation), and the slot joined is
+ * this database's (another database may have one of the same name: a
+ * restored dump).  last_error is withheld from roles that may not read
+ * every table of the pipeline (35_row_values).
+ */
 CREATE VIEW datasync.status AS
     SELECT p.name,
            p.mode,
@@ -34,11 +41,14 @@ CREATE VIEW datasync.status AS
              WHERE c.pipeline_id = p.id AND c.status = 'open') AS open_conflicts,
            w.retry_attempt,
            w.next_attempt_at,
-           coalesce(p.error, w.last_error) AS last_error,
+           datasync._error_for_reader(p.id, CASE WHEN p.error IS NOT NULL THEN coalesce(pe.error, p.error)
+                                                 ELSE w.last_error END) AS last_error,
            w.pid AS worker_pid
       FROM datasync._pipelines p
       JOIN datasync._targets t ON t.id = p.target_id
+      LEFT JOIN datasync._pipeline_errors pe ON pe.pipeline_id = p.id
       LEFT JOIN datasync._worker_stats() w ON w.pipeline_id = p.id
-      LEFT JOIN pg_catalog.pg_replication_slots s ON s.slot_name = p.slot_name;
+      LEFT JOIN pg_catalog.pg_replication_slots s
+             ON s.slot_name = p.slot_name AND s.database = pg_catalog.current_database();
 COMMENT ON VIEW datasync.status IS 'one row a pipeline: state, lag, progress, counters, last error';
 

@@ -2,7 +2,6 @@
  * Declarative configuration: apply_config / export_config
  * ---------------------------------------------------------------------
  */
-/* BEGIN config section */
 /*
  * apply_config(config jsonb) sets up targets and pipelines from one document
  * in the shape of the seed's YAML configuration; export_config() writes the
@@ -197,7 +196,8 @@ BEGIN
 END
 $$;
 
--- a schedule of the document: "cron" or {"cron": "...", "timezone": "UTC"}
+-- a schedule of the document: "cron" or {"cron": "...", "timezone": "UTC"}; a time
+-- zone other than UTC is refused: pg_cron 1.4 has no cron.timezone, it runs in GMT
 CREATE FUNCTION datasync._config_schedule(val jsonb, path text)
 RETURNS text
 LANGUAGE plpgsql
@@ -218,8 +218,8 @@ BEGIN
         IF tz IS NOT NULL AND pg_catalog.upper(tz) NOT IN ('UTC', 'ETC/UTC') THEN
             PERFORM datasync._config_error(path || '.timezone', '0A000',
                 pg_catalog.format('time zone "%s" is not supported', tz),
-                'pg_cron runs every schedule in its own time zone (cron.timezone, GMT unless set).',
-                'Write the cron expression for that time zone and leave "timezone" out, or set it to "UTC".');
+                'pg_cron 1.4 runs every schedule in GMT and has no time-zone setting.',
+                'Write the cron expression in GMT and leave "timezone" out, or set it to "UTC".');
         END IF;
     ELSIF pg_catalog.jsonb_typeof(val) = 'string' THEN
         expr := val #>> '{}';
@@ -277,14 +277,13 @@ $$;
 /*
  * Is the stored DSN of target name exactly dsn?  For documents that give a
  * password: their DSN is compared without anyone reading the stored one.
+ * It answers only the target's owner and superusers (to anyone else it
+ * would answer password guesses).
  */
 CREATE FUNCTION datasync._config_target_dsn_is(name text, dsn text)
 RETURNS boolean
-LANGUAGE sql STABLE
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT coalesce((SELECT t.dsn = $2 FROM datasync._targets t WHERE t.name = $1), false)
-$$;
+AS 'MODULE_PATHNAME', 'datasync_config_target_dsn_is'
+LANGUAGE C STABLE SECURITY INVOKER SET search_path = pg_catalog, pg_temp;
 
 /*
  * options with its JSON nulls removed ("not given").
@@ -913,39 +912,15 @@ END
 $$;
 
 /*
- * apply_config(config): _config_apply, with a document's error raised from
- * here, so that it carries one line of context instead of one for each
- * helper it went through.  Other errors pass unchanged.
+ * apply_config: datasync._config_apply called as the caller; an error is
+ * raised again without its statement in the server log (the document holds
+ * passwords), an error of the document without the context of the helpers
+ * it went through; a run is audited (src/api/config.c).
  */
 CREATE FUNCTION datasync.apply_config(config jsonb)
 RETURNS jsonb
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    err_state text;
-    err_msg text;
-    err_detail text;
-    err_hint text;
-BEGIN
-    RETURN datasync._config_apply(config);
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_msg = MESSAGE_TEXT,
-                            err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
-    IF err_msg NOT LIKE 'invalid configuration at %' THEN
-        RAISE;
-    END IF;
-    IF err_detail <> '' AND err_hint <> '' THEN
-        RAISE EXCEPTION USING MESSAGE = err_msg, ERRCODE = err_state, DETAIL = err_detail, HINT = err_hint;
-    ELSIF err_detail <> '' THEN
-        RAISE EXCEPTION USING MESSAGE = err_msg, ERRCODE = err_state, DETAIL = err_detail;
-    ELSIF err_hint <> '' THEN
-        RAISE EXCEPTION USING MESSAGE = err_msg, ERRCODE = err_state, HINT = err_hint;
-    ELSE
-        RAISE EXCEPTION USING MESSAGE = err_msg, ERRCODE = err_state;
-    END IF;
-END
-$$;
+AS 'MODULE_PATHNAME', 'datasync_apply_config'
+LANGUAGE C SECURITY INVOKER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION datasync.apply_config(jsonb) IS 'set up targets and pipelines from one document (docs/config-document.md); idempotent; returns what it did';
 
 /*
@@ -1029,5 +1004,4 @@ GRANT EXECUTE ON FUNCTION
     datasync._config_target(jsonb, text),
     datasync._config_error_path(text, text, text, jsonb)
   TO datasync_admin;
-/* END config section */
 

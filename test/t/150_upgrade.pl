@@ -13,9 +13,12 @@
 # order (an update's ADD COLUMN appends, a fresh install must put the column
 # last too), defaults, constraints, indexes, triggers and their firing mode,
 # policies, row-level security and privileges; comments, also of columns;
-# event triggers; the extension's configuration tables.  Today a fresh
-# install runs datasync--0.1.sql and the update script, so they are equal by
-# construction; the test keeps them so when a datasync--0.2.sql is added.
+# event triggers; the extension's configuration tables.  The two paths run
+# different scripts: a fresh install runs datasync--0.2.sql alone (built
+# from sql/parts/), an update the frozen datasync--0.1.sql and then
+# datasync--0.1--0.2.sql.  A change of the SQL surface made in only one of
+# them fails here.  (Steps of the update that only move data, such as the
+# audit log's row values, have no counterpart in the fresh install.)
 use strict;
 use warnings FATAL => 'all';
 
@@ -25,6 +28,12 @@ use Test::More;
 use DatasyncTest;
 
 my $node = source_node('src_upgrade');
+
+# PostgreSQL installs a version by its own script when there is one, and
+# takes an update path only when there is none.
+my $extdir = $node->config_data('--sharedir') . '/extension';
+ok(-f "$extdir/datasync--0.2.sql" && -f "$extdir/datasync--0.1.sql" && -f "$extdir/datasync--0.1--0.2.sql",
+	'0.2 has its own install script: a fresh install does not run 0.1 and the update');
 
 $node->safe_psql('postgres', 'CREATE DATABASE upd');
 $node->safe_psql('upd', "CREATE EXTENSION datasync VERSION '0.1'");
