@@ -51,13 +51,31 @@ AS 'MODULE_PATHNAME', 'datasync_revoke_target'
 LANGUAGE C SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION datasync.revoke_target(text, regrole) IS 'take back grant_target; pipelines made meanwhile stay';
 
-REVOKE ALL ON FUNCTION datasync.grant_target(text, regrole), datasync.revoke_target(text, regrole) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION datasync.grant_target(text, regrole), datasync.revoke_target(text, regrole)
-  TO datasync_admin;
-
 CREATE VIEW datasync.targets AS
     SELECT t.name, t.kind, datasync._mask_dsn(t.dsn) AS dsn, t.options, t.created_at,
            t.owner::regrole AS owner, t.grantees::regrole[] AS grantees
       FROM datasync._targets t;
 COMMENT ON VIEW datasync.targets IS 'targets, with any password in the DSN shown as ********, their owner and the roles they are granted to';
 
+
+-- admin configures, operator runs, monitor reads
+REVOKE ALL ON FUNCTION
+    datasync.create_target(text, text, jsonb),
+    datasync.alter_target(text, jsonb),
+    datasync.drop_target(text),
+    datasync.test_target(text),
+    datasync._mask_dsn(text),
+    datasync.grant_target(text, regrole),
+    datasync.revoke_target(text, regrole)
+  FROM PUBLIC;
+REVOKE ALL ON datasync.targets FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    datasync.create_target(text, text, jsonb),
+    datasync.alter_target(text, jsonb),
+    datasync.drop_target(text),
+    datasync.grant_target(text, regrole),
+    datasync.revoke_target(text, regrole)
+  TO datasync_admin;
+GRANT EXECUTE ON FUNCTION datasync.test_target(text) TO datasync_operator;
+GRANT EXECUTE ON FUNCTION datasync._mask_dsn(text) TO datasync_monitor;
+GRANT SELECT ON datasync.targets TO datasync_monitor;

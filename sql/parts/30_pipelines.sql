@@ -69,7 +69,6 @@ LANGUAGE C SET search_path = pg_catalog, pg_temp;
 CREATE EVENT TRIGGER datasync_table_dropped ON sql_drop
     EXECUTE FUNCTION datasync._table_dropped();
 ALTER EVENT TRIGGER datasync_table_dropped ENABLE ALWAYS;
-REVOKE ALL ON FUNCTION datasync._table_dropped() FROM PUBLIC;
 
 CREATE VIEW datasync.pipelines AS
     SELECT p.name, t.name AS target, p.mode, p.schedule, p.conflict_strategy, p.options,
@@ -78,3 +77,31 @@ CREATE VIEW datasync.pipelines AS
                   WHERE pt.pipeline_id = p.id ORDER BY pt.relid::regclass::text) AS tables
       FROM datasync._pipelines p JOIN datasync._targets t ON t.id = p.target_id;
 COMMENT ON VIEW datasync.pipelines IS 'pipelines and their tables';
+
+REVOKE ALL ON FUNCTION
+    datasync.create_pipeline(text, text, regclass[], text, text, text, jsonb),
+    datasync.alter_pipeline(text, jsonb),
+    datasync.drop_pipeline(text),
+    datasync.add_table(text, regclass),
+    datasync.remove_table(text, regclass),
+    datasync.resync_table(text, regclass),
+    datasync.pause(text),
+    datasync.resume(text),
+    datasync.wait_for_sync(text, interval),
+    datasync._table_dropped()
+  FROM PUBLIC;
+REVOKE ALL ON datasync.pipelines FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    datasync.create_pipeline(text, text, regclass[], text, text, text, jsonb),
+    datasync.alter_pipeline(text, jsonb),
+    datasync.drop_pipeline(text),
+    datasync.add_table(text, regclass),
+    datasync.remove_table(text, regclass),
+    datasync.resync_table(text, regclass)
+  TO datasync_admin;
+GRANT EXECUTE ON FUNCTION
+    datasync.pause(text),
+    datasync.resume(text),
+    datasync.wait_for_sync(text, interval)
+  TO datasync_operator;
+GRANT SELECT ON datasync.pipelines TO datasync_monitor;

@@ -108,6 +108,18 @@ CREATE VIEW datasync.job_errors AS
      WHERE j.error IS NOT NULL;
 COMMENT ON VIEW datasync.job_errors IS
     'why each failed job failed; the text only for roles that may read every table of its pipeline';
-REVOKE ALL ON FUNCTION datasync._job_error_keep() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION
+    datasync.sync_now(text, interval),
+    datasync.create_job(text),
+    datasync.job_status(bigint),
+    datasync._scheduled_run(bigint),
+    datasync._job_error_keep()
+  FROM PUBLIC;
 REVOKE ALL ON datasync.job_errors FROM PUBLIC;
-GRANT SELECT ON datasync.job_errors TO datasync_monitor;
+GRANT EXECUTE ON FUNCTION
+    datasync.sync_now(text, interval),
+    datasync.create_job(text),
+    datasync.job_status(bigint)
+  TO datasync_operator;
+GRANT SELECT ON datasync.jobs, datasync.job_errors TO datasync_monitor;

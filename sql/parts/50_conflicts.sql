@@ -58,3 +58,7 @@ RETURNS jsonb
 AS 'MODULE_PATHNAME', 'datasync_resolve_conflict'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION datasync.resolve_conflict(bigint, text) IS 'resolve an open conflict: ''source'' applies the latest source version, ''target'' keeps the target row';
+
+REVOKE ALL ON FUNCTION datasync.resolve_conflict(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION datasync.resolve_conflict(bigint, text) TO datasync_operator;
+GRANT SELECT ON datasync.conflicts TO datasync_monitor;

@@ -271,4 +271,4 @@ REVOKE ALL ON FUNCTION
     datasync.verify_audit_log(jsonb)
   FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION datasync.verify_audit_log(), datasync.verify_audit_log(jsonb) TO datasync_monitor;
-GRANT SELECT ON datasync.audit_row_values TO datasync_monitor;
+GRANT SELECT ON datasync.audit_log, datasync.audit_row_values TO datasync_monitor;

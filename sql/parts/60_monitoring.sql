@@ -52,3 +52,8 @@ CREATE VIEW datasync.status AS
              ON s.slot_name = p.slot_name AND s.database = pg_catalog.current_database();
 COMMENT ON VIEW datasync.status IS 'one row a pipeline: state, lag, progress, counters, last error';
 
+
+REVOKE ALL ON FUNCTION datasync._worker_stats() FROM PUBLIC;
+REVOKE ALL ON datasync.status FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION datasync._worker_stats() TO datasync_monitor;
+GRANT SELECT ON datasync.status TO datasync_monitor;

@@ -981,6 +981,29 @@ END
 $$;
 COMMENT ON FUNCTION datasync.export_config() IS 'every target and pipeline as a document for apply_config, passwords masked';
 
+REVOKE ALL ON FUNCTION
+    datasync.apply_config(jsonb),
+    datasync.export_config(),
+    datasync._config_apply(jsonb),
+    datasync._config_path(text, text),
+    datasync._config_error(text, text, text, text, text),
+    datasync._config_expect(jsonb, text, text),
+    datasync._config_check_keys(jsonb, text, text[]),
+    datasync._config_string(jsonb, text, text, boolean),
+    datasync._config_word(text),
+    datasync._config_mode(text, text),
+    datasync._config_strategy(text, text),
+    datasync._config_cron(text),
+    datasync._config_schedule(jsonb, text),
+    datasync._config_dsn_pairs(text),
+    datasync._config_dsn_quote(text),
+    datasync._config_target_dsn_is(text, text),
+    datasync._config_strip(jsonb),
+    datasync._config_diff(jsonb, jsonb),
+    datasync._config_table(text, text),
+    datasync._config_target(jsonb, text),
+    datasync._config_error_path(text, text, text, jsonb)
+  FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     datasync.apply_config(jsonb),
     datasync.export_config(),
