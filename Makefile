@@ -17,8 +17,10 @@ PGFILEDESC = "datasync - keep a target in sync with tables of this database"
 PG_CPPFLAGS = -I$(libpq_srcdir) -Isrc
 SHLIB_LINK_INTERNAL = $(libpq)
 
-REGRESS = $(patsubst sql/%.sql,%,$(sort $(filter-out sql/datasync--%,$(wildcard sql/*.sql))))
-REGRESS_OPTS = --inputdir=. --temp-config=test/regress.conf --temp-instance=tmp_regress --load-extension=datasync
+# pg_regress: test/sql/*.sql against test/expected/*.out, in the order of
+# their names, in one database (results/ and regression.diffs land here)
+REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
+REGRESS_OPTS = --inputdir=test --temp-config=test/regress.conf --temp-instance=tmp_regress --load-extension=datasync
 
 TAP_TESTS = 1
 PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
