@@ -17,9 +17,10 @@ PGFILEDESC = "datasync - keep a target in sync with tables of this database"
 PG_CPPFLAGS = -I$(libpq_srcdir) -Isrc
 SHLIB_LINK_INTERNAL = $(libpq)
 
-# pg_regress: test/sql/*.sql against test/expected/*.out, in the order of
-# their names, in one database (results/ and regression.diffs land here)
-REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
+# pg_regress: test/sql/*.sql against test/expected/*.out, in one database
+# (results/ and regression.diffs land here): setup first (the helpers every
+# test uses), then the others in the order of their names
+REGRESS = setup $(filter-out setup,$(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql))))
 REGRESS_OPTS = --inputdir=test --temp-config=test/regress.conf --temp-instance=tmp_regress --load-extension=datasync
 
 TAP_TESTS = 1

@@ -13,16 +13,6 @@
 \set VERBOSITY terse
 \set SHOW_CONTEXT never
 
--- run a statement; 'ok', or its SQLSTATE and message on one line
-CREATE FUNCTION ds_try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
-
 -- the SQLSTATE of a statement, or 'ok'
 CREATE FUNCTION ds_state(sql text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
@@ -45,26 +35,6 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
     RETURN concat_ws(' | ', SQLSTATE, msg, detail, hint);
-END
-$$;
-
--- poll a condition (an SQL boolean expression) for at most timeout_s seconds
-CREATE FUNCTION ds_wait_for(cond text, timeout_s float8 DEFAULT 60) RETURNS boolean
-LANGUAGE plpgsql AS $$
-DECLARE
-    ok boolean;
-    deadline timestamptz := clock_timestamp() + make_interval(secs => timeout_s);
-BEGIN
-    LOOP
-        EXECUTE 'SELECT (' || cond || ')' INTO ok;
-        IF ok THEN
-            RETURN true;
-        END IF;
-        IF clock_timestamp() > deadline THEN
-            RETURN false;
-        END IF;
-        PERFORM pg_sleep(0.05);
-    END LOOP;
 END
 $$;
 
@@ -402,7 +372,5 @@ DELETE FROM datasync.jobs WHERE pipeline = 'lk_err';
 DROP DATABASE ds_leaks_target WITH (FORCE);
 DROP TABLE lk_conf, lk_err, lk_other;
 DROP ROLE ds_lk_mallory, ds_lk_reader, ds_lk_colreader, ds_lk_bypass;
-DROP FUNCTION ds_try(text);
 DROP FUNCTION ds_state(text);
 DROP FUNCTION ds_error_text(text);
-DROP FUNCTION ds_wait_for(text, float8);
