@@ -1,8 +1,11 @@
 /* datasync--0.1--0.2.sql -- security and isolation (issue 14)
  *
- * A fresh CREATE EXTENSION installs datasync--0.1.sql and then this file,
- * so a fresh install and an upgraded one are the same by construction;
- * test/t/100_* checks an upgrade of a 0.1 installation that holds data.
+ * A fresh CREATE EXTENSION runs datasync--0.2.sql, built from sql/parts/,
+ * which holds everything this file does to the SQL surface;
+ * test/t/150_upgrade.pl checks that 0.1 updated by this file has the catalog
+ * of a fresh install; test/t/110_isolation.pl and 130_leaks_audit.pl update
+ * 0.1 installations that hold data.  A change of the SQL surface goes into
+ * both.
  *
  * Sections, one concern each (kept apart so they can change independently):
  *   1. worker trust model

@@ -1,19 +1,11 @@
 --
 -- jobs: sync_now, create_job, job_status, datasync.jobs on a manual
--- pipeline (DESIGN.md section 2, "Pipelines"), and their bad inputs.
+-- pipeline (docs/modes-and-jobs.md, "Jobs"; docs/sql-reference.md,
+-- "sync_now, create_job, job_status"), and their bad inputs.
 -- pg_cron is not loaded in this instance: scheduled pipelines are refused.
 --
 \set VERBOSITY terse
 \set SHOW_CONTEXT never
-
-CREATE FUNCTION ds_try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
 
 CREATE TABLE job_items (id int PRIMARY KEY, "wért" text);
 INSERT INTO job_items VALUES (1, 'copied'), (2, 'copied');
@@ -112,4 +104,3 @@ SELECT count(*) AS jobs_kept FROM datasync.jobs;
 DELETE FROM datasync.jobs;
 DROP DATABASE ds_jobs_target WITH (FORCE);
 DROP TABLE job_items;
-DROP FUNCTION ds_try(text);

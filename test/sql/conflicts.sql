@@ -1,20 +1,11 @@
 --
 -- conflicts: the options of the strategies, datasync.conflicts,
--- resolve_conflict and the audit log (DESIGN.md section 2, "Conflicts"),
--- with a manual pipeline end to end on a second database, and the bad
--- inputs of each.
+-- resolve_conflict and the audit log (docs/conflicts.md; docs/sql-reference.md,
+-- "Conflicts"), with a manual pipeline end to end on a second database,
+-- and the bad inputs of each.
 --
 \set VERBOSITY terse
 \set SHOW_CONTEXT never
-
-CREATE FUNCTION ds_try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
 
 -- waits until the pipeline applied everything committed so far
 CREATE FUNCTION ds_synced(p text) RETURNS boolean LANGUAGE sql AS
@@ -187,5 +178,4 @@ DROP TABLE "Kön flikt", cf_default;
 DROP ROLE ds_cf_admin;
 DROP ROLE ds_cf_monitor;
 DROP ROLE ds_cf_operator;
-DROP FUNCTION ds_try(text);
 DROP FUNCTION ds_synced(text);

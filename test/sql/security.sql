@@ -1,41 +1,11 @@
 --
 -- security: privileges of the datasync roles, SECURITY DEFINER hygiene,
--- and secrets (DESIGN.md section 2, "Security").
+-- and secrets (docs/security.md; docs/sql-reference.md, "Roles and privileges").
 --
 -- Every secret below contains "SECRET", so a leak is easy to look for.
 --
 \set VERBOSITY terse
 \set SHOW_CONTEXT never
-
--- run a statement; 'ok', or its SQLSTATE and message on one line
-CREATE FUNCTION ds_try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
-
--- poll a condition (an SQL boolean expression) for at most timeout_s seconds
-CREATE FUNCTION ds_wait_for(cond text, timeout_s float8 DEFAULT 30) RETURNS boolean
-LANGUAGE plpgsql AS $$
-DECLARE
-    ok boolean;
-    deadline timestamptz := clock_timestamp() + make_interval(secs => timeout_s);
-BEGIN
-    LOOP
-        EXECUTE 'SELECT (' || cond || ')' INTO ok;
-        IF ok THEN
-            RETURN true;
-        END IF;
-        IF clock_timestamp() > deadline THEN
-            RETURN false;
-        END IF;
-        PERFORM pg_sleep(0.05);
-    END LOOP;
-END
-$$;
 
 --
 -- The roles
@@ -63,13 +33,13 @@ SELECT p.oid::regprocedure AS executable_by_public
    AND (has_function_privilege('ds_nobody', p.oid, 'EXECUTE')
         OR p.proacl IS NULL
         OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'))
- ORDER BY 1::text COLLATE "C";
+ ORDER BY p.oid::regprocedure::text COLLATE "C";
 -- nor is any table or view readable by PUBLIC
 SELECT c.oid::regclass AS readable_by_public
   FROM pg_class c
  WHERE c.relnamespace = 'datasync'::regnamespace AND c.relkind IN ('r', 'v', 'm', 'p', 'f')
    AND has_table_privilege('ds_nobody', c.oid, 'SELECT')
- ORDER BY 1::text COLLATE "C";
+ ORDER BY c.oid::regclass::text COLLATE "C";
 
 -- the SQL API, role by role
 SELECT f AS function,
@@ -115,7 +85,7 @@ SELECT p.oid::regprocedure AS secdef_without_search_path
   FROM pg_proc p
  WHERE p.pronamespace = 'datasync'::regnamespace AND p.prosecdef
    AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')
- ORDER BY 1::text COLLATE "C";
+ ORDER BY p.oid::regprocedure::text COLLATE "C";
 SELECT DISTINCT c AS secdef_setting
   FROM pg_proc p, unnest(p.proconfig) c
  WHERE p.pronamespace = 'datasync'::regnamespace AND p.prosecdef
@@ -261,5 +231,3 @@ SELECT count(*) FROM datasync.targets;
 SELECT count(*) FROM datasync.pipelines;
 DROP TABLE sec_users, sec_private;
 DROP ROLE ds_nobody, ds_mon, ds_op, ds_adm;
-DROP FUNCTION ds_try(text);
-DROP FUNCTION ds_wait_for(text, float8);

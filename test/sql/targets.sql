@@ -1,6 +1,6 @@
 --
 -- targets: create_target, alter_target, drop_target, test_target and the
--- view datasync.targets (DESIGN.md section 2, "Targets").
+-- view datasync.targets (docs/sql-reference.md, "Targets").
 --
 -- Targets whose DSN is printed use constant hosts (db.invalid, never
 -- connected to) so that the output does not depend on the port or the
@@ -10,16 +10,6 @@
 --
 \set VERBOSITY terse
 \set SHOW_CONTEXT never
-
--- run a statement; 'ok', or its SQLSTATE and message on one line
-CREATE FUNCTION ds_try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
 
 --
 -- Good targets: key/value DSNs and URIs, with and without a password
@@ -198,4 +188,3 @@ SELECT datasync.drop_target(name) FROM datasync.targets ORDER BY name COLLATE "C
 SELECT count(*) FROM datasync.targets;
 DROP DATABASE ds_target WITH (FORCE);
 DROP TABLE tt_present, "tt absent";
-DROP FUNCTION ds_try(text);

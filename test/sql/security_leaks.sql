@@ -12,15 +12,7 @@
 --
 \set VERBOSITY terse
 \set SHOW_CONTEXT never
--- run a statement; 'ok', or its SQLSTATE and message on one line
-CREATE FUNCTION ds_try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
+
 -- the SQLSTATE of a statement, or 'ok'
 CREATE FUNCTION ds_state(sql text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
@@ -30,6 +22,7 @@ EXCEPTION WHEN OTHERS THEN
     RETURN SQLSTATE;
 END
 $$;
+
 -- the message, detail and hint of a statement's error, or 'ok'
 CREATE FUNCTION ds_error_text(sql text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
@@ -44,35 +37,19 @@ EXCEPTION WHEN OTHERS THEN
     RETURN concat_ws(' | ', SQLSTATE, msg, detail, hint);
 END
 $$;
--- poll a condition (an SQL boolean expression) for at most timeout_s seconds
-CREATE FUNCTION ds_wait_for(cond text, timeout_s float8 DEFAULT 60) RETURNS boolean
-LANGUAGE plpgsql AS $$
-DECLARE
-    ok boolean;
-    deadline timestamptz := clock_timestamp() + make_interval(secs => timeout_s);
-BEGIN
-    LOOP
-        EXECUTE 'SELECT (' || cond || ')' INTO ok;
-        IF ok THEN
-            RETURN true;
-        END IF;
-        IF clock_timestamp() > deadline THEN
-            RETURN false;
-        END IF;
-        PERFORM pg_sleep(0.05);
-    END LOOP;
-END
-$$;
+
 CREATE ROLE ds_lk_mallory LOGIN IN ROLE datasync_operator;
 CREATE ROLE ds_lk_reader LOGIN IN ROLE datasync_operator;
 CREATE ROLE ds_lk_colreader LOGIN IN ROLE datasync_monitor;
 CREATE ROLE ds_lk_bypass LOGIN BYPASSRLS IN ROLE datasync_monitor;
+
 CREATE TABLE lk_conf (id int PRIMARY KEY, v text);
 CREATE TABLE lk_err (id int PRIMARY KEY, v text);
 CREATE TABLE lk_other (id int PRIMARY KEY, v text);
 INSERT INTO lk_conf VALUES (1, 'SECRET one'), (2, 'SECRET two');
 GRANT SELECT ON lk_conf, lk_err TO ds_lk_reader, ds_lk_bypass;
 GRANT SELECT (id) ON lk_conf, lk_err TO ds_lk_colreader;
+
 CREATE DATABASE ds_leaks_target;
 \c ds_leaks_target
 CREATE TABLE lk_conf (id int PRIMARY KEY, v text);
@@ -89,132 +66,55 @@ $$;
 CREATE TRIGGER lk_refuse BEFORE INSERT OR UPDATE ON lk_err FOR EACH ROW EXECUTE FUNCTION lk_refuse();
 ALTER TABLE lk_err ENABLE ALWAYS TRIGGER lk_refuse;
 \c contrib_regression
+
 SELECT format('host=%s port=%s dbname=ds_leaks_target',
               split_part(current_setting('unix_socket_directories'), ',', 1),
               current_setting('port')) AS tdsn \gset
 SELECT datasync.create_target('lk_tgt', :'tdsn');
- create_target 
----------------
- 
-(1 row)
 
 --
 -- can_read_values: the one rule
 --
 SET ROLE ds_lk_mallory;
 SELECT datasync.can_read_values('lk_conf') AS mallory_conf, datasync.can_read_values('lk_other') AS mallory_other;
- mallory_conf | mallory_other 
---------------+---------------
- f            | f
-(1 row)
-
 SET ROLE ds_lk_reader;
 SELECT datasync.can_read_values('lk_conf') AS reader_conf, datasync.can_read_values('lk_other') AS reader_other,
        datasync.can_read_values(NULL) AS null_table, datasync.can_read_values(0) AS no_table;
- reader_conf | reader_other | null_table | no_table 
--------------+--------------+------------+----------
- t           | f            | f          | f
-(1 row)
-
 SET ROLE ds_lk_colreader;
 SELECT datasync.can_read_values('lk_conf') AS column_reader_conf;
- column_reader_conf 
---------------------
- f
-(1 row)
-
 SET ROLE ds_lk_bypass;
 SELECT datasync.can_read_values('lk_conf') AS bypassrls_conf, datasync.can_read_values('lk_other') AS bypassrls_other;
- bypassrls_conf | bypassrls_other 
-----------------+-----------------
- t              | f
-(1 row)
-
 RESET ROLE;
 SELECT datasync.can_read_values('lk_conf') AS superuser, datasync.can_read_values(0) AS superuser_no_table;
- superuser | superuser_no_table 
------------+--------------------
- t         | t
-(1 row)
-
 -- row-level security on the table: only its owner and BYPASSRLS roles
 ALTER TABLE lk_conf ENABLE ROW LEVEL SECURITY;
 SET ROLE ds_lk_reader;
 SELECT datasync.can_read_values('lk_conf') AS reader_under_rls;
- reader_under_rls 
-------------------
- f
-(1 row)
-
 SET ROLE ds_lk_bypass;
 SELECT datasync.can_read_values('lk_conf') AS bypassrls_under_rls;
- bypassrls_under_rls 
----------------------
- t
-(1 row)
-
 RESET ROLE;
 ALTER TABLE lk_conf DISABLE ROW LEVEL SECURITY;
 -- not for PUBLIC
 SELECT has_function_privilege('public', 'datasync.can_read_values(regclass)', 'EXECUTE') AS public_may_call;
- public_may_call 
------------------
- f
-(1 row)
 
 --
 -- datasync.conflicts: rows only for roles that may read their table
 --
 SELECT datasync.create_pipeline('lk_conf', 'lk_tgt', ARRAY['lk_conf']::regclass[], conflict_strategy => 'manual',
                                 options => '{"replica_identity_full": true}');
- create_pipeline 
------------------
- 
-(1 row)
-
 SELECT datasync.wait_for_sync('lk_conf', '60 s');
- wait_for_sync 
----------------
- t
-(1 row)
-
 \c ds_leaks_target
 UPDATE lk_conf SET v = 'SECRET target' WHERE id = 1;
 \c contrib_regression
 UPDATE lk_conf SET v = 'SECRET source' WHERE id = 1;
 SELECT datasync.wait_for_sync('lk_conf', '60 s');
- wait_for_sync 
----------------
- t
-(1 row)
-
 SELECT id AS cid FROM datasync.conflicts WHERE pipeline = 'lk_conf' AND status = 'open' \gset
 SELECT kind, key, source_row->>'v' AS source_v, target_row->>'v' AS target_v
   FROM datasync.conflicts WHERE id = :cid;
-      kind      |    key    |   source_v    |   target_v    
-----------------+-----------+---------------+---------------
- update_differs | {"id": 1} | SECRET source | SECRET target
-(1 row)
-
 SET ROLE ds_lk_mallory;
 SELECT count(*) AS mallory_sees FROM datasync.conflicts;
- mallory_sees 
---------------
-            0
-(1 row)
-
 SELECT count(*) AS mallory_sees_by_id FROM datasync.conflicts WHERE id = :cid;
- mallory_sees_by_id 
---------------------
-                  0
-(1 row)
-
 SELECT name, open_conflicts FROM datasync.status WHERE name = 'lk_conf';
-  name   | open_conflicts 
----------+----------------
- lk_conf |              1
-(1 row)
-
 -- a leaky function in the query does not get to see hidden rows
 CREATE FUNCTION pg_temp.lk_peek(r jsonb) RETURNS boolean LANGUAGE plpgsql COST 0.0001 AS $$
 BEGIN
@@ -223,60 +123,26 @@ BEGIN
 END
 $$;
 SELECT count(*) AS peeked FROM datasync.conflicts WHERE pg_temp.lk_peek(source_row);
- peeked 
---------
-      0
-(1 row)
-
 -- nor does resolving it
 SELECT replace(ds_try(format($$SELECT datasync.resolve_conflict(%s, 'target')$$, :cid)), :'cid', 'N') AS resolve;
-                    resolve                     
-------------------------------------------------
- 42501: permission denied to resolve conflict N
-(1 row)
-
 SET ROLE ds_lk_colreader;
 SELECT count(*) AS column_reader_sees FROM datasync.conflicts;
- column_reader_sees 
---------------------
-                  0
-(1 row)
-
 SET ROLE ds_lk_reader;
 SELECT kind, key, source_row->>'v' AS source_v FROM datasync.conflicts WHERE id = :cid;
-      kind      |    key    |   source_v    
-----------------+-----------+---------------
- update_differs | {"id": 1} | SECRET source
-(1 row)
-
 RESET ROLE;
 -- under row-level security of the table, the reader sees no conflict either
 ALTER TABLE lk_conf ENABLE ROW LEVEL SECURITY;
 SET ROLE ds_lk_reader;
 SELECT count(*) AS reader_sees_under_rls FROM datasync.conflicts;
- reader_sees_under_rls 
------------------------
-                     0
-(1 row)
-
 SELECT replace(ds_try(format($$SELECT datasync.resolve_conflict(%s, 'target')$$, :cid)), :'cid', 'N') AS resolve;
-                    resolve                     
-------------------------------------------------
- 42501: permission denied to resolve conflict N
-(1 row)
-
 RESET ROLE;
 ALTER TABLE lk_conf DISABLE ROW LEVEL SECURITY;
 -- the reader resolves it
 SET ROLE ds_lk_reader;
 SELECT r->>'status' AS status, r->'source_row'->>'v' AS source_v
   FROM datasync.resolve_conflict(:cid, 'source') r;
-  status  |   source_v    
-----------+---------------
- resolved | SECRET source
-(1 row)
-
 RESET ROLE;
+
 --
 -- the audit log: the entry shows no row value; its values are in
 -- datasync.audit_row_values, for the roles that may read the table
@@ -285,215 +151,61 @@ SELECT max(id) AS aid FROM datasync.audit_log WHERE action = 'resolve_conflict' 
 SELECT actor, object = 'conflict ' || :cid AS object_ok, details - 'table' AS details,
        details::text LIKE '%SECRET%' AS leaks
   FROM datasync.audit_log WHERE id = :aid;
-    actor     | object_ok |                                                          details                                                           | leaks 
---------------+-----------+----------------------------------------------------------------------------------------------------------------------------+-------
- ds_lk_reader | t         | {"key": "(withheld)", "kind": "update_differs", "pipeline": "lk_conf", "resolution": "source", "source_row": "(withheld)"} | f
-(1 row)
-
 SELECT "table", "values"->'source_row'->>'v' AS source_v FROM datasync.audit_row_values WHERE id = :aid;
-  table  |   source_v    
----------+---------------
- lk_conf | SECRET source
-(1 row)
-
 SET ROLE ds_lk_mallory;
 SELECT count(*) AS leaks FROM datasync.audit_log a WHERE a::text LIKE '%SECRET%';
- leaks 
--------
-     0
-(1 row)
-
 SELECT count(*) AS mallory_sees_values FROM datasync.audit_row_values;
- mallory_sees_values 
----------------------
-                   0
-(1 row)
-
 SELECT count(*) AS peeked FROM datasync.audit_row_values WHERE pg_temp.lk_peek("values");
- peeked 
---------
-      0
-(1 row)
-
 SET ROLE ds_lk_reader;
 SELECT "values"->'key' AS key FROM datasync.audit_row_values WHERE id = :aid;
-    key    
------------
- {"id": 1}
-(1 row)
-
 RESET ROLE;
 DROP FUNCTION pg_temp.lk_peek(jsonb);
 SELECT (v->>'ok')::boolean AS ok, (v->>'last_id')::bigint = :aid AS anchor_is_last FROM datasync.verify_audit_log() v;
- ok | anchor_is_last 
-----+----------------
- t  | t
-(1 row)
 
 --
 -- error texts: a target error that quotes a row
 --
 SELECT datasync.create_pipeline('lk_err', 'lk_tgt', ARRAY['lk_err']::regclass[], mode => 'manual');
- create_pipeline 
------------------
- 
-(1 row)
-
 SELECT j->>'status' AS status FROM datasync.sync_now('lk_err') j;
-  status   
------------
- succeeded
-(1 row)
-
 INSERT INTO lk_err VALUES (7, 'refuse SECRET seven');
 -- a superuser may read every table of the pipeline: the whole text
 SELECT j->>'status' AS status, j->>'error' LIKE '%refuse SECRET seven%' AS whole_text
   FROM datasync.sync_now('lk_err') j;
- status | whole_text 
---------+------------
- failed | t
-(1 row)
-
 SELECT ds_wait_for($$EXISTS (SELECT FROM datasync.jobs WHERE pipeline = 'lk_err' AND status = 'failed')
                      AND (SELECT state = 'error' FROM datasync.status WHERE name = 'lk_err')$$) AS failed;
- failed 
---------
- t
-(1 row)
-
 SELECT id AS jid FROM datasync.jobs WHERE pipeline = 'lk_err' AND status = 'failed' \gset
 SELECT state, last_error LIKE '%refused here%' AS whole_text, last_error LIKE '%SECRET%' AS has_value
   FROM datasync.status WHERE name = 'lk_err';
- state | whole_text | has_value 
--------+------------+-----------
- error | t          | t
-(1 row)
-
 SELECT error LIKE '%SECRET%' AS leaks FROM datasync.jobs WHERE id = :jid;
- leaks 
--------
- f
-(1 row)
-
 SELECT error LIKE '%row (7, refuse SECRET seven) is refused here' AS whole_text FROM datasync.job_errors WHERE id = :jid;
- whole_text 
-------------
- t
-(1 row)
-
 SELECT datasync.job_status(:jid)::text LIKE '%SECRET%' AS job_status_whole_text;
- job_status_whole_text 
------------------------
- t
-(1 row)
-
 -- the attacker: no value anywhere
 SET ROLE ds_lk_mallory;
 SELECT state, last_error LIKE '%SECRET%' AS leaks, last_error FROM datasync.status WHERE name = 'lk_err';
- state | leaks |                                                                   last_error                                                                    
--------+-------+-------------------------------------------------------------------------------------------------------------------------------------------------
- error | f     | error text withheld: it may quote row values; roles that may read every table of the pipeline see it in datasync.status and datasync.job_errors
-(1 row)
-
 SELECT count(*) AS leaks FROM datasync.status s WHERE s::text LIKE '%SECRET%';
- leaks 
--------
-     0
-(1 row)
-
 SELECT count(*) AS leaks FROM datasync.jobs j WHERE j::text LIKE '%SECRET%';
- leaks 
--------
-     0
-(1 row)
-
 SELECT count(*) AS leaks FROM datasync.job_errors j WHERE j::text LIKE '%SECRET%';
- leaks 
--------
-     0
-(1 row)
-
 SELECT count(*) AS failed_jobs_seen FROM datasync.job_errors WHERE id = :jid;
- failed_jobs_seen 
-------------------
-                1
-(1 row)
-
 SELECT datasync.job_status(:jid)::text LIKE '%SECRET%' AS job_status_leaks;
- job_status_leaks 
-------------------
- f
-(1 row)
-
 SELECT ds_error_text($$SELECT datasync.sync_now('lk_err')$$) AS sync_now_error;
-                                                                                                                         sync_now_error                                                                                                                         
-----------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------
- 55000 | pipeline "lk_err" is stopped by an error | error text withheld: it may quote row values; roles that may read every table of the pipeline see it in datasync.status and datasync.job_errors | Fix the cause, then run SELECT datasync.resume('lk_err').
-(1 row)
-
 SELECT ds_error_text($$SELECT datasync.create_job('lk_err')$$) LIKE '%SECRET%' AS create_job_leaks;
- create_job_leaks 
-------------------
- f
-(1 row)
-
 -- the private tables stay private
 SELECT ds_state($$SELECT * FROM datasync._job_errors$$) AS job_errors_table,
        ds_state($$SELECT * FROM datasync._pipeline_errors$$) AS pipeline_errors_table;
- job_errors_table | pipeline_errors_table 
-------------------+-----------------------
- 42501            | 42501
-(1 row)
-
 -- and writing them is not a way in either
 SELECT ds_state($$UPDATE datasync.jobs SET error = 'x'$$) AS update_jobs;
- update_jobs 
--------------
- 42501
-(1 row)
-
 SET ROLE ds_lk_colreader;
 SELECT last_error LIKE '%SECRET%' AS leaks FROM datasync.status WHERE name = 'lk_err';
- leaks 
--------
- f
-(1 row)
-
 SET ROLE ds_lk_reader;
 SELECT last_error LIKE '%row (7, refuse SECRET seven) is refused here' AS whole_text
   FROM datasync.status WHERE name = 'lk_err';
- whole_text 
-------------
- t
-(1 row)
-
 SELECT error LIKE '%SECRET%' AS whole_text FROM datasync.job_errors WHERE id = :jid;
- whole_text 
-------------
- t
-(1 row)
-
 RESET ROLE;
 -- a pipeline's error needs every table of the pipeline
 SELECT datasync.add_table('lk_err', 'lk_other');
- add_table 
------------
- 
-(1 row)
-
 SET ROLE ds_lk_reader;
 SELECT last_error LIKE '%SECRET%' AS leaks FROM datasync.status WHERE name = 'lk_err';
- leaks 
--------
- f
-(1 row)
-
 SELECT error LIKE '%SECRET%' AS leaks FROM datasync.job_errors WHERE id = :jid;
- leaks 
--------
- f
-(1 row)
-
 RESET ROLE;
 -- fixed and resumed: the error and its whole text are gone
 \c ds_leaks_target
@@ -501,43 +213,14 @@ DROP TRIGGER lk_refuse ON lk_err;
 CREATE TABLE lk_other (id int PRIMARY KEY, v text);
 \c contrib_regression
 SELECT datasync.resume('lk_err');
- resume 
---------
- 
-(1 row)
-
 SELECT j->>'status' AS status FROM datasync.sync_now('lk_err') j;
-  status   
------------
- succeeded
-(1 row)
-
 SELECT ds_wait_for($$(SELECT last_error IS NULL FROM datasync.status WHERE name = 'lk_err')$$) AS no_error;
- no_error 
-----------
- t
-(1 row)
-
 SELECT count(*) AS kept FROM datasync._pipeline_errors
  WHERE pipeline_id = (SELECT id FROM datasync._pipelines WHERE name = 'lk_err');
- kept 
-------
-    0
-(1 row)
-
 -- a job's whole text goes with its row
 SELECT count(*) AS kept_before FROM datasync._job_errors WHERE job_id = :jid;
- kept_before 
--------------
-           1
-(1 row)
-
 DELETE FROM datasync.jobs WHERE id = :jid;
 SELECT count(*) AS kept_after FROM datasync._job_errors WHERE job_id = :jid;
- kept_after 
-------------
-          0
-(1 row)
 
 --
 -- the audit log refuses changes under every session_replication_role
@@ -545,14 +228,6 @@ SELECT count(*) AS kept_after FROM datasync._job_errors WHERE job_id = :jid;
 SELECT tgname, tgenabled FROM pg_trigger
  WHERE tgrelid IN ('datasync.audit_log'::regclass, 'datasync.audit_row_values'::regclass) AND NOT tgisinternal
  ORDER BY 1;
-            tgname            | tgenabled 
-------------------------------+-----------
- audit_log_append_only        | A
- audit_log_no_truncate        | A
- audit_row_values_append_only | A
- audit_row_values_no_truncate | A
-(4 rows)
-
 SET session_replication_role = replica;
 SELECT ds_state($$UPDATE datasync.audit_log SET actor = 'someone else'$$) AS "update",
        ds_state($$DELETE FROM datasync.audit_log$$) AS "delete",
@@ -560,11 +235,6 @@ SELECT ds_state($$UPDATE datasync.audit_log SET actor = 'someone else'$$) AS "up
        ds_state($$UPDATE datasync.audit_row_values SET "values" = '{}'$$) AS update_values,
        ds_state($$DELETE FROM datasync.audit_row_values$$) AS delete_values,
        ds_state($$TRUNCATE datasync.audit_row_values$$) AS truncate_values;
- update | delete | truncate | update_values | delete_values | truncate_values 
---------+--------+----------+---------------+---------------+-----------------
- 42501  | 42501  | 42501    | 42501         | 42501         | 42501
-(1 row)
-
 SET session_replication_role = local;
 SELECT ds_state($$UPDATE datasync.audit_log SET actor = 'someone else'$$) AS "update",
        ds_state($$DELETE FROM datasync.audit_log$$) AS "delete",
@@ -572,11 +242,6 @@ SELECT ds_state($$UPDATE datasync.audit_log SET actor = 'someone else'$$) AS "up
        ds_state($$UPDATE datasync.audit_row_values SET "values" = '{}'$$) AS update_values,
        ds_state($$DELETE FROM datasync.audit_row_values$$) AS delete_values,
        ds_state($$TRUNCATE datasync.audit_row_values$$) AS truncate_values;
- update | delete | truncate | update_values | delete_values | truncate_values 
---------+--------+----------+---------------+---------------+-----------------
- 42501  | 42501  | 42501    | 42501         | 42501         | 42501
-(1 row)
-
 RESET session_replication_role;
 SELECT ds_state($$UPDATE datasync.audit_log SET actor = 'someone else'$$) AS "update",
        ds_state($$DELETE FROM datasync.audit_log$$) AS "delete",
@@ -584,11 +249,6 @@ SELECT ds_state($$UPDATE datasync.audit_log SET actor = 'someone else'$$) AS "up
        ds_state($$UPDATE datasync.audit_row_values SET "values" = '{}'$$) AS update_values,
        ds_state($$DELETE FROM datasync.audit_row_values$$) AS delete_values,
        ds_state($$TRUNCATE datasync.audit_row_values$$) AS truncate_values;
- update | delete | truncate | update_values | delete_values | truncate_values 
---------+--------+----------+---------------+---------------+-----------------
- 42501  | 42501  | 42501    | 42501         | 42501         | 42501
-(1 row)
-
 -- a role that was given the table and the parameter fares no better
 GRANT UPDATE, DELETE, TRUNCATE ON datasync.audit_log TO ds_lk_mallory;
 GRANT SET ON PARAMETER session_replication_role TO ds_lk_mallory;
@@ -597,30 +257,16 @@ SET session_replication_role = replica;
 SELECT ds_state($$UPDATE datasync.audit_log SET actor = 'someone else'$$) AS "update",
        ds_state($$DELETE FROM datasync.audit_log$$) AS "delete",
        ds_state($$TRUNCATE datasync.audit_log$$) AS "truncate";
- update | delete | truncate 
---------+--------+----------
- 42501  | 42501  | 42501
-(1 row)
-
 -- nor can it switch the guard off or around it
 SELECT ds_state($$ALTER TABLE datasync.audit_log DISABLE TRIGGER audit_log_append_only$$) AS disable_trigger,
        ds_state($$ALTER TABLE datasync.audit_log ENABLE REPLICA TRIGGER audit_log_append_only$$) AS replica_trigger,
        ds_state($$CREATE RULE lk_no_delete AS ON DELETE TO datasync.audit_log DO INSTEAD NOTHING$$) AS create_rule,
        ds_state($$SELECT datasync._audit('ds_lk_mallory', 'x', NULL, NULL)$$) AS write_entry;
- disable_trigger | replica_trigger | create_rule | write_entry 
------------------+-----------------+-------------+-------------
- 42501           | 42501           | 42501       | 42501
-(1 row)
-
 RESET session_replication_role;
 RESET ROLE;
 REVOKE UPDATE, DELETE, TRUNCATE ON datasync.audit_log FROM ds_lk_mallory;
 REVOKE SET ON PARAMETER session_replication_role FROM ds_lk_mallory;
 SELECT (v->>'ok')::boolean AS ok FROM datasync.verify_audit_log() v;
- ok 
-----
- t
-(1 row)
 
 --
 -- the anchor: verify_audit_log() returns it; verify_audit_log(anchor)
@@ -628,35 +274,15 @@ SELECT (v->>'ok')::boolean AS ok FROM datasync.verify_audit_log() v;
 --
 SELECT datasync._audit('ds_lk_test', 'test', 'entry 1', '{"n": 1}') AS e1 \gset
 SELECT set_config('lk.e1', :'e1', false) IS NOT NULL AS set;
- set 
------
- t
-(1 row)
-
 SELECT datasync.verify_audit_log() AS anchor \gset
 SELECT (:'anchor'::jsonb) ?& ARRAY['ok', 'entries', 'last_id', 'last_hash'] AS has_keys,
        (:'anchor'::jsonb ->> 'last_id')::bigint = :e1 AS last_id_ok,
        :'anchor'::jsonb ->> 'last_hash' = (SELECT hash FROM datasync.audit_log WHERE id = :e1) AS last_hash_ok;
- has_keys | last_id_ok | last_hash_ok 
-----------+------------+--------------
- t        | t          | t
-(1 row)
-
 SELECT v->'ok' AS ok, v ? 'broken_at' AS broken FROM datasync.verify_audit_log(:'anchor') v;
-  ok  | broken 
-------+--------
- true | f
-(1 row)
-
 -- later entries keep the anchor valid
 SELECT datasync._audit('ds_lk_test', 'test', 'entry 2', jsonb_build_object('table', 'public.lk_conf', 'key', '{"id": 2}'::jsonb)) AS e2 \gset
 SELECT datasync._audit('ds_lk_test', 'test', 'entry|3', '{"n": 3}') AS e3 \gset
 SELECT v->'ok' AS ok FROM datasync.verify_audit_log(:'anchor') v;
-  ok  
-------
- true
-(1 row)
-
 -- a superuser cuts the tail: the chain alone looks intact, the anchor does not
 CREATE TEMP TABLE lk_saved AS SELECT * FROM datasync.audit_log WHERE id >= :e1;
 CREATE TEMP TABLE lk_saved_values AS SELECT * FROM datasync.audit_row_values WHERE id >= :e1;
@@ -665,26 +291,11 @@ ALTER TABLE datasync.audit_row_values DISABLE TRIGGER audit_row_values_append_on
 DELETE FROM datasync.audit_row_values WHERE id >= :e1;
 DELETE FROM datasync.audit_log WHERE id >= :e1;
 SELECT v->'ok' AS ok, (v->>'last_id')::bigint = :e1 - 1 AS shorter FROM datasync.verify_audit_log() v;
-  ok  | shorter 
-------+---------
- true | t
-(1 row)
-
 SELECT v->'ok' AS ok, v->>'reason' AS reason, (v->>'broken_at')::bigint = :e1 AS broken_at_anchor
   FROM datasync.verify_audit_log(:'anchor') v;
-  ok   |              reason              | broken_at_anchor 
--------+----------------------------------+------------------
- false | entries missing up to the anchor | t
-(1 row)
-
 INSERT INTO datasync.audit_log SELECT * FROM lk_saved;
 INSERT INTO datasync.audit_row_values SELECT * FROM lk_saved_values;
 SELECT v->'ok' AS ok FROM datasync.verify_audit_log(:'anchor') v;
-  ok  
-------
- true
-(1 row)
-
 -- ... or rewrites the chain from the anchor on, hashes and all
 DO $$
 DECLARE
@@ -703,184 +314,63 @@ BEGIN
 END
 $$;
 SELECT v->'ok' AS ok, v->>'reason' AS reason FROM datasync.verify_audit_log() v;
-  ok  | reason 
-------+--------
- true | 
-(1 row)
-
 SELECT v->'ok' AS ok, v->>'reason' AS reason, (v->>'broken_at')::bigint = :e1 AS broken_at_anchor
   FROM datasync.verify_audit_log(:'anchor') v;
-  ok   |            reason             | broken_at_anchor 
--------+-------------------------------+------------------
- false | entry differs from the anchor | t
-(1 row)
-
 UPDATE datasync.audit_log a SET actor = s.actor, hash = s.hash, prev_hash = s.prev_hash
   FROM lk_saved s WHERE s.id = a.id;
 SELECT v->'ok' AS ok FROM datasync.verify_audit_log(:'anchor') v;
-  ok  
-------
- true
-(1 row)
-
 -- ... or takes row values away from an entry, or moves them to another one
 DELETE FROM datasync.audit_row_values WHERE id = :e2;
 SELECT v->'ok' AS ok, v->>'reason' AS reason, (v->>'broken_at')::bigint = :e2 AS broken_at_e2
   FROM datasync.verify_audit_log() v;
-  ok   |      reason       | broken_at_e2 
--------+-------------------+--------------
- false | entry was changed | t
-(1 row)
-
 INSERT INTO datasync.audit_row_values SELECT * FROM lk_saved_values WHERE id = :e2;
 UPDATE datasync.audit_row_values SET id = :e3 WHERE id = :e2;
 SELECT v->'ok' AS ok, v->>'reason' AS reason, (v->>'broken_at')::bigint = :e2 AS broken_at_e2
   FROM datasync.verify_audit_log() v;
-  ok   |      reason       | broken_at_e2 
--------+-------------------+--------------
- false | entry was changed | t
-(1 row)
-
 UPDATE datasync.audit_row_values SET id = :e2 WHERE id = :e3;
 -- ... or shifts a "|" from one field to the next (version 1 of the hash joined them with "|")
 UPDATE datasync.audit_log SET action = 'test|entry', object = '3' WHERE id = :e3;
 SELECT datasync._audit_hash(prev_hash, id, at, actor, action, object, details) =
        datasync._audit_hash(prev_hash, id, at, 'ds_lk_test', 'test', 'entry|3', details) AS same_v1_input
   FROM datasync.audit_log WHERE id = :e3;
- same_v1_input 
----------------
- t
-(1 row)
-
 SELECT v->'ok' AS ok, v->>'reason' AS reason, (v->>'broken_at')::bigint = :e3 AS broken_at_e3
   FROM datasync.verify_audit_log() v;
-  ok   |      reason       | broken_at_e3 
--------+-------------------+--------------
- false | entry was changed | t
-(1 row)
-
 UPDATE datasync.audit_log a SET actor = s.actor, action = s.action, object = s.object
   FROM lk_saved s WHERE s.id = a.id AND a.id = :e3;
 ALTER TABLE datasync.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
 ALTER TABLE datasync.audit_row_values ENABLE ALWAYS TRIGGER audit_row_values_append_only;
 SELECT v->'ok' AS ok FROM datasync.verify_audit_log(:'anchor') v;
-  ok  
-------
- true
-(1 row)
-
 -- the empty anchor (before the first entry) always holds
 SELECT v->'ok' AS ok FROM datasync.verify_audit_log('{"last_id": 0, "last_hash": ""}') v;
-  ok  
-------
- true
-(1 row)
-
 -- a monitor checks too
 SET ROLE ds_lk_mallory;
 SELECT v->'ok' AS ok FROM datasync.verify_audit_log(:'anchor') v;
-  ok  
-------
- true
-(1 row)
-
 RESET ROLE;
 -- bad anchors
 SELECT ds_try($$SELECT datasync.verify_audit_log(NULL)$$);
-                  ds_try                   
--------------------------------------------
- 22004: argument "anchor" must not be null
-(1 row)
-
 SELECT ds_try($$SELECT datasync.verify_audit_log('[1, 2]')$$);
-                            ds_try                            
---------------------------------------------------------------
- 22023: invalid audit log anchor: [1, 2] is not a JSON object
-(1 row)
-
 SELECT ds_try($$SELECT datasync.verify_audit_log('{}')$$);
-                                                ds_try                                                 
--------------------------------------------------------------------------------------------------------
- 22023: invalid audit log anchor: "last_id" must be an entry id (an integer of 0 or more), not missing
-(1 row)
-
 SELECT ds_try($$SELECT datasync.verify_audit_log('{"last_id": "5", "last_hash": ""}')$$);
-                                              ds_try                                               
----------------------------------------------------------------------------------------------------
- 22023: invalid audit log anchor: "last_id" must be an entry id (an integer of 0 or more), not "5"
-(1 row)
-
 SELECT ds_try($$SELECT datasync.verify_audit_log('{"last_id": -1, "last_hash": ""}')$$);
-                                              ds_try                                              
---------------------------------------------------------------------------------------------------
- 22023: invalid audit log anchor: "last_id" must be an entry id (an integer of 0 or more), not -1
-(1 row)
-
 SELECT ds_try($$SELECT datasync.verify_audit_log('{"last_id": 1.5, "last_hash": ""}')$$);
-                                              ds_try                                               
----------------------------------------------------------------------------------------------------
- 22023: invalid audit log anchor: "last_id" must be an entry id (an integer of 0 or more), not 1.5
-(1 row)
-
 SELECT ds_try($$SELECT datasync.verify_audit_log('{"last_id": 99999999999999999999, "last_hash": ""}')$$);
-                                                       ds_try                                                       
---------------------------------------------------------------------------------------------------------------------
- 22023: invalid audit log anchor: "last_id" must be an entry id (an integer of 0 or more), not 99999999999999999999
-(1 row)
-
 SELECT ds_try($$SELECT datasync.verify_audit_log('{"last_id": 1}')$$);
-                                                        ds_try                                                         
------------------------------------------------------------------------------------------------------------------------
- 22023: invalid audit log anchor: "last_hash" must be the hash of entry 1 (64 hex digits; '' for entry 0), not missing
-(1 row)
-
 SELECT ds_try($$SELECT datasync.verify_audit_log('{"last_id": 1, "last_hash": "not a hash"}')$$);
-                                                           ds_try                                                           
-----------------------------------------------------------------------------------------------------------------------------
- 22023: invalid audit log anchor: "last_hash" must be the hash of entry 1 (64 hex digits; '' for entry 0), not "not a hash"
-(1 row)
-
 SELECT ds_try($$SELECT datasync.verify_audit_log('{"last_id": 0, "last_hash": "abc"}')$$);
-                                                       ds_try                                                        
----------------------------------------------------------------------------------------------------------------------
- 22023: invalid audit log anchor: "last_hash" must be the hash of entry 0 (64 hex digits; '' for entry 0), not "abc"
-(1 row)
-
 -- an anchor beyond the end: entries are missing
 SELECT v->'ok' AS ok, v->>'reason' AS reason
   FROM datasync.verify_audit_log(jsonb_build_object('last_id', :e3 + 100, 'last_hash', repeat('0', 64))) v;
-  ok   |              reason              
--------+----------------------------------
- false | entries missing up to the anchor
-(1 row)
 
 --
 -- Clean up
 --
 SELECT datasync.drop_pipeline('lk_conf');
- drop_pipeline 
----------------
- 
-(1 row)
-
 SELECT datasync.drop_pipeline('lk_err');
- drop_pipeline 
----------------
- 
-(1 row)
-
 SELECT datasync.drop_target('lk_tgt');
- drop_target 
--------------
- 
-(1 row)
-
 DELETE FROM datasync.conflicts WHERE pipeline = 'lk_conf';
 DELETE FROM datasync.jobs WHERE pipeline = 'lk_err';
 DROP DATABASE ds_leaks_target WITH (FORCE);
 DROP TABLE lk_conf, lk_err, lk_other;
 DROP ROLE ds_lk_mallory, ds_lk_reader, ds_lk_colreader, ds_lk_bypass;
-DROP FUNCTION ds_try(text);
 DROP FUNCTION ds_state(text);
 DROP FUNCTION ds_error_text(text);
-DROP FUNCTION ds_wait_for(text, float8);

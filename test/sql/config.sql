@@ -9,16 +9,6 @@
 \set VERBOSITY terse
 \set SHOW_CONTEXT never
 
--- run a statement; 'ok', or its SQLSTATE and message on one line
-CREATE FUNCTION ds_try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
-
 -- everything apply_config may change, with the xmin of every catalog row
 CREATE FUNCTION cfg_snapshot() RETURNS text LANGUAGE sql AS $$
     SELECT concat_ws(E'\n',
@@ -318,7 +308,7 @@ SELECT cfg_snapshot() = :'snap' AS catalog_unchanged;
 SELECT p.oid::regprocedure AS function, p.prosecdef AS security_definer, p.proconfig
   FROM pg_proc p
  WHERE p.pronamespace = 'datasync'::regnamespace AND p.proname IN ('apply_config', 'export_config', '_config_target_dsn_is')
- ORDER BY 1::text COLLATE "C";
+ ORDER BY p.oid::regprocedure::text COLLATE "C";
 
 --
 -- An empty document does nothing
@@ -344,7 +334,6 @@ DROP ROLE cfg_adm, cfg_op;
 DROP TABLE cfg_users, cfg_orders, cfg_order_items, cfg_inventory, cfg_coupons, cfg_nokey,
     "cfg Schema"."we'ird ""name""", "cfg_Ünïcode";
 DROP SCHEMA "cfg Schema";
-DROP FUNCTION ds_try(text);
 DROP FUNCTION cfg_snapshot();
 DROP FUNCTION cfg_try(jsonb);
 DROP FUNCTION cfg_pause_created(jsonb);

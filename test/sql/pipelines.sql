@@ -1,7 +1,7 @@
 --
 -- pipelines: create_pipeline, alter_pipeline, drop_pipeline, add_table,
 -- remove_table, resync_table, pause, resume, wait_for_sync and the views
--- datasync.pipelines and datasync.status (DESIGN.md section 2, "Pipelines").
+-- datasync.pipelines and datasync.status (docs/sql-reference.md, "Pipelines").
 --
 -- Workers are real: the pipeline "users_sync" streams into the database
 -- ds_pipe_target of this instance.  Nothing printed depends on the port,
@@ -9,36 +9,6 @@
 --
 \set VERBOSITY terse
 \set SHOW_CONTEXT never
-
--- run a statement; 'ok', or its SQLSTATE and message on one line
-CREATE FUNCTION ds_try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
-
--- poll a condition (an SQL boolean expression) for at most timeout_s seconds
-CREATE FUNCTION ds_wait_for(cond text, timeout_s float8 DEFAULT 30) RETURNS boolean
-LANGUAGE plpgsql AS $$
-DECLARE
-    ok boolean;
-    deadline timestamptz := clock_timestamp() + make_interval(secs => timeout_s);
-BEGIN
-    LOOP
-        EXECUTE 'SELECT (' || cond || ')' INTO ok;
-        IF ok THEN
-            RETURN true;
-        END IF;
-        IF clock_timestamp() > deadline THEN
-            RETURN false;
-        END IF;
-        PERFORM pg_sleep(0.05);
-    END LOOP;
-END
-$$;
 
 -- what pipelines leave behind: publications, slots, catalog rows
 CREATE FUNCTION ds_counts(OUT publications bigint, OUT slots bigint,
@@ -317,6 +287,4 @@ DROP DATABASE ds_pipe_target WITH (FORCE);
 DROP VIEW users_v;
 DROP TABLE users, "Üsers", "we'ird ""name""", "select", extra, full_ident, no_key,
     ident_nothing, unlogged_t;
-DROP FUNCTION ds_try(text);
-DROP FUNCTION ds_wait_for(text, float8);
 DROP FUNCTION ds_counts();

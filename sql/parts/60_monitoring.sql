@@ -1,0 +1,59 @@
+/* ---------------------------------------------------------------------
+ * Monitoring
+ * ---------------------------------------------------------------------
+ */
+CREATE FUNCTION datasync._worker_stats(
+    OUT pipeline_id bigint, OUT pid integer, OUT state text,
+    OUT applied_lsn pg_lsn, OUT last_sync_at timestamptz,
+    OUT rows_inserted bigint, OUT rows_updated bigint, OUT rows_deleted bigint,
+    OUT transactions bigint, OUT errors bigint, OUT retry_attempt integer,
+    OUT next_attempt_at timestamptz, OUT last_error text, OUT conflicts bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'datasync_worker_stats'
+LANGUAGE C STRICT VOLATILE;
+
+/*
+ * One row a pipeline.  _worker_stats() shows only workers of this
+ * database's pipelines (same id and incarnation), and the slot joined is
+ * this database's (another database may have one of the same name: a
+ * restored dump).  last_error is withheld from roles that may not read
+ * every table of the pipeline (35_row_values).
+ */
+CREATE VIEW datasync.status AS
+    SELECT p.name,
+           p.mode,
+           CASE WHEN NOT p.enabled THEN 'paused'
+                WHEN p.error IS NOT NULL THEN 'error'
+                ELSE coalesce(w.state, 'idle') END AS state,
+           t.name AS target,
+           CASE WHEN s.confirmed_flush_lsn IS NOT NULL
+                THEN pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint END AS lag_bytes,
+           w.applied_lsn AS last_applied_lsn,
+           w.last_sync_at,
+           coalesce(w.rows_inserted + w.rows_updated + w.rows_deleted, 0) AS rows_applied,
+           coalesce(w.rows_inserted, 0) AS rows_inserted,
+           coalesce(w.rows_updated, 0) AS rows_updated,
+           coalesce(w.rows_deleted, 0) AS rows_deleted,
+           coalesce(w.transactions, 0) AS transactions,
+           coalesce(w.errors, 0) AS errors,
+           coalesce(w.conflicts, 0) AS conflicts,
+           (SELECT pg_catalog.count(*) FROM datasync.conflicts c
+             WHERE c.pipeline_id = p.id AND c.status = 'open') AS open_conflicts,
+           w.retry_attempt,
+           w.next_attempt_at,
+           datasync._error_for_reader(p.id, CASE WHEN p.error IS NOT NULL THEN coalesce(pe.error, p.error)
+                                                 ELSE w.last_error END) AS last_error,
+           w.pid AS worker_pid
+      FROM datasync._pipelines p
+      JOIN datasync._targets t ON t.id = p.target_id
+      LEFT JOIN datasync._pipeline_errors pe ON pe.pipeline_id = p.id
+      LEFT JOIN datasync._worker_stats() w ON w.pipeline_id = p.id
+      LEFT JOIN pg_catalog.pg_replication_slots s
+             ON s.slot_name = p.slot_name AND s.database = pg_catalog.current_database();
+COMMENT ON VIEW datasync.status IS 'one row a pipeline: state, lag, progress, counters, last error';
+
+
+REVOKE ALL ON FUNCTION datasync._worker_stats() FROM PUBLIC;
+REVOKE ALL ON datasync.status FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION datasync._worker_stats() TO datasync_monitor;
+GRANT SELECT ON datasync.status TO datasync_monitor;
