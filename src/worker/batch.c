@@ -157,6 +157,21 @@ ds_batch_count(DsDecoder *d, DsChangeKind kind)
 		d->b.del++;
 }
 
+/*
+ * A change given to the target was not applied after all (its conflict
+ * strategy kept the target's row): it leaves the batch's counters, which
+ * count what the target applied.
+ */
+void
+ds_batch_uncount(DsDecoder *d, DsChangeKind kind)
+{
+	uint64	   *n = kind == DS_CHANGE_INSERT ? &d->b.ins :
+		kind == DS_CHANGE_UPDATE ? &d->b.upd : &d->b.del;
+
+	if (*n > 0)
+		(*n)--;
+}
+
 /* should a batch close at this commit boundary although more is pending? */
 bool
 ds_batch_full(DsDecoder *d)
@@ -214,6 +229,9 @@ batch_committed(void *arg, uint64 batch_no)
 	SpinLockRelease(&slot->mutex);
 	ds_batch_publish_marker(slot, s->marker);
 	publish_done(d, Max(s->end_lsn, s->marker_lsn));
+	/* the target's progress passed a transaction skipped as asked */
+	if (!XLogRecPtrIsInvalid(d->skipped_lsn) && s->end_lsn > d->skipped_lsn)
+		d->skip_done = true;
 }
 
 /* Set the batches up for a streaming session on d->target. */

@@ -69,6 +69,7 @@ extern void ds_batch_start(struct DsDecoder *d);
 extern void ds_batch_open(struct DsDecoder *d);
 extern void ds_batch_add(struct DsDecoder *d, DsChange *ch);
 extern void ds_batch_count(struct DsDecoder *d, DsChangeKind kind);
+extern void ds_batch_uncount(struct DsDecoder *d, DsChangeKind kind);
 extern bool ds_batch_full(struct DsDecoder *d);
 extern void ds_batch_close(struct DsDecoder *d);
 extern void ds_batch_settle(struct DsDecoder *d);

@@ -313,6 +313,10 @@ on_conflict(DsConflictHit *hit, void *arg)
 	Conflict   *c = palloc0(sizeof(Conflict));
 	DsRelation *rel = hit->rel;
 
+	/* rows_inserted/updated/deleted count what the target applied */
+	if (!hit->applied)
+		ds_batch_uncount((DsDecoder *) arg, hit->change);
+
 	c->hit = hit;
 	c->open = rel->strategy == DS_MANUAL && !hit->applied;
 	c->changes = 1;

@@ -75,9 +75,13 @@ is(nconflicts('p_tw'), '5', 'target-wins: exactly the five conflicts');
 # ---------------------------------------------------------------------------
 src_q("INSERT INTO cf_alt VALUES (1, 'orig', $T20), (2, 'orig', $T20)");
 synced('alter: set-up', 'p_alt');
+my $counts = "SELECT rows_updated || '|' || conflicts FROM datasync.status WHERE name = 'p_alt'";
+my ($upd0, $conf0) = split /\|/, src_q($counts);
 tgt_q("UPDATE cf_alt SET v = 'target' WHERE id = 1");
 src_q("UPDATE cf_alt SET v = 'source' WHERE id = 1");
 synced('alter: conflict under target-wins', 'p_alt');
+is(src_q($counts), "$upd0|" . ($conf0 + 1),
+	'counters: the update target-wins kept off the target is a conflict, not an applied row');
 is(tgt_row('cf_alt', 1), 'target@2020-01-01', 'alter: before, target-wins keeps the target');
 is(conflicts_of('p_alt', 'cf_alt', 1), 'update_differs|resolved|target|target-wins',
 	'alter: before, resolved for the target');
@@ -99,6 +103,8 @@ synced('alter: after alter_pipeline', 'p_alt');
 tgt_q("UPDATE cf_alt SET v = 'target' WHERE id = 2");
 src_q("UPDATE cf_alt SET v = 'source2' WHERE id = 2");
 synced('alter: conflict under source-wins', 'p_alt');
+is(src_q($counts), ($upd0 + 1) . '|' . ($conf0 + 2),
+	'counters: the update source-wins applied is counted, and its conflict');
 is(tgt_row('cf_alt', 2), 'source2@2020-01-01', 'alter: after, source-wins applies the source');
 is(conflicts_of('p_alt', 'cf_alt', 2), 'update_differs|resolved|source|source-wins',
 	'alter: after, resolved for the source');
