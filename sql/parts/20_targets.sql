@@ -27,11 +27,11 @@ AS 'MODULE_PATHNAME', 'datasync_drop_target'
 LANGUAGE C SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION datasync.drop_target(text) IS 'drop a target that no pipeline uses';
 
-CREATE FUNCTION datasync.test_target(name text)
+CREATE FUNCTION datasync.test_target(name text, tables regclass[] DEFAULT NULL, options jsonb DEFAULT NULL)
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'datasync_test_target'
 LANGUAGE C SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION datasync.test_target(text) IS 'connect to a target; report version, latency and what its pipelines miss there';
+COMMENT ON FUNCTION datasync.test_target(text, regclass[], jsonb) IS 'connect to a target; report version, latency and what its pipelines (or the tables given, with these pipeline options) miss there';
 
 CREATE FUNCTION datasync._mask_dsn(dsn text)
 RETURNS text
@@ -63,7 +63,7 @@ REVOKE ALL ON FUNCTION
     datasync.create_target(text, text, jsonb),
     datasync.alter_target(text, jsonb),
     datasync.drop_target(text),
-    datasync.test_target(text),
+    datasync.test_target(text, regclass[], jsonb),
     datasync._mask_dsn(text),
     datasync.grant_target(text, regrole),
     datasync.revoke_target(text, regrole)
@@ -76,6 +76,6 @@ GRANT EXECUTE ON FUNCTION
     datasync.grant_target(text, regrole),
     datasync.revoke_target(text, regrole)
   TO datasync_admin;
-GRANT EXECUTE ON FUNCTION datasync.test_target(text) TO datasync_operator;
+GRANT EXECUTE ON FUNCTION datasync.test_target(text, regclass[], jsonb) TO datasync_operator;
 GRANT EXECUTE ON FUNCTION datasync._mask_dsn(text) TO datasync_monitor;
 GRANT SELECT ON datasync.targets TO datasync_monitor;

@@ -182,6 +182,23 @@ table_list(FunctionCallInfo fcinfo, int argno, Oid caller)
 	return result;
 }
 
+/* "a", "a and b", "a, b and c" */
+static char *
+text_list(List *items)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, items)
+	{
+		if (foreach_current_index(lc) > 0)
+			appendStringInfoString(&buf, foreach_current_index(lc) == list_length(items) - 1 ? " and " : ", ");
+		appendStringInfoString(&buf, (char *) lfirst(lc));
+	}
+	return buf.data;
+}
+
 /*
  * Can the target detect conflicts, as strategy needs?  A kind of target
  * says so with its capabilities (target/apply.c).  Runs inside SPI.
@@ -223,6 +240,7 @@ check_conflict_tables(List *relids, const char *strategy, DsPipelineOptions *opt
 					  Oid caller, int64 target_id)
 {
 	ListCell   *lc;
+	List	   *commit_ts = NIL;
 
 	foreach(lc, relids)
 	{
@@ -246,6 +264,8 @@ check_conflict_tables(List *relids, const char *strategy, DsPipelineOptions *opt
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("timestamp_column \"%s\" does not exist in table \"%s\"", tscol, table_display(relid)),
 					 errhint("Name a column of every latest-timestamp table, per table as {\"timestamp_column\": {\"schema.table\": \"column\"}}, or leave it out to compare commit timestamps.")));
+		if (strcmp(s, "latest-timestamp") == 0 && tscol == NULL)
+			commit_ts = lappend(commit_ts, table_display(relid));
 		if (strcmp(s, "source-wins") == 0 && !opts->log_conflicts)
 			continue;
 		check_target_detects(target_id, s);
@@ -272,6 +292,18 @@ check_conflict_tables(List *relids, const char *strategy, DsPipelineOptions *opt
 		ds_spi_exec(psprintf("ALTER TABLE %s REPLICA IDENTITY FULL", table_sql(relid)),
 					0, NULL, NULL, SPI_OK_UTILITY);
 	}
+
+	/*
+	 * Commit times are compared on the target, which has them only with
+	 * track_commit_timestamp; it is not connected to here: say so.
+	 */
+	if (commit_ts != NIL)
+		ereport(NOTICE,
+				(errmsg("conflict strategy \"latest-timestamp\" compares commit times of %s %s on the target",
+						list_length(commit_ts) == 1 ? "table" : "tables",
+						text_list(commit_ts)),
+				 errdetail("That needs track_commit_timestamp = on on the target (a restart); without it the pipeline stops with the target's error \"could not get commit timestamp data\"."),
+				 errhint("datasync.test_target() says whether the target has it. Or compare a column of the rows: {\"timestamp_column\": \"column\"}.")));
 }
 
 /* the tables of a pipeline */

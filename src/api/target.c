@@ -336,19 +336,42 @@ array_has_name(PGresult *res, int row, int col, const char *name)
 	return false;
 }
 
+/* a table test_target checks, as one pipeline would send it */
+typedef struct ProbeTable
+{
+	Oid			relid;
+	DsPipelineOptions opts;		/* that pipeline's options */
+	const char *strategy;		/* its conflict strategy */
+} ProbeTable;
+
+/*
+ * Does this table compare commit timestamps (latest-timestamp without a
+ * timestamp_column), which needs track_commit_timestamp on the target?
+ */
+static bool
+needs_commit_ts(ProbeTable *pt, const char *nsp, const char *rel)
+{
+	const char *s = ds_table_option(pt->opts.table_strategies, nsp, rel);
+
+	if (s == NULL)
+		s = pt->strategy;
+	return strcmp(s, "latest-timestamp") == 0 &&
+		ds_table_option(pt->opts.timestamp_columns, nsp, rel) == NULL;
+}
+
 /* what test_target checks once connected; appends to out and missing */
 static void
-probe_target(PGconn *conn, StringInfo out, SPITupleTable *tables, uint64 ntables,
-			 List **missing)
+probe_target(PGconn *conn, StringInfo out, List *tables, List **missing)
 {
 	instr_time	start;
 	instr_time	elapsed;
 	PGresult   *res;
-	uint64		i;
-	bool		isnull;
+	bool		commit_ts;
+	ListCell   *tc;
 
 	res = ds_pq_exec(conn, "SELECT pg_catalog.current_setting('server_version'), current_user,"
-					 " pg_catalog.current_setting('is_superuser') = 'on'", DS_CONN_TARGET);
+					 " pg_catalog.current_setting('is_superuser') = 'on',"
+					 " pg_catalog.current_setting('track_commit_timestamp') = 'on'", DS_CONN_TARGET);
 	appendStringInfoString(out, ", \"version\": ");
 	escape_json(out, PQgetvalue(res, 0, 0));
 	appendStringInfoString(out, ", \"role\": ");
@@ -356,6 +379,8 @@ probe_target(PGconn *conn, StringInfo out, SPITupleTable *tables, uint64 ntables
 	/* such a role can write anything there, system catalogs included */
 	appendStringInfo(out, ", \"superuser\": %s",
 					 strcmp(PQgetvalue(res, 0, 2), "t") == 0 ? "true" : "false");
+	commit_ts = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
+	appendStringInfo(out, ", \"track_commit_timestamp\": %s", commit_ts ? "true" : "false");
 	PQclear(res);
 
 	INSTR_TIME_SET_CURRENT(start);
@@ -364,10 +389,10 @@ probe_target(PGconn *conn, StringInfo out, SPITupleTable *tables, uint64 ntables
 	INSTR_TIME_SUBTRACT(elapsed, start);
 	appendStringInfo(out, ", \"latency_ms\": %.3f", INSTR_TIME_GET_MILLISEC(elapsed));
 
-	for (i = 0; i < ntables; i++)
+	foreach(tc, tables)
 	{
-		Oid			relid = DatumGetObjectId(SPI_getbinval(tables->vals[i], tables->tupdesc, 1, &isnull));
-		Jsonb	   *popts = DatumGetJsonbP(SPI_getbinval(tables->vals[i], tables->tupdesc, 2, &isnull));
+		ProbeTable *t = lfirst(tc);
+		Oid			relid = t->relid;
 		DsPipelineConfig cfg;
 		char	   *nsp;
 		char	   *rel;
@@ -387,7 +412,7 @@ probe_target(PGconn *conn, StringInfo out, SPITupleTable *tables, uint64 ntables
 
 		/* where the pipeline's options send this table */
 		memset(&cfg, 0, sizeof(cfg));
-		ds_options_parse(popts, &cfg.options);
+		cfg.options = t->opts;
 		qname = ds_target_qname(&cfg, nsp, rel);
 
 		vals[0] = qname;
@@ -421,6 +446,12 @@ probe_target(PGconn *conn, StringInfo out, SPITupleTable *tables, uint64 ntables
 			}
 		}
 		PQclear(res);
+
+		/* latest-timestamp on commit times reads them on the target */
+		if (!commit_ts && needs_commit_ts(t, nsp, rel))
+			*missing = lappend(*missing,
+							   missing_item("setting", psprintf("track_commit_timestamp = on (latest-timestamp compares commit times of %s)",
+																qname)));
 	}
 
 	/* the progress table: usable, or creatable */
@@ -437,10 +468,103 @@ probe_target(PGconn *conn, StringInfo out, SPITupleTable *tables, uint64 ntables
 }
 
 /*
- * test_target(name): connect, report the server version and round-trip
- * latency, and for each table of the target's pipelines whether it exists
+ * The tables test_target checks: those of the target's pipelines, each
+ * with its pipeline's options and strategy.  Runs inside SPI.
+ */
+static pg_noinline List *
+pipeline_probe_tables(Datum target_id)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1];
+	List	   *result = NIL;
+	SPITupleTable *tt;
+	uint64		n;
+	uint64		i;
+	bool		isnull;
+
+	args[0] = target_id;
+	ds_spi_read("SELECT pt.relid, p.options, p.conflict_strategy FROM datasync._pipeline_tables pt "
+				"JOIN datasync._pipelines p ON p.id = pt.pipeline_id WHERE p.target_id = $1 ORDER BY 1, p.id",
+				1, argtypes, args, NULL);
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	for (i = 0; i < n; i++)
+	{
+		ProbeTable *t = palloc0(sizeof(ProbeTable));
+
+		t->relid = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+		ds_options_parse(DatumGetJsonbP(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)), &t->opts);
+		t->strategy = ds_strategy_parse(SPI_getvalue(tt->vals[i], tt->tupdesc, 3), NULL);
+		result = lappend(result, t);
+	}
+	return result;
+}
+
+/*
+ * The tables test_target checks when given a list: as one new pipeline
+ * with these options would send them ({"conflict_strategy": ...} as
+ * alter_pipeline takes it, the other keys as create_pipeline's options).
+ * Runs inside SPI.
+ */
+static pg_noinline List *
+listed_probe_tables(FunctionCallInfo fcinfo)
+{
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(1);
+	Jsonb	   *options = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
+	const char *strategy = "source-wins";
+	DsPipelineOptions opts;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	List	   *result = NIL;
+
+	if (options != NULL && (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options must be a JSON object")));
+	if (options != NULL)
+	{
+		Oid			argtypes[1] = {JSONBOID};
+		Datum		args[1];
+		char	   *s = ds_jsonb_get_text(options, "conflict_strategy");
+		bool		isnull;
+
+		if (s != NULL)
+			strategy = ds_strategy_parse(s, NULL);
+		args[0] = JsonbPGetDatum(options);
+		ds_spi_read("SELECT $1 - 'conflict_strategy' - 'mode' - 'schedule'", 1, argtypes, args, NULL);
+		options = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	ds_options_parse(options, &opts);
+
+	deconstruct_array(arr, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+	{
+		ProbeTable *t;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument \"tables\" must not contain nulls")));
+		t = palloc0(sizeof(ProbeTable));
+		t->relid = DatumGetObjectId(elems[i]);
+		t->opts = opts;
+		t->strategy = strategy;
+		result = lappend(result, t);
+	}
+	return result;
+}
+
+/*
+ * test_target(name [, tables [, options]]): connect, report the server
+ * version and round-trip latency, and for each table whether it exists
  * there (under the name the pipeline's options give it) with every column
- * and the privileges apply needs, and whether the progress table is usable.  A target that cannot be reached is reported, not raised.
+ * and the privileges apply needs, whether track_commit_timestamp is on
+ * where latest-timestamp compares commit times, and whether the progress
+ * table is usable.  The tables are those of the target's pipelines, or
+ * the given list as one new pipeline with the given options would send
+ * them.  A target that cannot be reached is reported, not raised.
  */
 Datum
 datasync_test_target(PG_FUNCTION_ARGS)
@@ -459,8 +583,7 @@ datasync_test_target(PG_FUNCTION_ARGS)
 	PGconn	   *volatile conn = NULL;
 	char	   *volatile error = NULL;
 	bool		isnull;
-	uint64		ntables;
-	SPITupleTable *tables;
+	List	   *tables;
 	MemoryContext cxt = CurrentMemoryContext;
 	ListCell   *lc;
 	Oid			owner;
@@ -473,11 +596,10 @@ datasync_test_target(PG_FUNCTION_ARGS)
 	topts = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	password_env = ds_jsonb_get_text(topts, "password_env");
-	ds_spi_read("SELECT pt.relid, p.options FROM datasync._pipeline_tables pt "
-				"JOIN datasync._pipelines p ON p.id = pt.pipeline_id WHERE p.target_id = $1 ORDER BY 1, p.id",
-				1, argtypes, args, NULL);
-	tables = SPI_tuptable;
-	ntables = SPI_processed;
+	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
+		tables = listed_probe_tables(fcinfo);
+	else
+		tables = pipeline_probe_tables(args[0]);
 
 	initStringInfo(&out);
 	appendStringInfoChar(&out, '{');
@@ -505,7 +627,7 @@ datasync_test_target(PG_FUNCTION_ARGS)
 			INSTR_TIME_SET_CURRENT(elapsed);
 			INSTR_TIME_SUBTRACT(elapsed, start);
 			appendStringInfo(&out, ", \"connect_ms\": %.3f", INSTR_TIME_GET_MILLISEC(elapsed));
-			probe_target(conn, &out, tables, ntables, &missing);
+			probe_target(conn, &out, tables, &missing);
 		}
 		PG_CATCH();
 		{

@@ -180,6 +180,33 @@ CREATE TABLE "tt absent" (id int PRIMARY KEY);
 SELECT r->'ok' AS ok, r ? 'error' AS has_error, r->'missing' AS missing
   FROM datasync.test_target('live') r;
 
+-- a table list, before any pipeline: checked as one pipeline with these
+-- options would send them (live_unused has no pipeline)
+SELECT r->'ok' AS ok, r->'missing' AS missing
+  FROM datasync.test_target('live_unused', ARRAY['tt_present']::regclass[]) r;
+SELECT r->'ok' AS ok, r->'missing' AS missing
+  FROM datasync.test_target('live_unused', ARRAY['tt_present', '"tt absent"']::regclass[],
+                            '{"table_map": {"tt_present": "public.elsewhere"}}') r;
+-- latest-timestamp on commit times needs track_commit_timestamp there (off
+-- on this instance); on a timestamp column it does not
+SELECT r->'ok' AS ok, r->'track_commit_timestamp' AS track_commit_timestamp, r->'missing' AS missing
+  FROM datasync.test_target('live_unused', ARRAY['tt_present']::regclass[],
+                            '{"conflict_strategy": "latest-timestamp"}') r;
+SELECT r->'ok' AS ok, r->'missing' AS missing
+  FROM datasync.test_target('live_unused', ARRAY['tt_present']::regclass[],
+                            '{"conflict_strategy": "latest_timestamp", "timestamp_column": "a"}') r;
+SELECT r->'ok' AS ok, r->'missing' AS missing
+  FROM datasync.test_target('live_unused', ARRAY['tt_present']::regclass[],
+                            '{"table_conflict_strategy": {"tt_present": "latest-timestamp"}}') r;
+-- bad lists and options
+SELECT ds_try($$SELECT datasync.test_target('live_unused', ARRAY[NULL]::regclass[])$$);
+SELECT ds_try($$SELECT datasync.test_target('live_unused', ARRAY['tt_present']::regclass[], '[1]')$$);
+SELECT ds_try($$SELECT datasync.test_target('live_unused', ARRAY['tt_present']::regclass[], '{"conflict_strategy": "newest"}')$$);
+SELECT ds_try($$SELECT datasync.test_target('live_unused', ARRAY['tt_present']::regclass[], '{"batch_sise": 5}')$$);
+-- an empty list checks nothing but the target itself
+SELECT r->'ok' AS ok, r->'missing' AS missing
+  FROM datasync.test_target('live_unused', ARRAY[]::regclass[]) r;
+
 --
 -- Clean up
 --
