@@ -747,3 +747,60 @@ END
 $$;
 
 /* END section 6 */
+
+/* ---------------------------------------------------------------------
+ * 7. test_target checks a table list before a pipeline exists (issue 16)
+ * ---------------------------------------------------------------------
+ */
+DROP FUNCTION datasync.test_target(text);
+CREATE FUNCTION datasync.test_target(name text, tables regclass[] DEFAULT NULL, options jsonb DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'datasync_test_target'
+LANGUAGE C SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION datasync.test_target(text, regclass[], jsonb) IS 'connect to a target; report version, latency and what its pipelines (or the tables given, with these pipeline options) miss there';
+REVOKE ALL ON FUNCTION datasync.test_target(text, regclass[], jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION datasync.test_target(text, regclass[], jsonb) TO datasync_operator;
+
+/* END section 7 */
+
+/* ---------------------------------------------------------------------
+ * 8. skip_transaction: pass one source transaction that can never apply
+ *    (issue 16)
+ * ---------------------------------------------------------------------
+ */
+ALTER TABLE datasync._pipelines ADD COLUMN skip_lsn pg_lsn;
+COMMENT ON COLUMN datasync._pipelines.skip_lsn IS 'commit LSN of a source transaction the worker skips (skip_transaction); cleared once a later one is on the target';
+
+CREATE FUNCTION datasync.skip_transaction(pipeline text, commit_lsn pg_lsn)
+RETURNS void
+AS 'MODULE_PATHNAME', 'datasync_skip_transaction'
+LANGUAGE C SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION datasync.skip_transaction(text, pg_lsn) IS 'skip the source transaction that committed at commit_lsn (it can never apply); NULL takes the request back';
+REVOKE ALL ON FUNCTION datasync.skip_transaction(text, pg_lsn) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION datasync.skip_transaction(text, pg_lsn) TO datasync_admin;
+
+CREATE OR REPLACE VIEW datasync.pipelines AS
+    SELECT p.name, t.name AS target, p.mode, p.schedule, p.conflict_strategy, p.options,
+           p.enabled, p.created_at,
+           ARRAY(SELECT pt.relid::regclass FROM datasync._pipeline_tables pt
+                  WHERE pt.pipeline_id = p.id ORDER BY pt.relid::regclass::text) AS tables,
+           p.skip_lsn
+      FROM datasync._pipelines p JOIN datasync._targets t ON t.id = p.target_id;
+
+/* END section 8 */
+
+/* ---------------------------------------------------------------------
+ * 9. DROP EXTENSION datasync is refused while pipelines exist (issue 16)
+ * ---------------------------------------------------------------------
+ */
+CREATE FUNCTION datasync._extension_drop()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'datasync_extension_drop'
+LANGUAGE C SET search_path = pg_catalog, pg_temp;
+CREATE EVENT TRIGGER datasync_extension_drop ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION')
+    EXECUTE FUNCTION datasync._extension_drop();
+ALTER EVENT TRIGGER datasync_extension_drop ENABLE ALWAYS;
+REVOKE ALL ON FUNCTION datasync._extension_drop() FROM PUBLIC;
+
+/* END section 9 */

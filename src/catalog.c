@@ -35,6 +35,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
+#include "utils/pg_lsn.h"
 #include "utils/snapmgr.h"
 
 #include "access.h"
@@ -595,6 +596,21 @@ ds_catalog_load(int64 pipeline_id)
 		MemoryContextSwitchTo(spi);
 	}
 
+	/* a transaction to skip (skip_transaction; 0.2) */
+	cfg->skip_lsn = InvalidXLogRecPtr;
+	if (ds_catalog_has_column("_pipelines", "skip_lsn"))
+	{
+		ds_spi_read("SELECT skip_lsn FROM datasync._pipelines WHERE id = $1",
+					1, argtypes, args, NULL);
+		if (SPI_processed == 1)
+		{
+			Datum		d = spi_datum(0, 1, &isnull);
+
+			if (!isnull)
+				cfg->skip_lsn = DatumGetLSN(d);
+		}
+	}
+
 	ds_spi_read(ds_catalog_has_column("_pipeline_tables", "added_by") ?
 				"SELECT relid, sync_state, added_by FROM datasync._pipeline_tables "
 				"WHERE pipeline_id = $1 ORDER BY relid" :
@@ -659,6 +675,24 @@ ds_catalog_set_error(int64 pipeline_id, const char *msg)
 	args[1] = CStringGetTextDatum(msg);
 	SPI_connect();
 	ds_spi_exec("UPDATE datasync._pipelines SET error = $2 WHERE id = $1",
+				2, argtypes, args, SPI_OK_UPDATE);
+	SPI_finish();
+}
+
+/*
+ * The transaction skip_transaction asked to skip (at lsn) was skipped and
+ * a later one is on the target: the request is done.
+ */
+void
+ds_catalog_clear_skip(int64 pipeline_id, XLogRecPtr lsn)
+{
+	Oid			argtypes[2] = {INT8OID, PG_LSNOID};
+	Datum		args[2];
+
+	args[0] = Int64GetDatum(pipeline_id);
+	args[1] = LSNGetDatum(lsn);
+	SPI_connect();
+	ds_spi_exec("UPDATE datasync._pipelines SET skip_lsn = NULL WHERE id = $1 AND skip_lsn = $2",
 				2, argtypes, args, SPI_OK_UPDATE);
 	SPI_finish();
 }

@@ -79,6 +79,8 @@ typedef struct DsPipelineConfig
 	Oid			created_by;		/* role that created the pipeline;
 								 * InvalidOid before 0.2 */
 	const char *strategy;		/* canonical conflict strategy */
+	XLogRecPtr	skip_lsn;		/* skip the transaction committed here
+								 * (skip_transaction); Invalid: none */
 	DsPipelineOptions options;
 	List	   *tables;			/* of DsPipelineTable */
 } DsPipelineConfig;
@@ -99,6 +101,7 @@ extern void ds_target_options_check(Jsonb *options, const char *target);
 extern DsPipelineConfig *ds_catalog_load(int64 pipeline_id);
 extern List *ds_catalog_list(void);
 extern void ds_catalog_set_error(int64 pipeline_id, const char *msg);
+extern void ds_catalog_clear_skip(int64 pipeline_id, XLogRecPtr lsn);
 extern void ds_catalog_set_tables_ready(int64 pipeline_id, List *relids);
 extern char *ds_jsonb_get_text(Jsonb *jb, const char *key);
 extern const char *ds_table_option(List *entries, const char *nspname,

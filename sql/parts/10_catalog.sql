@@ -39,10 +39,12 @@ CREATE TABLE datasync._pipelines (
     error             text,             -- set when the pipeline stopped on a permanent error
     incarnation       bigint NOT NULL,  -- random; tells this pipeline's progress rows on the target from an older one of the same name
     created_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    created_by        oid               -- 0.2; NULL for pipelines created before 0.2, which are not checked
+    created_by        oid,              -- 0.2; NULL for pipelines created before 0.2, which are not checked
+    skip_lsn          pg_lsn            -- 0.2; skip_transaction: the commit LSN of a source transaction to skip
 );
 COMMENT ON TABLE datasync._pipelines IS 'datasync pipelines (internal; read datasync.pipelines and datasync.status)';
 COMMENT ON COLUMN datasync._pipelines.created_by IS 'role that created the pipeline; its right to use the target is checked by the worker';
+COMMENT ON COLUMN datasync._pipelines.skip_lsn IS 'commit LSN of a source transaction the worker skips (skip_transaction); cleared once a later one is on the target';
 
 CREATE TABLE datasync._pipeline_tables (
     pipeline_id  bigint NOT NULL REFERENCES datasync._pipelines (id) ON DELETE CASCADE,

@@ -70,11 +70,28 @@ CREATE EVENT TRIGGER datasync_table_dropped ON sql_drop
     EXECUTE FUNCTION datasync._table_dropped();
 ALTER EVENT TRIGGER datasync_table_dropped ENABLE ALWAYS;
 
+/* DROP EXTENSION datasync is refused while pipelines exist (their slots would stay) */
+CREATE FUNCTION datasync._extension_drop()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'datasync_extension_drop'
+LANGUAGE C SET search_path = pg_catalog, pg_temp;
+CREATE EVENT TRIGGER datasync_extension_drop ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION')
+    EXECUTE FUNCTION datasync._extension_drop();
+ALTER EVENT TRIGGER datasync_extension_drop ENABLE ALWAYS;
+
+CREATE FUNCTION datasync.skip_transaction(pipeline text, commit_lsn pg_lsn)
+RETURNS void
+AS 'MODULE_PATHNAME', 'datasync_skip_transaction'
+LANGUAGE C SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION datasync.skip_transaction(text, pg_lsn) IS 'skip the source transaction that committed at commit_lsn (it can never apply); NULL takes the request back';
+
 CREATE VIEW datasync.pipelines AS
     SELECT p.name, t.name AS target, p.mode, p.schedule, p.conflict_strategy, p.options,
            p.enabled, p.created_at,
            ARRAY(SELECT pt.relid::regclass FROM datasync._pipeline_tables pt
-                  WHERE pt.pipeline_id = p.id ORDER BY pt.relid::regclass::text) AS tables
+                  WHERE pt.pipeline_id = p.id ORDER BY pt.relid::regclass::text) AS tables,
+           p.skip_lsn
       FROM datasync._pipelines p JOIN datasync._targets t ON t.id = p.target_id;
 COMMENT ON VIEW datasync.pipelines IS 'pipelines and their tables';
 
@@ -88,7 +105,9 @@ REVOKE ALL ON FUNCTION
     datasync.pause(text),
     datasync.resume(text),
     datasync.wait_for_sync(text, interval),
-    datasync._table_dropped()
+    datasync.skip_transaction(text, pg_lsn),
+    datasync._table_dropped(),
+    datasync._extension_drop()
   FROM PUBLIC;
 REVOKE ALL ON datasync.pipelines FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
@@ -97,7 +116,8 @@ GRANT EXECUTE ON FUNCTION
     datasync.drop_pipeline(text),
     datasync.add_table(text, regclass),
     datasync.remove_table(text, regclass),
-    datasync.resync_table(text, regclass)
+    datasync.resync_table(text, regclass),
+    datasync.skip_transaction(text, pg_lsn)
   TO datasync_admin;
 GRANT EXECUTE ON FUNCTION
     datasync.pause(text),

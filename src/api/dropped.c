@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * dropped.c
- *		A synced table that is dropped leaves its pipelines.
+ *		Drops that concern pipelines: a synced table that is dropped leaves
+ *		its pipelines; the extension is not dropped while pipelines exist.
  *
  * Copyright (c) 2026, datasync developers
  *
@@ -85,5 +86,61 @@ datasync_table_dropped(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	ds_api_leave(&call);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(datasync_extension_drop);
+
+/*
+ * datasync._extension_drop is the function of the event trigger
+ * datasync_extension_drop (ddl_command_start of DROP EXTENSION, ENABLE
+ * ALWAYS).  Dropping the extension while pipelines exist would leave their
+ * replication slots (which hold WAL on this server until dropped by hand)
+ * and publications behind, and the sync workers without a catalog: it is
+ * refused, naming the pipelines.  drop_pipeline removes each with its slot
+ * and publication.
+ */
+Datum
+datasync_extension_drop(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata;
+	DropStmt   *stmt;
+	ListCell   *lc;
+	bool		ours = false;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("datasync._extension_drop() must be called as an event trigger")));
+	trigdata = (EventTriggerData *) fcinfo->context;
+	if (!IsA(trigdata->parsetree, DropStmt))
+		PG_RETURN_VOID();
+	stmt = (DropStmt *) trigdata->parsetree;
+	if (stmt->removeType != OBJECT_EXTENSION)
+		PG_RETURN_VOID();
+	foreach(lc, stmt->objects)
+	{
+		if (strcmp(strVal(lfirst(lc)), "datasync") == 0)
+			ours = true;
+	}
+	if (!ours)
+		PG_RETURN_VOID();
+
+	SPI_connect();
+	ds_spi_read("SELECT count(*), string_agg(pg_catalog.quote_literal(name), ', ' ORDER BY name) "
+				"FROM datasync._pipelines", 0, NULL, NULL, NULL);
+	{
+		bool		isnull;
+		int64		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (n > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("cannot drop extension datasync while it has %s", n == 1 ? "a pipeline" : "pipelines"),
+					 errdetail("Pipelines: %s.  Each has a replication slot, which keeps WAL on this server until it is dropped, and a publication; DROP EXTENSION would leave them behind.",
+							   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2)),
+					 errhint("Drop the pipelines first: SELECT datasync.drop_pipeline(name) FROM datasync.pipelines;")));
+	}
+	SPI_finish();
 	PG_RETURN_VOID();
 }

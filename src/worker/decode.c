@@ -17,7 +17,8 @@
  *		transaction in memory.
  *
  *		A transaction whose commit precedes skip_before was applied before
- *		a restart; change.c skips its changes.
+ *		a restart; change.c skips its changes, and those of the transaction
+ *		datasync.skip_transaction named by its commit LSN.
  *
  *		A transaction the walsender streams while it is in progress (STREAM
  *		START ... STREAM STOP, several times) goes to a temporary file
@@ -94,7 +95,8 @@ begin_txn(DsDecoder *d, XLogRecPtr final_lsn, TimestampTz commit_time)
 	d->final_lsn = final_lsn;
 	d->commit_time = commit_time;
 	d->change_seq = 0;
-	d->skip_txn = final_lsn < d->skip_before;
+	d->skip_asked = !XLogRecPtrIsInvalid(d->cfg->skip_lsn) && final_lsn == d->cfg->skip_lsn;
+	d->skip_txn = final_lsn < d->skip_before || d->skip_asked;
 }
 
 /* ... and ends at end_lsn */
@@ -102,6 +104,14 @@ static void
 commit_txn(DsDecoder *d, XLogRecPtr end_lsn)
 {
 	d->in_txn = false;
+	if (d->skip_asked)
+	{
+		ereport(LOG,
+				(errmsg("datasync pipeline \"%s\" skipped the source transaction committed at %X/%X, as datasync.skip_transaction asked",
+						d->cfg->name, LSN_FORMAT_ARGS(d->final_lsn))));
+		d->skipped_lsn = d->final_lsn;
+		d->skip_asked = false;
+	}
 	ds_batch_txn_end(d, end_lsn);
 }
 

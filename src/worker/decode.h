@@ -31,12 +31,17 @@ typedef struct DsDecoder
 
 	/* the source transaction being received */
 	bool		in_txn;
-	bool		skip_txn;		/* already applied before a restart */
+	bool		skip_txn;		/* already applied before a restart, or
+								 * skip_transaction asked to skip it */
+	bool		skip_asked;		/* ... the latter */
+	XLogRecPtr	skipped_lsn;	/* a transaction skipped as asked, until a
+								 * later batch is on the target */
 	XLogRecPtr	final_lsn;		/* its commit record's LSN */
 	XLogRecPtr	skip_before;	/* transactions committed before: applied */
 	TimestampTz commit_time;	/* its commit time */
 	int			change_seq;		/* changes of it so far */
 	bool		marker_seen;	/* a datasync marker passed (jobs check it) */
+	bool		skip_done;		/* skipped_lsn is behind the target's progress */
 
 	DsBatches	b;				/* batch.c's */
 } DsDecoder;

@@ -371,6 +371,21 @@ wait_for_input(DsDecoder *d, bool *target)
 }
 
 /*
+ * The transaction skip_transaction asked to skip is behind the target's
+ * progress: clear the request (a restart starts after it now).
+ */
+static void
+skip_request_done(DsDecoder *d)
+{
+	bool		started = ds_xact_start();
+
+	ds_catalog_clear_skip(MyPipelineId, d->skipped_lsn);
+	ds_xact_commit(started);
+	d->skipped_lsn = InvalidXLogRecPtr;
+	d->skip_done = false;
+}
+
+/*
  * One streaming pass; returns when the catalog changed or, for a manual or
  * scheduled pipeline, when its queued runs are done.
  */
@@ -448,6 +463,8 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation,
 				ds_batch_close(d);
 		}
 		ds_stream_feedback(s, feedback_lsn(d, false), false);
+		if (d->skip_done && !d->in_txn)
+			skip_request_done(d);
 		if (recovering && !d->in_txn && !d->b.open && d->b.inflight == 0 &&
 			d->b.done_lsn >= caught_up_at)
 		{
@@ -632,6 +649,12 @@ run_session(MemoryContext sesscxt)
 	d->cfg = cfg;
 	d->slot = MySlot;
 	d->skip_before = start;
+	/* a transaction skipped as asked, and a later one applied, before now */
+	if (!XLogRecPtrIsInvalid(cfg->skip_lsn) && cfg->skip_lsn < start)
+	{
+		d->skipped_lsn = cfg->skip_lsn;
+		skip_request_done(d);
+	}
 	ds_batch_start(d);
 	ds_batch_set_done(d, start);
 	ds_conflict_session_start(d, sesscxt);

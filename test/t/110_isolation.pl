@@ -17,7 +17,8 @@
 #      (create_pipeline, sync_now, create_job, wait_for_sync, resume,
 #      add_table, resync_table) fails with 55000; drop_pipeline in mdb drops
 #      mdb's pipeline only: the worker and slot of "postgres" live on.
-#   2. DROP EXTENSION with a worker running: the worker exits; after CREATE
+#   2. DROP EXTENSION is refused while a pipeline exists (2BP01, naming
+#      it); with the guard disabled, a worker running: the worker exits; after CREATE
 #      EXTENSION a new pipeline (with the same id) gets a worker of its own,
 #      and wait_for_sync is true only once its rows are on the target.
 #   3. Two source servers with a pipeline of the same name on one target:
@@ -216,7 +217,19 @@ is($src->safe_psql('postgres', "SELECT errors FROM datasync.status WHERE name = 
 # ---------------------------------------------------------------------------
 my $v1_id = $src->safe_psql('postgres', "SELECT id FROM datasync._pipelines WHERE name = 'v1'");
 my $old_pid = worker_pid($src, 'v1');
-$src->safe_psql('postgres', 'DROP EXTENSION datasync');
+# refused while pipelines exist: their slots would stay (docs/installation.md)
+{
+	my ($out, $err) = ('', '');
+	$src->psql('postgres', 'DROP EXTENSION datasync CASCADE', stdout => \$out, stderr => \$err,
+		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	like($err, qr/2BP01: cannot drop extension datasync while it has a pipeline/,
+		'DROP EXTENSION is refused while a pipeline exists');
+	like($err, qr/Pipelines: 'v1'\./, '... naming it');
+	is($src->safe_psql('postgres', "SELECT count(*) FROM pg_extension WHERE extname = 'datasync'"), '1',
+		'... and the extension stays');
+}
+# a superuser can go around the guard: the workers stop all the same
+$src->safe_psql('postgres', 'ALTER EVENT TRIGGER datasync_extension_drop DISABLE; DROP EXTENSION datasync');
 ok($src->poll_query_until('postgres',
 		"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $old_pid"),
 	'DROP EXTENSION: the running worker exits');

@@ -15,7 +15,10 @@
 #      that carried changes 1 to 3 of one source transaction fails; the
 #      error names the target table, its CONTEXT those changes, the commit
 #      LSN and the pipeline (and not the change being applied when the
-#      result came back).
+#      result came back);
+#   3. skip_transaction with the LSN of that CONTEXT: bad inputs refused,
+#      the transaction skipped after resume(), a later one applied, the
+#      request cleared, logged and audited; NULL takes a request back.
 use strict;
 use warnings FATAL => 'all';
 
@@ -92,6 +95,55 @@ $log = slurp_file($src->logfile, $log_at);
 ok( $log =~ /ERROR:  applying changes to table public\.checked on the target failed: new row for relation "checked" violates check constraint "checked_v_check"\n.*\n?.*CONTEXT:  changes 1 to 3 of the source transaction committed at ([0-9A-F]+\/[0-9A-F]+), pipeline "ctx2"/,
 	'ctx2: CONTEXT names the target table, the changes and the pipeline')
   or diag($log);
-ok(defined $1 && lsn_between($1, $lo, $hi), 'ctx2: ... and the commit LSN of their transaction');
+my $commit_lsn = $1;
+ok(defined $commit_lsn && lsn_between($commit_lsn, $lo, $hi), 'ctx2: ... and the commit LSN of their transaction');
+
+# ---- 3. skip_transaction: pass the transaction that can never apply -------
+sub src_err
+{
+	my ($sql) = @_;
+	my ($out, $err) = ('', '');
+	$src->psql('postgres', $sql, stdout => \$out, stderr => \$err,
+		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	return $err;
+}
+like(src_err("SELECT datasync.skip_transaction('ctx2', '0/0')"), qr/22023: invalid commit LSN 0\/0/,
+	'skip: 0/0 is refused');
+like(src_err("SELECT datasync.skip_transaction('ctx2', '0/1')"), qr/22023: pipeline "ctx2" is past the transaction committed at 0\/1/,
+	'skip: a transaction the slot confirmed is refused');
+like(src_err("SELECT datasync.skip_transaction('no_such', '$commit_lsn')"), qr/42704/,
+	'skip: an unknown pipeline is refused');
+like(src_err("SELECT datasync.skip_transaction(NULL, '$commit_lsn')"), qr/22004/,
+	'skip: the pipeline is required');
+
+$log_at = -s $src->logfile;
+src_q("SELECT datasync.skip_transaction('ctx2', '$commit_lsn')");
+is(src_q("SELECT skip_lsn FROM datasync.pipelines WHERE name = 'ctx2'"), $commit_lsn, 'skip: the request is shown');
+src_q("SELECT datasync.resume('ctx2')");
+src_q("INSERT INTO public.checked VALUES (4, 4)");
+wait_for_sync($src, 'ctx2', 90);
+is(tgt_q("SELECT string_agg(id || ':' || v, ',' ORDER BY id) FROM public.checked"), '4:4',
+	'skip: nothing of the skipped transaction reached the target, the next one did');
+is(src_q("SELECT state FROM datasync.status WHERE name = 'ctx2'"), 'streaming', 'skip: the pipeline streams again');
+ok(poll_until($src, "SELECT skip_lsn IS NULL FROM datasync.pipelines WHERE name = 'ctx2'", 't'),
+	'skip: the request is cleared once a later transaction is on the target');
+like(slurp_file($src->logfile, $log_at),
+	qr/datasync pipeline "ctx2" skipped the source transaction committed at \Q$commit_lsn\E, as datasync.skip_transaction asked/,
+	'skip: the log says so');
+is(src_q("SELECT details->>'commit_lsn' FROM datasync.audit_log WHERE action = 'skip_transaction'"), $commit_lsn,
+	'skip: the audit log records it');
+
+# a request taken back: the transaction is applied after all
+src_q("SELECT datasync.pause('ctx2')");
+$lo = src_q("SELECT pg_current_wal_lsn()");
+src_q("INSERT INTO public.checked VALUES (5, 5)");
+$hi = src_q("SELECT pg_current_wal_lsn()");
+# the commit LSN is not known here: any LSN after the slot's position will do
+src_q("SELECT datasync.skip_transaction('ctx2', '$hi')");
+src_q("SELECT datasync.skip_transaction('ctx2', NULL)");
+is(src_q("SELECT skip_lsn IS NULL FROM datasync.pipelines WHERE name = 'ctx2'"), 't', 'skip: NULL takes the request back');
+src_q("SELECT datasync.resume('ctx2')");
+wait_for_sync($src, 'ctx2', 90);
+is(tgt_q("SELECT string_agg(id::text, ',' ORDER BY id) FROM public.checked"), '4,5', 'skip: ... and nothing is skipped');
 
 done_testing();
