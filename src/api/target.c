@@ -546,7 +546,7 @@ listed_probe_tables(FunctionCallInfo fcinfo)
 		if (nulls[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("argument \"tables\" must not contain nulls")));
+					 errmsg("argument \"tables\" must not contain NULL")));
 		t = palloc0(sizeof(ProbeTable));
 		t->relid = DatumGetObjectId(elems[i]);
 		t->opts = opts;
