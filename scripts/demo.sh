@@ -168,63 +168,13 @@ as_pg "$PGBIN/pg_ctl" -D "$SRC" -l "$DEMO/source.log" -m fast -w -t 60 restart >
 	|| die "could not restart the source (log: $DEMO/source.log)"
 
 # ---- 4. schema and seed data ------------------------------------------------------
-SCHEMA=$(cat <<'EOSQL'
-CREATE TABLE users (
-    id          bigserial PRIMARY KEY,
-    name        text NOT NULL,
-    email       text NOT NULL UNIQUE,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    updated_at  timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE orders (
-    id          bigserial PRIMARY KEY,
-    user_id     bigint NOT NULL REFERENCES users (id),
-    status      text NOT NULL DEFAULT 'new',
-    total       numeric(12,2) NOT NULL DEFAULT 0,
-    created_at  timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE order_items (
-    order_id    bigint NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
-    line_no     int NOT NULL,
-    sku         text NOT NULL,
-    qty         int NOT NULL,
-    price       numeric(12,2) NOT NULL,
-    PRIMARY KEY (order_id, line_no)
-);
-CREATE TABLE inventory (
-    sku         text PRIMARY KEY,
-    qty         int NOT NULL,
-    updated_at  timestamptz NOT NULL DEFAULT now()
-);
-EOSQL
-)
+SCHEMA=$(cat "$REPO/scripts/demo-schema.sql")
 step "tables users, orders, order_items, inventory on both clusters"
 psql_on $SRC_PORT -c "$SCHEMA"
 psql_on $TGT_PORT -c "$SCHEMA"
 
 step "seeding the source"
-psql_on $SRC_PORT <<'EOSQL'
-SELECT setseed(0.42) \gset
-INSERT INTO inventory (sku, qty)
-    SELECT 'SKU-' || lpad(g::text, 4, '0'), 100 + (random() * 900)::int
-      FROM generate_series(1, 50) g;
-INSERT INTO users (name, email, created_at, updated_at)
-    SELECT 'User ' || g, 'user' || g || '@example.com',
-           now() - make_interval(days => 200 - g), now() - make_interval(days => 200 - g)
-      FROM generate_series(1, 200) g;
-INSERT INTO orders (user_id, status, created_at)
-    SELECT 1 + (random() * 149)::int,
-           (ARRAY['new', 'paid', 'shipped', 'delivered'])[1 + (random() * 3)::int],
-           now() - make_interval(hours => 300 - g)
-      FROM generate_series(1, 300) g;
-INSERT INTO order_items (order_id, line_no, sku, qty, price)
-    SELECT o.id, l, 'SKU-' || lpad((1 + (random() * 49)::int)::text, 4, '0'),
-           1 + (random() * 4)::int, round((2 + random() * 98)::numeric, 2)
-      FROM orders o, generate_series(1, 1 + (o.id % 4)::int) l;
-UPDATE orders o SET total = s.total
-  FROM (SELECT order_id, sum(qty * price) AS total FROM order_items GROUP BY order_id) s
- WHERE s.order_id = o.id;
-EOSQL
+psql_on $SRC_PORT < "$REPO/scripts/demo-seed.sql"
 psql_on $SRC_PORT -c "SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM orders) AS orders,
                              (SELECT count(*) FROM order_items) AS order_items, (SELECT count(*) FROM inventory) AS inventory"
 
