@@ -241,6 +241,7 @@ check_conflict_tables(List *relids, const char *strategy, DsPipelineOptions *opt
 {
 	ListCell   *lc;
 	List	   *commit_ts = NIL;
+	bool		target_checked = false;
 
 	foreach(lc, relids)
 	{
@@ -268,7 +269,9 @@ check_conflict_tables(List *relids, const char *strategy, DsPipelineOptions *opt
 			commit_ts = lappend(commit_ts, table_display(relid));
 		if (strcmp(s, "source-wins") == 0 && !opts->log_conflicts)
 			continue;
-		check_target_detects(target_id, s);
+		if (!target_checked)
+			check_target_detects(target_id, s);
+		target_checked = true;
 
 		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 		if (!HeapTupleIsValid(tup))
