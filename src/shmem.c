@@ -192,6 +192,7 @@ slot_get(const DsPipelineKey *key)
 	found->next_attempt_at = 0;
 	found->last_error[0] = '\0';
 	found->clean_exit = false;
+	found->copy_base_set = false;
 	found->njobs = 0;
 	found->next_result = 0;
 	memset(found->results, 0, sizeof(found->results));
@@ -217,6 +218,7 @@ ds_slot_claim(const DsPipelineKey *key)
 	found->latch = MyLatch;
 	found->state = DS_STATE_STARTING;
 	found->clean_exit = false;
+	found->copy_base_set = false;
 	SpinLockRelease(&found->mutex);
 	LWLockRelease(DsShmem->lock);
 	return found;

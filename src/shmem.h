@@ -111,6 +111,9 @@ typedef struct DsPipelineSlot
 	TimestampTz next_attempt_at;
 	char		last_error[DS_LAST_ERROR_LEN];
 	bool		clean_exit;		/* the last worker exited with code 0 */
+	bool		copy_base_set;	/* a session's copies went before its first
+								 * runs started: they count from ... */
+	uint64		copy_base;		/* ... this rows_copied */
 
 	/* runs: FIFO, jobs[0] is the current one; results is a ring */
 	int			njobs;
@@ -120,6 +123,14 @@ typedef struct DsPipelineSlot
 
 	pg_atomic_uint64 marker_seq;	/* highest wait_for_sync marker applied */
 	pg_atomic_uint64 counters[DS_STAT_COUNT];	/* stats.h */
+	DsLatency	latency;		/* stats.h */
+	pg_atomic_uint64 queue_size;	/* rows in the retry queue (issue 19) */
+	pg_atomic_uint64 oldest_pending;	/* commit time of the oldest change
+										 * received and not yet on the
+										 * target; 0: none */
+	TimestampTz last_decay;		/* worker only: latency.recent halved */
+	int			sample_next;	/* the ring of samples, under mutex */
+	DsSample	samples[DS_SAMPLES];
 	pg_atomic_uint32 config_generation; /* bumped when the catalog changed */
 } DsPipelineSlot;
 

@@ -25,7 +25,8 @@ CREATE TABLE datasync.jobs (
     errors         bigint NOT NULL DEFAULT 0,  -- transient errors retried during the run
     error          text,                       -- why it failed
     duration_ms    double precision GENERATED ALWAYS AS
-                       (pg_catalog.date_part('epoch', finished_at - started_at) * 1000) STORED
+                       (pg_catalog.date_part('epoch', finished_at - started_at) * 1000) STORED,
+    rows_copied    bigint NOT NULL DEFAULT 0   -- 0.2; rows of the copies the run made
 );
 CREATE INDEX ON datasync.jobs (pipeline_id, id);
 COMMENT ON TABLE datasync.jobs IS 'every run of a pipeline (sync_now, create_job, pg_cron) and its outcome';

@@ -7,7 +7,10 @@ CREATE FUNCTION datasync._worker_stats(
     OUT applied_lsn pg_lsn, OUT last_sync_at timestamptz,
     OUT rows_inserted bigint, OUT rows_updated bigint, OUT rows_deleted bigint,
     OUT transactions bigint, OUT errors bigint, OUT retry_attempt integer,
-    OUT next_attempt_at timestamptz, OUT last_error text, OUT conflicts bigint)
+    OUT next_attempt_at timestamptz, OUT last_error text, OUT conflicts bigint,
+    OUT rows_copied bigint, OUT rejected bigint, OUT queue_size bigint,
+    OUT lag_ms double precision, OUT throughput_rps double precision,
+    OUT latency_p50_ms double precision, OUT latency_p99_ms double precision)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'datasync_worker_stats'
 LANGUAGE C STRICT VOLATILE;
@@ -28,17 +31,27 @@ CREATE VIEW datasync.status AS
            t.name AS target,
            CASE WHEN s.confirmed_flush_lsn IS NOT NULL
                 THEN pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint END AS lag_bytes,
+           w.lag_ms,
            w.applied_lsn AS last_applied_lsn,
            w.last_sync_at,
            coalesce(w.rows_inserted + w.rows_updated + w.rows_deleted, 0) AS rows_applied,
            coalesce(w.rows_inserted, 0) AS rows_inserted,
            coalesce(w.rows_updated, 0) AS rows_updated,
            coalesce(w.rows_deleted, 0) AS rows_deleted,
+           coalesce(w.rows_copied, 0) AS rows_copied,
            coalesce(w.transactions, 0) AS transactions,
+           w.throughput_rps,
+           w.latency_p50_ms,
+           w.latency_p99_ms,
            coalesce(w.errors, 0) AS errors,
            coalesce(w.conflicts, 0) AS conflicts,
            (SELECT pg_catalog.count(*) FROM datasync.conflicts c
              WHERE c.pipeline_id = p.id AND c.status = 'open') AS open_conflicts,
+           coalesce(w.rejected, 0) AS rejected,
+           coalesce(w.queue_size, 0) AS queue_size,
+           CASE WHEN s.restart_lsn IS NOT NULL
+                THEN pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.restart_lsn)::bigint END AS retained_wal_bytes,
+           s.wal_status,
            w.retry_attempt,
            w.next_attempt_at,
            datasync._error_for_reader(p.id, CASE WHEN p.error IS NOT NULL THEN coalesce(pe.error, p.error)
@@ -50,7 +63,7 @@ CREATE VIEW datasync.status AS
       LEFT JOIN datasync._worker_stats() w ON w.pipeline_id = p.id
       LEFT JOIN pg_catalog.pg_replication_slots s
              ON s.slot_name = p.slot_name AND s.database = pg_catalog.current_database();
-COMMENT ON VIEW datasync.status IS 'one row a pipeline: state, lag, progress, counters, last error';
+COMMENT ON VIEW datasync.status IS 'one row a pipeline: state, lag, progress, counters, latency, the slot''s WAL, last error';
 
 
 REVOKE ALL ON FUNCTION datasync._worker_stats() FROM PUBLIC;

@@ -21,6 +21,7 @@
 #include "datasync.h"
 
 #include "funcapi.h"
+#include "utils/timestamp.h"
 #include "utils/builtins.h"
 #include "utils/pg_lsn.h"
 
@@ -46,8 +47,12 @@ datasync_worker_stats(PG_FUNCTION_ARGS)
 	{
 		DsPipelineSlot *slot = &DsShmem->slots[i];
 		DsPipelineSlot copy;
-		Datum		values[14];
-		bool		nulls[14];
+		Datum		values[21];
+		bool		nulls[21];
+		TimestampTz now = GetCurrentTimestamp();
+		uint64		pending;
+		double		p50;
+		double		p99;
 
 		SpinLockAcquire(&slot->mutex);
 		memcpy(&copy, slot, offsetof(DsPipelineSlot, njobs));
@@ -77,6 +82,22 @@ datasync_worker_stats(PG_FUNCTION_ARGS)
 		values[12] = CStringGetTextDatum(copy.last_error);
 		nulls[12] = copy.last_error[0] == '\0';
 		values[13] = Int64GetDatum((int64) ds_stats_read(slot, DS_STAT_CONFLICTS));
+		values[14] = Int64GetDatum((int64) ds_stats_read(slot, DS_STAT_ROWS_COPIED));
+		values[15] = Int64GetDatum((int64) ds_stats_read(slot, DS_STAT_REJECTED));
+		values[16] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->queue_size));
+		/* lag_ms: the oldest change the worker has and the target has not */
+		pending = pg_atomic_read_u64(&slot->oldest_pending);
+		values[17] = Float8GetDatum(pending == 0 ? 0.0 :
+									Max(0, (now - (TimestampTz) pending) / 1000.0));
+		nulls[17] = copy.pid == 0;
+		values[18] = Float8GetDatum(ds_stats_throughput(slot, now));
+		nulls[18] = copy.pid == 0;
+		p50 = ds_stats_latency_quantile(slot, 0.5);
+		p99 = ds_stats_latency_quantile(slot, 0.99);
+		values[19] = Float8GetDatum(p50);
+		nulls[19] = p50 < 0;
+		values[20] = Float8GetDatum(p99);
+		nulls[20] = p99 < 0;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	PG_RETURN_VOID();

@@ -43,6 +43,7 @@
  */
 #include "datasync.h"
 
+#include "common/pg_prng.h"
 #include "storage/condition_variable.h"
 #include "utils/timestamp.h"
 
@@ -135,6 +136,11 @@ ds_batch_open(DsDecoder *d)
 	b->txns = 0;
 	b->ins = b->upd = b->del = 0;
 	b->started = GetCurrentTimestamp();
+	b->first_commit = d->commit_time;
+	b->nsamples = 0;
+	/* the oldest change received and not on the target (status lag_ms) */
+	if (pg_atomic_read_u64(&d->slot->oldest_pending) == 0)
+		pg_atomic_write_u64(&d->slot->oldest_pending, (uint64) d->commit_time);
 }
 
 /* a change joins the open batch (it counts toward batch_size and batch_max_bytes) */
@@ -188,6 +194,28 @@ ds_batch_full(DsDecoder *d)
 }
 
 /*
+ * A batch's transactions are on the target: their commit-to-target
+ * latencies, each sampled commit time standing for its share of them.
+ */
+static void
+observe_latency(DsPipelineSlot *slot, DsBatchSent *s)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	uint64		left = s->txns;
+	int			i;
+
+	for (i = 0; i < s->nsamples && left > 0; i++)
+	{
+		uint64		n = (s->txns - (s->txns * i) / s->nsamples) -
+			(s->txns - (s->txns * (i + 1)) / s->nsamples);
+
+		n = Min(Max(n, 1), left);
+		left -= n;
+		ds_stats_latency(slot, (now - s->samples[i]) / 1000.0, n);
+	}
+}
+
+/*
  * The target confirmed the oldest batch in flight: publish its progress
  * (counters, applied LSN, wait_for_sync markers, done).  Called from
  * inside the target's result reading: touches no target.
@@ -227,6 +255,11 @@ batch_committed(void *arg, uint64 batch_no)
 	if (slot->state == DS_STATE_RETRYING)
 		slot->state = DS_STATE_STREAMING;
 	SpinLockRelease(&slot->mutex);
+	observe_latency(slot, s);
+	/* the oldest change received and not on the target is further on now */
+	pg_atomic_write_u64(&slot->oldest_pending,
+						b->inflight > 0 ? (uint64) b->fly[b->fly_head].first_commit :
+						b->open ? (uint64) b->first_commit : 0);
 	ds_batch_publish_marker(slot, s->marker);
 	publish_done(d, Max(s->end_lsn, s->marker_lsn));
 	/* the target's progress passed a transaction skipped as asked */
@@ -240,6 +273,7 @@ ds_batch_start(DsDecoder *d)
 {
 	d->target->on_committed = batch_committed;
 	d->target->on_committed_arg = d;
+	pg_atomic_write_u64(&d->slot->oldest_pending, 0);
 }
 
 /*
@@ -306,6 +340,9 @@ ds_batch_close(DsDecoder *d)
 	s->upd = b->upd;
 	s->del = b->del;
 	s->txns = b->txns;
+	s->first_commit = b->first_commit;
+	s->nsamples = b->nsamples;
+	memcpy(s->samples, b->samples, sizeof(TimestampTz) * b->nsamples);
 	b->inflight++;
 	b->marker = 0;
 	b->marker_lsn = InvalidXLogRecPtr;
@@ -335,6 +372,16 @@ ds_batch_txn_end(DsDecoder *d, XLogRecPtr end_lsn)
 	{
 		b->end_lsn = end_lsn;
 		b->txns++;
+		/* a uniform sample of its transactions' commit times (reservoir) */
+		if (b->nsamples < DS_LAT_SAMPLES)
+			b->samples[b->nsamples++] = d->commit_time;
+		else
+		{
+			uint32		j = pg_prng_uint64_range(&pg_global_prng_state, 0, b->txns - 1);
+
+			if (j < DS_LAT_SAMPLES)
+				b->samples[j] = d->commit_time;
+		}
 	}
 	else
 	{

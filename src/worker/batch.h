@@ -26,9 +26,15 @@ struct DsDecoder;
  * is, everything up to marker_lsn is done (transactions after it with
  * nothing for the target included) and wait_for_sync ticket marker passed.
  */
+/* commit times of a batch's transactions kept for the latency histogram */
+#define DS_LAT_SAMPLES 32
+
 typedef struct DsBatchSent
 {
 	uint64		no;				/* the batch's number in this session */
+	TimestampTz first_commit;	/* of its first source transaction */
+	int			nsamples;		/* commit times of its transactions ... */
+	TimestampTz samples[DS_LAT_SAMPLES];	/* ... a uniform sample of them */
 	XLogRecPtr	end_lsn;
 	XLogRecPtr	marker_lsn;
 	uint64		marker;
@@ -54,6 +60,9 @@ typedef struct DsBatches
 	uint64		marker;			/* wait_for_sync ticket to publish at commit */
 	XLogRecPtr	marker_lsn;		/* where the last marker in the batch was */
 	bool		checked;		/* a change took the conflict-checking path */
+	TimestampTz first_commit;	/* of its first source transaction */
+	int			nsamples;		/* commit times of its transactions */
+	TimestampTz samples[DS_LAT_SAMPLES];
 
 	/* highest end LSN everything before which is on the target */
 	XLogRecPtr	done_lsn;

@@ -215,6 +215,9 @@ job_start(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 		head->started_at = GetCurrentTimestamp();
 		for (c = 0; c < DS_STAT_COUNT; c++)
 			head->base[c] = ds_stats_read(slot, c);
+		/* the rows its session copied before runs could start are its own */
+		if (slot->copy_base_set)
+			head->base[DS_STAT_ROWS_COPIED] = slot->copy_base;
 	}
 	SpinLockRelease(&slot->mutex);
 }
@@ -230,7 +233,7 @@ job_start(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 	" 'requested_at', j.requested_at, 'started_at', j.started_at, 'finished_at', j.finished_at," \
 	" 'upto_lsn', j.upto_lsn, 'rows_applied', j.rows_applied, 'rows_inserted', j.rows_inserted," \
 	" 'rows_updated', j.rows_updated, 'rows_deleted', j.rows_deleted," \
-	" 'transactions', j.transactions, 'conflicts', j.conflicts, 'rejected', j.rejected," \
+	" 'transactions', j.transactions, 'conflicts', j.conflicts, 'rejected', j.rejected, 'rows_copied', j.rows_copied," \
 	" 'errors', j.errors, 'duration_ms', j.duration_ms)::text"
 
 /* what counter c of the slot counted since the run started */
@@ -250,11 +253,11 @@ static void
 job_finish(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 		   DsJobRequest *req, const char *error)
 {
-	Oid			argtypes[15] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID,
+	Oid			argtypes[17] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID,
 		TIMESTAMPTZOID, TIMESTAMPTZOID, PG_LSNOID, INT8OID, INT8OID, INT8OID,
-	INT8OID, INT8OID, TEXTOID, INT8OID};
-	Datum		args[15];
-	char		nulls[15] = "               ";
+	INT8OID, INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID};
+	Datum		args[17];
+	char		nulls[17] = "                 ";
 	char	   *who;
 	bool		started = ds_xact_start();
 	bool		failed = error != NULL;
@@ -280,26 +283,29 @@ job_finish(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 	args[13] = error ? CStringGetTextDatum(error) : (Datum) 0;
 	nulls[13] = error ? ' ' : 'n';
 	args[14] = Int64GetDatum(run_count(slot, req, DS_STAT_CONFLICTS));
+	args[15] = Int64GetDatum(run_count(slot, req, DS_STAT_ROWS_COPIED));
+	args[16] = Int64GetDatum(run_count(slot, req, DS_STAT_REJECTED));
 
 	SPI_connect();
 	ds_spi_execute("WITH j AS ("
 				   " INSERT INTO datasync.jobs AS j (id, pipeline_id, pipeline, kind, status,"
 				   "  requested_by, requested_at, started_at, finished_at, upto_lsn,"
-				   "  rows_inserted, rows_updated, rows_deleted, transactions, errors, error, conflicts)"
+				   "  rows_inserted, rows_updated, rows_deleted, transactions, errors, error, conflicts, rows_copied, rejected)"
 				   " VALUES ($1, $2, $3, $4, CASE WHEN $14 IS NULL THEN 'succeeded' ELSE 'failed' END,"
-				   "  $5, $6, coalesce($7, pg_catalog.now()), pg_catalog.now(), $8, $9, $10, $11, $12, $13, $14, $15)"
+				   "  $5, $6, coalesce($7, pg_catalog.now()), pg_catalog.now(), $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
 				   " ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
 				   "  finished_at = excluded.finished_at, rows_inserted = excluded.rows_inserted,"
 				   "  rows_updated = excluded.rows_updated, rows_deleted = excluded.rows_deleted,"
 				   "  transactions = excluded.transactions, errors = excluded.errors,"
-				   "  error = excluded.error, conflicts = excluded.conflicts"
+				   "  error = excluded.error, conflicts = excluded.conflicts, rows_copied = excluded.rows_copied,"
+				   "  rejected = excluded.rejected"
 				   " WHERE j.status = 'running'"
 				   " RETURNING j.*)"
 				   " SELECT to_jsonb(j)::text,"
 				   "  pg_catalog.pg_notify('datasync_events', " JOB_EVENT_PAYLOAD("CASE WHEN j.status = 'succeeded'"
 				   "     THEN 'jobCompleted' ELSE 'jobFailed' END") ")"
 				   " FROM j",
-				   15, argtypes, args, nulls, false, SPI_OK_SELECT);
+				   17, argtypes, args, nulls, false, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
 		char	   *j = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);

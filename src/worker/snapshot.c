@@ -100,6 +100,19 @@ plan_copies(DsPipelineConfig *cfg, List *relids)
 /* a row libpq handed us, not yet freed when an error interrupted */
 static char *copybuf = NULL;
 
+/* rows the copies of this session sent, not yet counted (ds_snapshot_take_rows) */
+static uint64 rows_copied = 0;
+
+/* The rows copied since the last call, once their copies are committed. */
+uint64
+ds_snapshot_take_rows(void)
+{
+	uint64		n = rows_copied;
+
+	rows_copied = 0;
+	return n;
+}
+
 static void copy_leaf(DsStream *s, DsApplyTarget *t, const char *sql);
 
 static void
@@ -146,6 +159,7 @@ copy_leaf(DsStream *s, DsApplyTarget *t, const char *sql)
 			t->copy_data(t, buf, len);
 			PQfreemem(buf);
 			copybuf = NULL;
+			rows_copied++;		/* COPY TO STDOUT hands out one row a call */
 			continue;
 		}
 		if (len == 0)

@@ -19,6 +19,7 @@
 extern XLogRecPtr ds_snapshot_initial(DsStream *s, DsApplyTarget *t,
 									  DsPipelineConfig *cfg, List *relids,
 									  bool copy);
+extern uint64 ds_snapshot_take_rows(void);
 extern XLogRecPtr ds_snapshot_tables(DsApplyTarget *t, DsPipelineConfig *cfg,
 									 List *relids);
 

@@ -487,6 +487,12 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation,
 
 		/* 4. wait for more */
 		rc = wait_for_input(d, &target_ready);
+		{
+			TimestampTz now = GetCurrentTimestamp();
+
+			ds_stats_decay(MySlot, now);
+			ds_stats_sample(MySlot, now);
+		}
 		if (rc & WL_LATCH_SET)
 			ResetLatch(MyLatch);
 		/* confirmations of batches in flight (or the target went away) */
@@ -550,6 +556,7 @@ run_session(MemoryContext sesscxt)
 	char		appname[NAMEDATALEN];
 	MemoryContext msgcxt;
 	bool		job_mode;
+	bool		more_runs;
 	/* read before the catalog: a change after this restarts the session */
 	uint32		generation = pg_atomic_read_u32(&MySlot->config_generation);
 
@@ -594,6 +601,13 @@ run_session(MemoryContext sesscxt)
 		all = lappend_oid(all, pt->relid);
 	}
 
+	/* the copies below belong to the runs this session starts first */
+	(void) ds_snapshot_take_rows();
+	SpinLockAcquire(&MySlot->mutex);
+	MySlot->copy_base = ds_stats_read(MySlot, DS_STAT_ROWS_COPIED);
+	MySlot->copy_base_set = true;
+	SpinLockRelease(&MySlot->mutex);
+
 	start = t->read_progress(t, InvalidOid);
 	if (XLogRecPtrIsInvalid(start) || !ds_stream_slot_exists(s, cfg->slot_name))
 	{
@@ -607,6 +621,7 @@ run_session(MemoryContext sesscxt)
 		set_state(DS_STATE_SYNCING);
 		pgstat_report_activity(STATE_RUNNING, "initial copy");
 		start = ds_snapshot_initial(s, t, cfg, all, cfg->options.initial_sync);
+		ds_stats_add(MySlot, DS_STAT_ROWS_COPIED, ds_snapshot_take_rows());
 		started = ds_xact_start();
 		ds_catalog_set_tables_ready(cfg->id, all);
 		ds_xact_commit(started);
@@ -628,6 +643,7 @@ run_session(MemoryContext sesscxt)
 		set_state(DS_STATE_SYNCING);
 		pgstat_report_activity(STATE_RUNNING, "copying tables");
 		(void) ds_snapshot_tables(t, cfg, to_copy);
+		ds_stats_add(MySlot, DS_STAT_ROWS_COPIED, ds_snapshot_take_rows());
 		started = ds_xact_start();
 		ds_catalog_set_tables_ready(cfg->id, to_copy);
 		ds_xact_commit(started);
@@ -660,7 +676,12 @@ run_session(MemoryContext sesscxt)
 	ds_conflict_session_start(d, sesscxt);
 
 	/* runs asked for before the copy's start are done */
-	if (!job_mode || ds_jobs_poll(MySlot, MyPipelineId, cfg->name))
+	more_runs = !job_mode || ds_jobs_poll(MySlot, MyPipelineId, cfg->name);
+	/* a run started later counts its own copies only */
+	SpinLockAcquire(&MySlot->mutex);
+	MySlot->copy_base_set = false;
+	SpinLockRelease(&MySlot->mutex);
+	if (more_runs)
 	{
 		ds_spool_init(sesscxt);
 		ds_stream_start(s, cfg->slot_name, cfg->slot_name, start);
