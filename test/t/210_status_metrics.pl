@@ -1,0 +1,82 @@
+# Copyright (c) 2026, datasync developers
+#
+# 210_status_metrics.pl -- the columns of datasync.status that issue 17
+# added, and rows_copied in jobs and in sync_now's outcome.
+#
+# Topology: node "src_mon" (datasync), node "tgt_mon" (plain PostgreSQL).
+#
+#   1. a real-time pipeline: rows_copied is its initial copy's rows; after
+#      streamed changes, latency_p50_ms and latency_p99_ms are set and
+#      p50 <= p99, throughput_rps is not negative, lag_ms is 0 once caught
+#      up, retained_wal_bytes and wal_status come from its slot, rejected
+#      and queue_size are 0;
+#   2. lag_ms grows while the target holds a lock on the table (the batch
+#      waits there) and is 0 again once it is released;
+#   3. a manual pipeline: the first sync_now reports the rows its copy
+#      made (rows_copied in its outcome and in datasync.jobs), a later run
+#      none.
+use strict;
+use warnings FATAL => 'all';
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use DatasyncTest;
+
+my $src = source_node('src_mon');
+my $tgt = target_node('tgt_mon');
+
+sub src_q { return $src->safe_psql('postgres', $_[0]); }
+sub tgt_q { return $tgt->safe_psql('postgres', $_[0]); }
+
+for my $node ($src, $tgt)
+{
+	$node->safe_psql('postgres', 'CREATE TABLE rt (id int PRIMARY KEY, v int); CREATE TABLE man (id int PRIMARY KEY, v int)');
+}
+src_q('INSERT INTO rt SELECT g, g FROM generate_series(1, 150) g; INSERT INTO man SELECT g, g FROM generate_series(1, 70) g');
+my $dsn = target_dsn($tgt);
+src_q("SELECT datasync.create_target('t', '$dsn')");
+
+# ---- 1. a real-time pipeline ---------------------------------------------------
+src_q("SELECT datasync.create_pipeline('rt', 't', ARRAY['rt']::regclass[])");
+wait_for_sync($src, 'rt', 90);
+is(src_q("SELECT rows_copied FROM datasync.status WHERE name = 'rt'"), '150', 'rows_copied: the initial copy');
+for my $i (1 .. 20)
+{
+	src_q("UPDATE rt SET v = v + 1 WHERE id = $i");
+}
+wait_for_sync($src, 'rt', 90);
+is(src_q("SELECT latency_p50_ms IS NOT NULL AND latency_p99_ms IS NOT NULL AND latency_p50_ms >= 0"
+	  . " AND latency_p50_ms <= latency_p99_ms FROM datasync.status WHERE name = 'rt'"), 't',
+	'latency: p50 and p99 of the streamed transactions');
+is(src_q("SELECT throughput_rps >= 0 FROM datasync.status WHERE name = 'rt'"), 't', 'throughput_rps is there');
+ok(poll_until($src, "SELECT lag_ms FROM datasync.status WHERE name = 'rt'", '0'), 'lag_ms: 0 once caught up');
+is(src_q("SELECT rows_applied || '|' || rejected || '|' || queue_size FROM datasync.status WHERE name = 'rt'"), '20|0|0',
+	'rows_applied counts the stream only; rejected and queue_size are 0');
+is(src_q("SELECT retained_wal_bytes >= 0 AND wal_status = 'reserved' FROM datasync.status WHERE name = 'rt'"), 't',
+	'the slot: retained WAL and wal_status');
+
+# ---- 2. lag_ms while the target waits ---------------------------------------------
+my $lock = $tgt->background_psql('postgres');
+$lock->query_safe('BEGIN; LOCK TABLE rt IN ACCESS EXCLUSIVE MODE');
+src_q('UPDATE rt SET v = 0 WHERE id = 100');
+ok(poll_until($src, "SELECT lag_ms > 1000 FROM datasync.status WHERE name = 'rt'", 't'),
+	'lag_ms: above a second while the change waits on the target');
+$lock->query_safe('COMMIT');
+$lock->quit;
+wait_for_sync($src, 'rt', 90);
+ok(poll_until($src, "SELECT lag_ms FROM datasync.status WHERE name = 'rt'", '0'), 'lag_ms: 0 again');
+
+# ---- 3. a manual pipeline: its first run's copy ----------------------------------
+src_q("SELECT datasync.create_pipeline('man', 't', ARRAY['man']::regclass[], mode => 'manual')");
+is(src_q("SELECT (j->>'rows_copied') || '|' || (j->>'status') FROM datasync.sync_now('man', '90s') j"), '70|succeeded',
+	'sync_now: the first run reports the rows its copy made');
+is(src_q("SELECT rows_copied FROM datasync.jobs WHERE pipeline = 'man' ORDER BY id DESC LIMIT 1"), '70',
+	'jobs.rows_copied: the same');
+src_q('INSERT INTO man VALUES (71, 71)');
+is(src_q("SELECT (j->>'rows_copied') || '|' || (j->>'rows_inserted') FROM datasync.sync_now('man', '90s') j"), '0|1',
+	'a later run copies nothing');
+is(src_q("SELECT rows_copied FROM datasync.status WHERE name = 'man'"), '70', 'status: rows_copied of the pipeline');
+compare_tables($src, $tgt, 'man', 'id');
+
+done_testing();
