@@ -881,4 +881,44 @@ REVOKE ALL ON datasync.status FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION datasync._worker_stats() TO datasync_monitor;
 GRANT SELECT ON datasync.status TO datasync_monitor;
 
+/*
+ * The same figures as datasync.status, a row a metric: the seed's names
+ * (sync_throughput, sync_latency, sync_errors, sync_conflicts, queue_size)
+ * and lag, the slot's retained WAL and the per-operation counters.
+ */
+CREATE VIEW datasync.metrics AS
+    SELECT m.metric, s.name AS pipeline, m.labels, m.value
+      FROM datasync.status s
+     CROSS JOIN LATERAL (VALUES
+           ('sync_throughput', '{}'::jsonb, s.throughput_rps),
+           ('sync_latency', '{"quantile": "0.5"}', s.latency_p50_ms),
+           ('sync_latency', '{"quantile": "0.99"}', s.latency_p99_ms),
+           ('sync_errors', '{}', s.errors::double precision),
+           ('sync_conflicts', '{}', s.conflicts::double precision),
+           ('queue_size', '{}', s.queue_size::double precision),
+           ('lag_bytes', '{}', s.lag_bytes::double precision),
+           ('lag_ms', '{}', s.lag_ms),
+           ('slot_retained_wal_bytes', '{}', s.retained_wal_bytes::double precision),
+           ('rows_applied', '{"op": "insert"}', s.rows_inserted::double precision),
+           ('rows_applied', '{"op": "update"}', s.rows_updated::double precision),
+           ('rows_applied', '{"op": "delete"}', s.rows_deleted::double precision),
+           ('rows_copied', '{}', s.rows_copied::double precision),
+           ('transactions', '{}', s.transactions::double precision),
+           ('rejected', '{}', s.rejected::double precision),
+           ('open_conflicts', '{}', s.open_conflicts::double precision)
+         ) m(metric, labels, value)
+     WHERE m.value IS NOT NULL;
+COMMENT ON VIEW datasync.metrics IS 'datasync.status as metrics: (metric, pipeline, labels, value)';
+
+CREATE FUNCTION datasync.reset_stats(name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'datasync_reset_stats'
+LANGUAGE C SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION datasync.reset_stats(text) IS 'start a pipeline''s counters, latency and throughput from zero';
+
+REVOKE ALL ON datasync.metrics FROM PUBLIC;
+REVOKE ALL ON FUNCTION datasync.reset_stats(text) FROM PUBLIC;
+GRANT SELECT ON datasync.metrics TO datasync_monitor;
+GRANT EXECUTE ON FUNCTION datasync.reset_stats(text) TO datasync_operator;
+
 /* END section 10 */

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * metrics.c
- *		Set-returning functions behind datasync.status.
+ *		The function behind datasync.status (and datasync.metrics, a view
+ *		of it), and reset_stats.
  *
  * Copyright (c) 2026, datasync developers
  *
@@ -20,11 +21,14 @@
  */
 #include "datasync.h"
 
+#include "executor/spi.h"
 #include "funcapi.h"
 #include "utils/timestamp.h"
 #include "utils/builtins.h"
 #include "utils/pg_lsn.h"
 
+#include "api/apiutil.h"
+#include "api/pipeline.h"
 #include "isolation.h"
 #include "shmem.h"
 #include "stats.h"
@@ -100,5 +104,40 @@ datasync_worker_stats(PG_FUNCTION_ARGS)
 		nulls[20] = p99 < 0;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(datasync_reset_stats);
+
+/*
+ * reset_stats(name): start a pipeline's counters, latency histogram and
+ * throughput samples from zero (status, metrics).  Runs in progress count
+ * from where they were (never below zero).  Audited.
+ */
+Datum
+datasync_reset_stats(PG_FUNCTION_ARGS)
+{
+	DsApiCall	call;
+	Oid			caller = ds_api_enter(fcinfo, &call);
+	char	   *name = ds_arg_text(fcinfo, 0, "name");
+	PipelineRow r;
+	DsPipelineKey key;
+	DsPipelineSlot *slot;
+
+	SPI_connect();
+	r = pipeline_row(name, false);
+	ds_pipeline_key(&key, r.id, r.incarnation);
+	slot = ds_slot_find(&key);
+	if (slot)
+	{
+		/* the slot stays this pipeline's while the lock is held */
+		LWLockAcquire(DsShmem->lock, LW_SHARED);
+		if (ds_key_equal(&slot->key, &key))
+			ds_stats_reset(slot, false);
+		LWLockRelease(DsShmem->lock);
+	}
+	pipeline_audit(caller, "reset_stats", name, NULL);
+	SPI_finish();
+	ds_api_leave(&call);
 	PG_RETURN_VOID();
 }

@@ -240,9 +240,13 @@ job_start(DsPipelineSlot *slot, int64 pipeline_id, const char *pipeline,
 static int64
 run_count(DsPipelineSlot *slot, DsJobRequest *req, DsCounter c)
 {
+	uint64		now;
+
 	if (!req->started)
 		return 0;
-	return (int64) (ds_stats_read(slot, c) - req->base[c]);
+	now = ds_stats_read(slot, c);
+	/* reset_stats during the run: what came after it */
+	return (int64) (now >= req->base[c] ? now - req->base[c] : now);
 }
 
 /*

@@ -10,6 +10,8 @@
 #      p50 <= p99, throughput_rps is not negative, lag_ms is 0 once caught
 #      up, retained_wal_bytes and wal_status come from its slot, rejected
 #      and queue_size are 0;
+#      datasync.metrics has the same figures a row a metric; reset_stats
+#      starts them from zero (audited, 42704 for an unknown pipeline);
 #   2. lag_ms grows while the target holds a lock on the table (the batch
 #      waits there) and is 0 again once it is released;
 #   3. a manual pipeline: the first sync_now reports the rows its copy
@@ -55,6 +57,28 @@ is(src_q("SELECT rows_applied || '|' || rejected || '|' || queue_size FROM datas
 	'rows_applied counts the stream only; rejected and queue_size are 0');
 is(src_q("SELECT retained_wal_bytes >= 0 AND wal_status = 'reserved' FROM datasync.status WHERE name = 'rt'"), 't',
 	'the slot: retained WAL and wal_status');
+
+# datasync.metrics: the same figures, a row a metric
+is(src_q("SELECT value FROM datasync.metrics WHERE pipeline = 'rt' AND metric = 'rows_applied' AND labels = '{\"op\": \"update\"}'"),
+	'20', 'metrics: rows_applied{op=update}');
+is(src_q("SELECT count(DISTINCT metric) FROM datasync.metrics WHERE pipeline = 'rt'"
+	  . " AND metric IN ('sync_throughput', 'sync_latency', 'sync_errors', 'sync_conflicts', 'queue_size',"
+	  . " 'lag_bytes', 'lag_ms', 'slot_retained_wal_bytes', 'rows_copied', 'transactions')"),
+	'10', 'metrics: the seed\'s names, lag and the slot\'s WAL');
+is(src_q("SELECT string_agg(labels->>'quantile', ',' ORDER BY labels->>'quantile') FROM datasync.metrics"
+	  . " WHERE pipeline = 'rt' AND metric = 'sync_latency'"), '0.5,0.99', 'metrics: sync_latency by quantile');
+
+# reset_stats: counters from zero, audited; bad input refused
+src_q("SELECT datasync.reset_stats('rt')");
+is(src_q("SELECT rows_applied || '|' || rows_copied || '|' || transactions || '|' || (latency_p50_ms IS NULL)"
+	  . " FROM datasync.status WHERE name = 'rt'"), '0|0|0|true', 'reset_stats: counters and latency from zero');
+is(src_q("SELECT count(*) FROM datasync.audit_log WHERE action = 'reset_stats' AND object = 'pipeline rt'"), '1',
+	'reset_stats: audited');
+my ($rc, $out, $err) = $src->psql('postgres', "SELECT datasync.reset_stats('nope')", extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/42704/, 'reset_stats: an unknown pipeline is refused');
+src_q('UPDATE rt SET v = v + 1 WHERE id = 1');
+wait_for_sync($src, 'rt', 90);
+is(src_q("SELECT rows_applied FROM datasync.status WHERE name = 'rt'"), '1', 'reset_stats: counting goes on');
 
 # ---- 2. lag_ms while the target waits ---------------------------------------------
 my $lock = $tgt->background_psql('postgres');
