@@ -110,3 +110,80 @@ REVOKE ALL ON datasync.metrics FROM PUBLIC;
 REVOKE ALL ON FUNCTION datasync.reset_stats(text) FROM PUBLIC;
 GRANT SELECT ON datasync.metrics TO datasync_monitor;
 GRANT EXECUTE ON FUNCTION datasync.reset_stats(text) TO datasync_operator;
+
+/*
+ * Health checks, a row a pipeline and check: ok, warning or critical.
+ * The thresholds are the seed's (failure rate 0.1, conflict rate 0.05,
+ * latency 5000 ms) and, for the WAL a slot keeps, half and four fifths of
+ * max_slot_wal_keep_size (1 GB and 10 GB when it is unlimited).
+ */
+CREATE VIEW datasync.health AS
+    WITH s AS (
+        SELECT st.*, p.enabled,
+               pg_catalog.current_setting('max_slot_wal_keep_size') AS keep_setting,
+               CASE WHEN pg_catalog.current_setting('max_slot_wal_keep_size') = '-1' THEN NULL
+                    ELSE pg_catalog.pg_size_bytes(pg_catalog.current_setting('max_slot_wal_keep_size')) END AS keep_bytes
+          FROM datasync.status st JOIN datasync._pipelines p ON p.name = st.name
+    )
+    SELECT s.name AS pipeline, c.check_name AS "check", c.status, c.value, c.message
+      FROM s
+     CROSS JOIN LATERAL (VALUES
+           ('worker',
+            CASE WHEN s.state IN ('error') THEN 'critical'
+                 WHEN s.mode = 'realtime' AND s.enabled AND s.state <> 'error' AND s.worker_pid IS NULL THEN 'warning'
+                 ELSE 'ok' END,
+            s.worker_pid::double precision,
+            CASE WHEN s.mode = 'realtime' AND s.enabled AND s.state <> 'error' AND s.worker_pid IS NULL
+                 THEN 'a real-time pipeline without a worker' ELSE 'a worker runs when it should' END),
+           ('state',
+            CASE s.state WHEN 'error' THEN 'critical' WHEN 'retrying' THEN 'warning'
+                         WHEN 'paused' THEN 'warning' ELSE 'ok' END,
+            NULL::double precision,
+            'state ' || s.state),
+           ('lag',
+            CASE WHEN s.lag_ms >= 60000 THEN 'critical' WHEN s.lag_ms >= 5000 THEN 'warning' ELSE 'ok' END,
+            s.lag_ms,
+            'oldest change not on the target: ' || coalesce(round(s.lag_ms)::text || ' ms', 'no worker')),
+           ('failure_rate',
+            CASE WHEN s.errors::double precision / GREATEST(s.transactions + s.errors, 1) > 0.1
+                 THEN 'warning' ELSE 'ok' END,
+            s.errors::double precision / GREATEST(s.transactions + s.errors, 1),
+            s.errors || ' errors, ' || s.transactions || ' transactions'),
+           ('conflict_rate',
+            CASE WHEN s.conflicts::double precision / GREATEST(s.rows_applied + s.conflicts, 1) > 0.05
+                 THEN 'warning' ELSE 'ok' END,
+            s.conflicts::double precision / GREATEST(s.rows_applied + s.conflicts, 1),
+            s.conflicts || ' conflicts, ' || s.rows_applied || ' rows applied'),
+           ('retained_wal',
+            CASE WHEN s.wal_status IN ('unreserved', 'lost') THEN 'critical'
+                 WHEN s.retained_wal_bytes >= coalesce(s.keep_bytes * 0.8, 10737418240) THEN 'critical'
+                 WHEN s.retained_wal_bytes >= coalesce(s.keep_bytes * 0.5, 1073741824) THEN 'warning'
+                 ELSE 'ok' END,
+            s.retained_wal_bytes::double precision,
+            'the slot keeps ' || coalesce(pg_catalog.pg_size_pretty(s.retained_wal_bytes), 'no') || ' of WAL'
+            || coalesce(' (wal_status ' || s.wal_status || ')', '')
+            || CASE WHEN s.keep_bytes IS NULL THEN '; max_slot_wal_keep_size is unlimited'
+                    ELSE '; max_slot_wal_keep_size ' || s.keep_setting END)
+         ) c(check_name, status, value, message);
+COMMENT ON VIEW datasync.health IS 'health checks, a row a pipeline and check: ok, warning or critical';
+
+/* the checks as one document: {"status": the worst, "checks": [...]} */
+CREATE FUNCTION datasync.health()
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.jsonb_build_object(
+               'status', CASE max(CASE h.status WHEN 'critical' THEN 3 WHEN 'warning' THEN 2 ELSE 1 END)
+                             WHEN 3 THEN 'critical' WHEN 2 THEN 'warning' ELSE 'ok' END,
+               'checks', coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                   'pipeline', h.pipeline, 'check', h."check", 'status', h.status,
+                   'value', h.value, 'message', h.message) ORDER BY h.pipeline, h."check"), '[]'))
+      FROM datasync.health h
+$$;
+COMMENT ON FUNCTION datasync.health() IS 'the health checks as one document, with the worst status';
+
+REVOKE ALL ON datasync.health FROM PUBLIC;
+REVOKE ALL ON FUNCTION datasync.health() FROM PUBLIC;
+GRANT SELECT ON datasync.health TO datasync_monitor;
+GRANT EXECUTE ON FUNCTION datasync.health() TO datasync_monitor;

@@ -14,6 +14,9 @@
 #      starts them from zero (audited, 42704 for an unknown pipeline);
 #   2. lag_ms grows while the target holds a lock on the table (the batch
 #      waits there) and is 0 again once it is released;
+#      health: ok; critical (state, worker) while the pipeline is in error;
+#      after the fix and resume a warning for the failure rate (one error
+#      among few transactions), ok once more transactions went through;
 #   3. a manual pipeline: the first sync_now reports the rows its copy
 #      made (rows_copied in its outcome and in datasync.jobs), a later run
 #      none.
@@ -90,6 +93,26 @@ $lock->query_safe('COMMIT');
 $lock->quit;
 wait_for_sync($src, 'rt', 90);
 ok(poll_until($src, "SELECT lag_ms FROM datasync.status WHERE name = 'rt'", '0'), 'lag_ms: 0 again');
+
+# ---- health: critical while a pipeline is in error, ok after the fix --------
+is(src_q("SELECT datasync.health()->>'status'"), 'ok', 'health: ok');
+is(src_q("SELECT count(*) FROM datasync.health WHERE pipeline = 'rt'"), '6', 'health: six checks a pipeline');
+tgt_q('ALTER TABLE rt ADD CONSTRAINT small CHECK (v < 1000000)');
+src_q('UPDATE rt SET v = 5000000 WHERE id = 2');
+ok(poll_until($src, "SELECT state FROM datasync.status WHERE name = 'rt'", 'error'), 'a pipeline stops in error');
+is(src_q("SELECT datasync.health()->>'status'"), 'critical', 'health: critical');
+is(src_q("SELECT string_agg(\"check\", ',' ORDER BY \"check\") FROM datasync.health WHERE status = 'critical'"),
+	'state,worker', 'health: the state and worker checks say why');
+tgt_q('ALTER TABLE rt DROP CONSTRAINT small');
+src_q("SELECT datasync.resume('rt')");
+wait_for_sync($src, 'rt', 90);
+is(src_q("SELECT string_agg(\"check\" || ':' || status, ',' ORDER BY \"check\") FROM datasync.health"
+	  . " WHERE pipeline = 'rt' AND status <> 'ok'"), 'failure_rate:warning',
+	'health: after the fix, the one error is a high failure rate among few transactions');
+# the failure rate counts since the last reset_stats: more transactions dilute it
+src_q("DO \$\$BEGIN FOR i IN 1..30 LOOP UPDATE rt SET v = v + 1 WHERE id = 3; COMMIT; END LOOP; END\$\$");
+wait_for_sync($src, 'rt', 90);
+is(src_q("SELECT datasync.health()->>'status'"), 'ok', 'health: ok again after the fix, the resume and some traffic');
 
 # ---- 3. a manual pipeline: its first run's copy ----------------------------------
 src_q("SELECT datasync.create_pipeline('man', 't', ARRAY['man']::regclass[], mode => 'manual')");
