@@ -5,7 +5,7 @@
 #
 MODULE_big = datasync
 EXTENSION = datasync
-OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c src/api/*.c src/worker/*.c src/target/*.c))
+OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c src/api/*.c src/worker/*.c src/target/*.c src/monitor/*.c))
 # The install script of the current version (default_version of the control
 # file) is built from sql/parts/*.sql, in the order of their names; the
 # scripts of released versions and the upgrade scripts are files of sql/.
@@ -16,6 +16,7 @@ PGFILEDESC = "datasync - keep a target in sync with tables of this database"
 
 PG_CPPFLAGS = -I$(libpq_srcdir) -Isrc
 SHLIB_LINK_INTERNAL = $(libpq)
+SHLIB_LINK = -lmicrohttpd
 
 # pg_regress: test/sql/*.sql against test/expected/*.out, in one database
 # (results/ and regression.diffs land here): setup first (the helpers every

@@ -27,7 +27,7 @@ TEST_USER=postgres
 # and needs IPC::Run; IO::Pty for interactive_psql; prove comes with perl).
 PACKAGES=(
 	postgresql-15 postgresql-server-dev-15 postgresql-15-cron
-	libpq-dev libcurl4-openssl-dev
+	libpq-dev libcurl4-openssl-dev libmicrohttpd-dev curl
 	make gcc libc6-dev
 	perl libipc-run-perl libio-pty-perl
 	python3 python3-yaml

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * datasync.c
- *		Module load: parameters, shared memory and the launcher worker.
+ *		Module load: parameters, shared memory, the launcher and the metrics
+ *		worker.
  *
  * Copyright (c) 2026, datasync developers
  *
@@ -39,4 +40,5 @@ _PG_init(void)
 	ds_guc_init();
 	ds_shmem_init();
 	ds_launcher_register();
+	ds_httpd_register();
 }

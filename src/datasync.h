@@ -32,6 +32,8 @@ extern char *datasync_database;
 extern int	datasync_max_pipelines;
 extern int	datasync_naptime;
 extern char *datasync_source_conninfo;
+extern char *datasync_http_listen;
+extern int	datasync_http_port;
 
 extern void ds_guc_init(void);
 
@@ -42,6 +44,8 @@ extern void ds_shmem_init(void);
 extern PGDLLEXPORT void DatasyncLauncherMain(Datum main_arg);
 extern PGDLLEXPORT void DatasyncWorkerMain(Datum main_arg);
 extern void ds_launcher_register(void);
+extern PGDLLEXPORT void DatasyncHttpdMain(Datum main_arg);
+extern void ds_httpd_register(void);
 extern void ds_launcher_wakeup_at_commit(void);
 extern void ds_signal_at_commit(int64 pipeline_id, int64 incarnation);
 

@@ -73,5 +73,23 @@ ds_guc_init(void)
 							GUC_UNIT_BYTE | GUC_NOT_IN_SAMPLE,
 							NULL, NULL, NULL);
 
+	DefineCustomStringVariable("datasync.http_listen",
+							   "IPv4 address the metrics worker listens on (GET /metrics, /health, /).",
+							   NULL,
+							   &datasync_http_listen,
+							   "127.0.0.1",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("datasync.http_port",
+							"TCP port of the metrics worker; 0 turns it off.",
+							NULL,
+							&datasync_http_port,
+							9090, 0, 65535,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("datasync");
 }

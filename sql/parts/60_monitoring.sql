@@ -187,3 +187,11 @@ REVOKE ALL ON datasync.health FROM PUBLIC;
 REVOKE ALL ON FUNCTION datasync.health() FROM PUBLIC;
 GRANT SELECT ON datasync.health TO datasync_monitor;
 GRANT EXECUTE ON FUNCTION datasync.health() TO datasync_monitor;
+
+CREATE FUNCTION datasync.prometheus()
+RETURNS text
+AS 'MODULE_PATHNAME', 'datasync_prometheus'
+LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION datasync.prometheus() IS 'every pipeline''s figures in the Prometheus text format (the metrics worker serves it on GET /metrics)';
+REVOKE ALL ON FUNCTION datasync.prometheus() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION datasync.prometheus() TO datasync_monitor;

@@ -101,7 +101,8 @@ sub _sql_literal
 
 A new node set up for logical decoding with datasync preloaded
 (C<shared_preload_libraries>, C<wal_level = logical>, 20 slots, WAL senders and
-worker processes, C<datasync.database = 'postgres'>, C<log_min_messages = info>),
+worker processes, C<datasync.database = 'postgres'>, C<datasync.http_port = 0>: no
+metrics worker, C<log_min_messages = info>),
 plus any C<< key => value >> from C<%extra_conf> (values are quoted for you
 unless already in single quotes; they come last, so they override).  The node
 is started and C<CREATE EXTENSION datasync> has run in database C<postgres>.
@@ -125,6 +126,7 @@ sub source_node
 		"max_wal_senders = 20",
 		"max_worker_processes = 20",
 		"datasync.database = " . _conf_value($DBNAME),
+		"datasync.http_port = 0",
 		"log_min_messages = info");
 	push @conf, "$_ = " . _conf_value($extra_conf{$_})
 	  for sort keys %extra_conf;
