@@ -133,7 +133,8 @@ CREATE VIEW datasync.health AS
                  WHEN s.mode = 'realtime' AND s.enabled AND s.state <> 'error' AND s.worker_pid IS NULL THEN 'warning'
                  ELSE 'ok' END,
             s.worker_pid::double precision,
-            CASE WHEN s.mode = 'realtime' AND s.enabled AND s.state <> 'error' AND s.worker_pid IS NULL
+            CASE WHEN s.state = 'error' THEN 'stopped on an error: no worker until resume()'
+                 WHEN s.mode = 'realtime' AND s.enabled AND s.worker_pid IS NULL
                  THEN 'a real-time pipeline without a worker' ELSE 'a worker runs when it should' END),
            ('state',
             CASE s.state WHEN 'error' THEN 'critical' WHEN 'retrying' THEN 'warning'
@@ -148,12 +149,12 @@ CREATE VIEW datasync.health AS
             CASE WHEN s.errors::double precision / GREATEST(s.transactions + s.errors, 1) > 0.1
                  THEN 'warning' ELSE 'ok' END,
             s.errors::double precision / GREATEST(s.transactions + s.errors, 1),
-            s.errors || ' errors, ' || s.transactions || ' transactions'),
+            'errors: ' || s.errors || ', transactions: ' || s.transactions),
            ('conflict_rate',
             CASE WHEN s.conflicts::double precision / GREATEST(s.rows_applied + s.conflicts, 1) > 0.05
                  THEN 'warning' ELSE 'ok' END,
             s.conflicts::double precision / GREATEST(s.rows_applied + s.conflicts, 1),
-            s.conflicts || ' conflicts, ' || s.rows_applied || ' rows applied'),
+            'conflicts: ' || s.conflicts || ', rows applied: ' || s.rows_applied),
            ('retained_wal',
             CASE WHEN s.wal_status IN ('unreserved', 'lost') THEN 'critical'
                  WHEN s.retained_wal_bytes >= coalesce(s.keep_bytes * 0.8, 10737418240) THEN 'critical'

@@ -119,6 +119,12 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 	}
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 	{
+		/* a body is read and dropped; the answer comes after it */
+		if (*upload_data_size != 0)
+		{
+			*upload_data_size = 0;
+			return MHD_YES;
+		}
 		resp = MHD_create_response_from_buffer(sizeof(not_allowed) - 1, (void *) not_allowed,
 											   MHD_RESPMEM_PERSISTENT);
 		if (resp == NULL)
