@@ -386,6 +386,42 @@ skip_request_done(DsDecoder *d)
 }
 
 /*
+ * How often a worker with nothing open or in flight asks the target how far
+ * it flushed its WAL (while the last batches' durability is unknown; see
+ * docs/exactly-once.md, "Feedback confirms only what the target has made
+ * durable").
+ *
+ * Not only when a wait timed out: on a busy source the walsender sends a
+ * keepalive at each WAL flush, so the worker of a pipeline whose tables are
+ * idle may never wait a whole second.  Asking only then, it kept confirming
+ * the last batch known durable, before its keepalive positions (feedback_lsn
+ * takes them only once every target commit is durable), and its slot kept
+ * all WAL written since, other tables' included (issue 17).  Asking by the
+ * clock instead confirms keepalives within about a second; the feedback
+ * still never passes a target commit that is not durable.
+ */
+#define DS_DURABLE_REFRESH_MS 1000
+
+static TimestampTz LastDurableRefresh = 0;
+
+/* idle: time to learn how far the target flushed (see above)? */
+static bool
+durable_refresh_due(DsDecoder *d, int rc)
+{
+	TimestampTz now;
+
+	if (d->b.open || d->in_txn)
+		return false;
+	now = GetCurrentTimestamp();
+	if (!(rc & WL_TIMEOUT) &&
+		(d->b.inflight > 0 ||
+		 !TimestampDifferenceExceeds(LastDurableRefresh, now, DS_DURABLE_REFRESH_MS)))
+		return false;
+	LastDurableRefresh = now;
+	return true;
+}
+
+/*
  * One streaming pass; returns when the catalog changed or, for a manual or
  * scheduled pipeline, when its queued runs are done.
  */
@@ -498,9 +534,12 @@ stream_loop(DsDecoder *d, DsStream *s, MemoryContext msgcxt, uint32 generation,
 		/* confirmations of batches in flight (or the target went away) */
 		if (target_ready)
 			d->target->poll(d->target);
-		if ((rc & WL_TIMEOUT) && !d->b.open && !d->in_txn)
+		if (durable_refresh_due(d, rc))
 		{
-			/* quiet: learn how far the target flushed, and tell the source */
+			/*
+			 * quiet, or idle a second since we last asked (keepalives keep
+			 * coming): learn how far the target flushed, tell the source
+			 */
 			ds_stream_feedback(s, feedback_lsn(d, true), false);
 		}
 		CHECK_FOR_INTERRUPTS();
