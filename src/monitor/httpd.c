@@ -105,6 +105,7 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 {
 	static int	first_call;
 	static const char not_found[] = "not found\n";
+	static const char starting[] = "not ready yet: the worker has not read the figures\n";
 	static const char not_allowed[] = "only GET and HEAD\n";
 	struct MHD_Response *resp;
 	const Body *b = NULL;
@@ -142,11 +143,17 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 	else if (strcmp(url, "/") == 0)
 		b = &page_body;
 
-	if (b == NULL || b->data == NULL)
+	if (b == NULL)
 	{
 		resp = MHD_create_response_from_buffer(sizeof(not_found) - 1, (void *) not_found,
 											   MHD_RESPMEM_PERSISTENT);
-		status = b == NULL ? MHD_HTTP_NOT_FOUND : MHD_HTTP_SERVICE_UNAVAILABLE;
+		status = MHD_HTTP_NOT_FOUND;
+	}
+	else if (b->data == NULL)
+	{
+		resp = MHD_create_response_from_buffer(sizeof(starting) - 1, (void *) starting,
+											   MHD_RESPMEM_PERSISTENT);
+		status = MHD_HTTP_SERVICE_UNAVAILABLE;
 	}
 	else
 	{
@@ -155,7 +162,7 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 	}
 	if (resp == NULL)
 		return MHD_NO;
-	if (b != NULL)
+	if (b != NULL && b->data != NULL)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, b->type);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	ret = MHD_queue_response(conn, status, resp);
