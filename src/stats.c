@@ -177,8 +177,11 @@ ds_stats_sample(DsPipelineSlot *slot, TimestampTz now)
 	{
 		DsSample   *s = &slot->samples[slot->sample_next];
 
+		uint64		pending = pg_atomic_read_u64(&slot->oldest_pending);
+
 		s->at = now;
 		s->rows_applied = rows_applied(slot);
+		s->lag_ms = pending == 0 ? 0 : Max(0, (now - (TimestampTz) pending) / 1000.0);
 		slot->sample_next = (slot->sample_next + 1) % DS_SAMPLES;
 	}
 	SpinLockRelease(&slot->mutex);
@@ -191,7 +194,7 @@ ds_stats_sample(DsPipelineSlot *slot, TimestampTz now)
 double
 ds_stats_throughput(DsPipelineSlot *slot, TimestampTz now)
 {
-	DsSample	base = {0, 0};
+	DsSample	base = {0, 0, 0};
 	int			i;
 	long		secs;
 	int			usecs;

@@ -58,7 +58,7 @@ typedef struct DsLatency
 	pg_atomic_uint64 sum_us;	/* of all observations */
 } DsLatency;
 
-/* rows applied, sampled every DS_SAMPLE_MS over the last hour (a ring) */
+/* rows applied and lag, sampled every DS_SAMPLE_MS over the last hour (a ring) */
 #define DS_SAMPLE_MS 10000
 #define DS_SAMPLES 360
 
@@ -66,6 +66,7 @@ typedef struct DsSample
 {
 	TimestampTz at;				/* 0: empty */
 	uint64		rows_applied;
+	double		lag_ms;			/* as datasync.status.lag_ms */
 } DsSample;
 
 struct DsPipelineSlot;

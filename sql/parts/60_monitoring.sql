@@ -196,3 +196,88 @@ LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION datasync.prometheus() IS 'every pipeline''s figures in the Prometheus text format (the metrics worker serves it on GET /metrics)';
 REVOKE ALL ON FUNCTION datasync.prometheus() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION datasync.prometheus() TO datasync_monitor;
+
+/* the last hour of each pipeline's samples (every 10 s while its worker runs) */
+CREATE FUNCTION datasync._samples(
+    OUT pipeline_id bigint, OUT at timestamptz, OUT rows_applied bigint, OUT lag_ms double precision)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'datasync_samples'
+LANGUAGE C STRICT VOLATILE;
+
+/* a small line chart: xs in seconds of the last hour, ys scaled to their maximum */
+CREATE FUNCTION datasync._svg(xs double precision[], ys double precision[], color text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT '<svg xmlns="http://www.w3.org/2000/svg" width="300" height="60" viewBox="0 0 300 60">'
+           || '<rect width="300" height="60" fill="#f4f4f4"/>'
+           || '<polyline fill="none" stroke="' || color || '" stroke-width="1.5" points="'
+           || coalesce(string_agg(round((u.x / 3600 * 300)::numeric, 1) || ','
+                                  || round((58 - 54 * u.y / GREATEST(mm.m, 1e-9))::numeric, 1), ' ' ORDER BY u.i), '')
+           || '"/><text x="3" y="11" font-size="10" fill="#555">max ' || round(coalesce(mm.m, 0)::numeric, 1)
+           || '</text></svg>'
+      FROM unnest(xs, ys) WITH ORDINALITY AS u(x, y, i),
+           (SELECT max(v) AS m FROM unnest(ys) AS v) AS mm
+     GROUP BY mm.m
+$$;
+
+/*
+ * The status page of the metrics worker (GET /): one row a pipeline, with
+ * charts of throughput and lag over the last hour; no external assets,
+ * refreshing itself.
+ */
+CREATE FUNCTION datasync._status_page()
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH smp AS (
+        SELECT x.pipeline_id, x.at, x.lag_ms,
+               (x.rows_applied - lag(x.rows_applied) OVER w)
+               / NULLIF(extract(epoch FROM x.at - lag(x.at) OVER w), 0)::double precision AS rps
+          FROM datasync._samples() x
+        WINDOW w AS (PARTITION BY x.pipeline_id ORDER BY x.at)
+    ), charts AS (
+        SELECT pipeline_id,
+               datasync._svg(array_agg(extract(epoch FROM at - (now() - interval '1 hour'))::double precision ORDER BY at),
+                             array_agg(rps ORDER BY at), '#2962a8') AS rps_chart,
+               datasync._svg(array_agg(extract(epoch FROM at - (now() - interval '1 hour'))::double precision ORDER BY at),
+                             array_agg(lag_ms ORDER BY at), '#b35c00') AS lag_chart
+          FROM smp
+         WHERE rps IS NOT NULL AND at > now() - interval '1 hour'
+         GROUP BY pipeline_id
+    )
+    SELECT '<!DOCTYPE html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">'
+           || '<title>datasync</title><style>'
+           || 'body{font-family:system-ui,sans-serif;margin:2em;color:#222}'
+           || 'table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:4px 8px;text-align:right;vertical-align:middle}'
+           || 'td:first-child,th:first-child{text-align:left}.error{color:#b00;font-weight:bold}.retrying,.paused{color:#a60}'
+           || '.streaming{color:#070}</style></head><body><h1>datasync</h1>'
+           || '<p>' || count(s.name) || ' pipeline(s), ' || to_char(now(), 'YYYY-MM-DD HH24:MI:SS TZ')
+           || '. Charts: the last hour, rows applied a second and lag (ms).</p>'
+           || '<table><tr><th>pipeline</th><th>mode</th><th>state</th><th>lag</th><th>rows applied</th>'
+           || '<th>rows/s</th><th>p50 / p99 (ms)</th><th>errors</th><th>conflicts</th><th>retained WAL</th>'
+           || '<th>throughput</th><th>lag (ms)</th></tr>'
+           || coalesce(string_agg(format(
+                  '<tr><td>%s</td><td>%s</td><td class="%s">%s</td><td>%s</td><td>%s</td><td>%s</td>'
+                  || '<td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>',
+                  replace(replace(replace(replace(s.name, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'),
+                  s.mode, s.state, s.state,
+                  coalesce(pg_size_pretty(s.lag_bytes), '') || coalesce(' / ' || round(s.lag_ms) || ' ms', ''),
+                  s.rows_applied,
+                  coalesce(round(s.throughput_rps::numeric, 1)::text, ''),
+                  coalesce(round(s.latency_p50_ms::numeric, 1) || ' / ' || round(s.latency_p99_ms::numeric, 1), ''),
+                  s.errors, s.conflicts,
+                  coalesce(pg_size_pretty(s.retained_wal_bytes), ''),
+                  coalesce(c.rps_chart, ''), coalesce(c.lag_chart, '')), '' ORDER BY s.name), '')
+           || '</table></body></html>'
+      FROM datasync.status s
+      JOIN datasync._pipelines p ON p.name = s.name
+      LEFT JOIN charts c ON c.pipeline_id = p.id
+$$;
+
+REVOKE ALL ON FUNCTION datasync._samples(), datasync._svg(double precision[], double precision[], text),
+    datasync._status_page() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION datasync._samples(), datasync._svg(double precision[], double precision[], text),
+    datasync._status_page() TO datasync_monitor;

@@ -141,3 +141,51 @@ datasync_reset_stats(PG_FUNCTION_ARGS)
 	ds_api_leave(&call);
 	PG_RETURN_VOID();
 }
+
+PG_FUNCTION_INFO_V1(datasync_samples);
+
+/*
+ * _samples(): the last hour of each pipeline's samples (every 10 s while
+ * its worker runs): rows applied so far and lag_ms.  The status page
+ * draws its charts from them.
+ */
+Datum
+datasync_samples(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	List	   *keys;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (DsShmem == NULL)
+		PG_RETURN_VOID();
+	keys = ds_catalog_keys();
+	for (i = 0; i < DsShmem->nslots; i++)
+	{
+		DsPipelineSlot *slot = &DsShmem->slots[i];
+		DsPipelineKey key;
+		DsSample	samples[DS_SAMPLES];
+		int			j;
+
+		SpinLockAcquire(&slot->mutex);
+		key = slot->key;
+		memcpy(samples, slot->samples, sizeof(samples));
+		SpinLockRelease(&slot->mutex);
+		if (key.id == 0 || !ds_key_list_member(keys, &key))
+			continue;
+		for (j = 0; j < DS_SAMPLES; j++)
+		{
+			Datum		values[4];
+			bool		nulls[4] = {false, false, false, false};
+
+			if (samples[j].at == 0)
+				continue;
+			values[0] = Int64GetDatum(key.id);
+			values[1] = TimestampTzGetDatum(samples[j].at);
+			values[2] = Int64GetDatum((int64) samples[j].rows_applied);
+			values[3] = Float8GetDatum(samples[j].lag_ms);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
+	PG_RETURN_VOID();
+}

@@ -178,23 +178,6 @@ query_value(const char *sql)
 	return SPI_processed == 1 ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : NULL;
 }
 
-/* the status page: a table of the pipelines, refreshing itself */
-static const char page_sql[] =
-"SELECT '<!DOCTYPE html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\">"
-"<title>datasync</title><style>body{font-family:sans-serif;margin:2em}"
-"table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-"td:first-child,th:first-child{text-align:left}.error{color:#b00}.retrying,.paused{color:#a60}</style></head><body>"
-"<h1>datasync</h1><table><tr><th>pipeline</th><th>mode</th><th>state</th><th>lag</th><th>lag (ms)</th>"
-"<th>rows applied</th><th>rows/s</th><th>p50 (ms)</th><th>p99 (ms)</th><th>errors</th><th>conflicts</th>"
-"<th>retained WAL</th></tr>' || coalesce(string_agg(format("
-"'<tr><td>%s</td><td>%s</td><td class=\"%s\">%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>',"
-" replace(replace(replace(name, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), mode, state, state,"
-" coalesce(pg_size_pretty(lag_bytes), ''), coalesce(round(lag_ms)::text, ''), rows_applied,"
-" coalesce(round(throughput_rps::numeric, 1)::text, ''), coalesce(round(latency_p50_ms::numeric, 1)::text, ''),"
-" coalesce(round(latency_p99_ms::numeric, 1)::text, ''), errors, conflicts,"
-" coalesce(pg_size_pretty(retained_wal_bytes), '')), '' ORDER BY name), '')"
-" || '</table><p>' || now()::text || '</p></body></html>' FROM datasync.status";
-
 /*
  * Build the three bodies with SQL, in a transaction of our own, outside
  * MHD_run.  On an error the bodies say so (503) until the next refresh.
@@ -220,7 +203,7 @@ refresh_bodies(void)
 		metrics = query_value("SELECT datasync.prometheus()");
 		health = query_value("SELECT datasync.health()::text");
 		status = query_value("SELECT datasync.health()->>'status'");
-		page = query_value(page_sql);
+		page = query_value("SELECT datasync._status_page()");
 		if (metrics)
 			body_set(&metrics_body, metrics, strlen(metrics), MHD_HTTP_OK);
 		if (health)

@@ -12,7 +12,8 @@
 #      datasync.prometheus() and datasync.status;
 #   2. /health: 200 and "ok"; 503 and "critical" while the pipeline is in
 #      error; 200 again after the fix and resume (and some traffic);
-#   3. /: an HTML page naming the pipeline;
+#   3. /: an HTML page naming the pipeline (escaped), no external assets,
+#      and once the worker has two samples, charts of throughput and lag;
 #   4. what is not served: an unknown path (404), POST (405), a request
 #      line of 100 kB (refused, and the worker answers the next request);
 #      the worker never restarts meanwhile (same pid).
@@ -47,7 +48,7 @@ sub http
 sub http_until
 {
 	my ($path, $code_want, $re) = @_;
-	for (1 .. 300)
+	for (1 .. 600)
 	{
 		my ($code, $body) = http($path);
 		return ($code, $body) if $code == $code_want && $body =~ $re;
@@ -111,7 +112,12 @@ is($code, 200, '/health: 200 again after the fix and resume');
 # ---- 3. the status page -----------------------------------------------------------
 ($code, $body) = http('/');
 is($code, 200, '/: 200');
-like($body, qr/<!DOCTYPE html>.*web &quot;1&quot;|<!DOCTYPE html>.*web "1"/s, '/: an HTML page naming the pipeline');
+like($body, qr/<!DOCTYPE html>.*web &quot;1&quot;/s, '/: an HTML page naming the pipeline, escaped');
+unlike($body, qr/<(script|link|img)\b|https?:/i, '/: no external assets, no script');
+# the worker samples every 10 s: two samples make a chart of throughput and lag
+($code, $body) = http_until('/', 200, qr/<polyline[^>]*points="[\d.]+,[\d.]+ [\d.]+,[\d.]+/);
+like($body, qr/<svg.*<polyline[^>]*stroke="#2962a8"[^>]*points="[\d.]+,[\d.]+ [\d.]+,[\d.]+.*<svg.*stroke="#b35c00"/s,
+	'/: charts of throughput and lag over the last hour');
 
 # ---- 4. what is not served ----------------------------------------------------------
 ($code) = http('/nope');
