@@ -202,7 +202,7 @@ CREATE FUNCTION datasync._samples(
     OUT pipeline_id bigint, OUT at timestamptz, OUT rows_applied bigint, OUT lag_ms double precision)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'datasync_samples'
-LANGUAGE C STRICT VOLATILE;
+LANGUAGE C STRICT VOLATILE SET search_path = pg_catalog, pg_temp;
 
 /* a small line chart: xs in seconds of the last hour, ys scaled to their maximum */
 CREATE FUNCTION datasync._svg(xs double precision[], ys double precision[], color text)
