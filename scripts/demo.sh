@@ -314,6 +314,7 @@ cat <<EOF
     target:             psql -h $DEMO -p $TGT_PORT -U $OS_USER $DB
     (as root, -U $OS_USER is needed: the clusters have no role "root";
      or: runuser -u $OS_USER -- psql -h $DEMO -p $SRC_PORT $DB)
+    status page:        http://127.0.0.1:9090/   (also /metrics and /health; datasync.http_port)
     logs:               $DEMO/source.log, $DEMO/target.log
     stop them:          runuser -u $OS_USER -- $PGBIN/pg_ctl -D $SRC stop
                         runuser -u $OS_USER -- $PGBIN/pg_ctl -D $TGT stop
