@@ -165,6 +165,18 @@ rows_applied(DsPipelineSlot *slot)
 		ds_stats_read(slot, DS_STAT_ROWS_DELETED);
 }
 
+/*
+ * How long ago the oldest change received and not yet on the target was
+ * committed on the source, in ms; 0 when there is none (status lag_ms).
+ */
+double
+ds_stats_lag_ms(DsPipelineSlot *slot, TimestampTz now)
+{
+	uint64		pending = pg_atomic_read_u64(&slot->oldest_pending);
+
+	return pending == 0 ? 0 : Max(0, (now - (TimestampTz) pending) / 1000.0);
+}
+
 /* the worker: a sample every DS_SAMPLE_MS into the ring */
 void
 ds_stats_sample(DsPipelineSlot *slot, TimestampTz now)
@@ -177,11 +189,9 @@ ds_stats_sample(DsPipelineSlot *slot, TimestampTz now)
 	{
 		DsSample   *s = &slot->samples[slot->sample_next];
 
-		uint64		pending = pg_atomic_read_u64(&slot->oldest_pending);
-
 		s->at = now;
 		s->rows_applied = rows_applied(slot);
-		s->lag_ms = pending == 0 ? 0 : Max(0, (now - (TimestampTz) pending) / 1000.0);
+		s->lag_ms = ds_stats_lag_ms(slot, now);
 		slot->sample_next = (slot->sample_next + 1) % DS_SAMPLES;
 	}
 	SpinLockRelease(&slot->mutex);

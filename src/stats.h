@@ -77,6 +77,7 @@ extern void ds_stats_reset(struct DsPipelineSlot *slot, bool init);
 extern void ds_stats_latency(struct DsPipelineSlot *slot, double ms, uint64 n);
 extern void ds_stats_decay(struct DsPipelineSlot *slot, TimestampTz now);
 extern double ds_stats_latency_quantile(struct DsPipelineSlot *slot, double q);
+extern double ds_stats_lag_ms(struct DsPipelineSlot *slot, TimestampTz now);
 extern void ds_stats_sample(struct DsPipelineSlot *slot, TimestampTz now);
 extern double ds_stats_throughput(struct DsPipelineSlot *slot, TimestampTz now);
 

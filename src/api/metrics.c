@@ -54,7 +54,6 @@ datasync_worker_stats(PG_FUNCTION_ARGS)
 		Datum		values[21];
 		bool		nulls[21];
 		TimestampTz now = GetCurrentTimestamp();
-		uint64		pending;
 		double		p50;
 		double		p99;
 
@@ -89,10 +88,7 @@ datasync_worker_stats(PG_FUNCTION_ARGS)
 		values[14] = Int64GetDatum((int64) ds_stats_read(slot, DS_STAT_ROWS_COPIED));
 		values[15] = Int64GetDatum((int64) ds_stats_read(slot, DS_STAT_REJECTED));
 		values[16] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->queue_size));
-		/* lag_ms: the oldest change the worker has and the target has not */
-		pending = pg_atomic_read_u64(&slot->oldest_pending);
-		values[17] = Float8GetDatum(pending == 0 ? 0.0 :
-									Max(0, (now - (TimestampTz) pending) / 1000.0));
+		values[17] = Float8GetDatum(ds_stats_lag_ms(slot, now));
 		nulls[17] = copy.pid == 0;
 		values[18] = Float8GetDatum(ds_stats_throughput(slot, now));
 		nulls[18] = copy.pid == 0;

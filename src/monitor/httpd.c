@@ -170,7 +170,7 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 	return ret;
 }
 
-/* one value of a query run in the refresh, or NULL */
+/* the first value of the one row of a query run in the refresh, or NULL */
 static char *
 query_value(const char *sql)
 {
@@ -201,8 +201,9 @@ refresh_bodies(void)
 
 		SPI_connect();
 		metrics = query_value("SELECT datasync.prometheus()");
-		health = query_value("SELECT datasync.health()::text");
-		status = query_value("SELECT datasync.health()->>'status'");
+		/* the checks once, their document and its worst status */
+		health = query_value("SELECT h::text, h->>'status' FROM datasync.health() h");
+		status = health ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2) : NULL;
 		page = query_value("SELECT datasync._status_page()");
 		if (metrics)
 			body_set(&metrics_body, metrics, strlen(metrics), MHD_HTTP_OK);
